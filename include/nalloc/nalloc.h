@@ -1,0 +1,288 @@
+/* nalloc/nalloc.h - the public host API of nalloc (C11, usable from C++ and CUDA).
+ *
+ * nalloc is an arena allocator for GPU zero-knowledge provers. A prover runs the same phases on
+ * every proof: it builds gigabytes of polynomial vectors, keeps secret witness data, and makes
+ * short-lived scratch buffers. nalloc gives each of those its own arena: one large reservation,
+ * made once and reused for every proof, from which an allocation is a single atomic bump of an
+ * offset. Nothing is returned to the OS between proofs, so nothing page-faults back in; every
+ * block is aligned for NTT/FFT kernels; the witness arena is zeroed in one pass before it is
+ * reused or released.
+ *
+ * Lifetimes are coarse on purpose. Blocks are not freed one by one: a phase takes a mark, and a
+ * rollback to that mark releases everything allocated after it; a reset releases everything; a
+ * wipe zeroes everything ever handed out and then resets. The most recent block can be freed or
+ * resized in place, which is what a growing vector or a Rust GlobalAlloc needs.
+ *
+ * Thread safety. nalloc_alloc*, nalloc_free_last, nalloc_resize_last, nalloc_mark_get and
+ * nalloc_arena_stats may be called from any number of threads at once on the same arena.
+ * nalloc_rollback, nalloc_reset, nalloc_wipe and nalloc_arena_destroy are phase boundaries: the
+ * caller guarantees that no other thread is using the arena's memory or allocating from it while
+ * they run (they serialize among themselves, so two of them never corrupt the arena, but a block
+ * handed out concurrently with a reset may be handed out again after it).
+ *
+ * Errors. Functions that return a pointer return NULL on failure and set the thread-local
+ * nalloc_last_error(); functions that return nalloc_status return it directly (and set
+ * nalloc_last_error() too). No input makes nalloc abort, and a refused call leaves the arena as it
+ * was.
+ */
+#ifndef NALLOC_NALLOC_H
+#define NALLOC_NALLOC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define NALLOC_VERSION_MAJOR 0
+#define NALLOC_VERSION_MINOR 1
+#define NALLOC_VERSION_PATCH 0
+
+#if defined(NALLOC_STATIC_DEFINE) || !defined(__GNUC__)
+#define NALLOC_API
+#else
+#define NALLOC_API __attribute__((visibility("default")))
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes
+ * ------------------------------------------------------------------------------------------- */
+
+typedef enum nalloc_status {
+    NALLOC_OK = 0,
+    NALLOC_ERR_INVALID,     /* a bad argument or configuration: NULL, zero size, bad alignment */
+    NALLOC_ERR_NOMEM,       /* the arena has no room left for this request */
+    NALLOC_ERR_OS,          /* the OS refused (mmap, madvise, mlock...); errno is kept */
+    NALLOC_ERR_CUDA,        /* a CUDA call failed; nalloc_cuda_error_string() says which */
+    NALLOC_ERR_NO_DEVICE,   /* no CUDA driver or no device */
+    NALLOC_ERR_UNSUPPORTED, /* not built in, or the kernel lacks it */
+    NALLOC_ERR_STATE        /* stale mark, wrong arena, destroyed object, not the last block */
+} nalloc_status;
+
+/* A static, human-readable description of `status`; never NULL. */
+NALLOC_API const char *nalloc_strerror(nalloc_status status);
+
+/* The reason for the most recent failure on this thread: the last NULL returned to it, or the
+ * last non-OK status. Successful calls leave it unchanged. */
+NALLOC_API nalloc_status nalloc_last_error(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Arena configuration
+ * ------------------------------------------------------------------------------------------- */
+
+/* What an arena holds; selects the defaults nalloc_arena_config_init fills in. */
+typedef enum nalloc_kind {
+    NALLOC_KIND_POLY = 0, /* polynomial vectors: huge pages, 4 KiB alignment for large vectors */
+    NALLOC_KIND_WITNESS,  /* secret witness data: locked, no-dump, wipe-on-fork, wiped on destroy */
+    NALLOC_KIND_SCRATCH,  /* per-phase temporaries */
+    NALLOC_KIND_COUNT
+} nalloc_kind;
+
+/* Where an arena's memory lives. */
+typedef enum nalloc_memory {
+    NALLOC_MEMORY_HOST = 0, /* pageable host memory: one mmap reservation with guard pages */
+    NALLOC_MEMORY_PINNED,   /* the same mapping, page-locked with cudaHostRegister */
+    NALLOC_MEMORY_DEVICE    /* one cudaMalloc block on config.device */
+} nalloc_memory;
+
+/* Features an arena may ask for (nalloc_arena_config.flags). Each feature that the OS or the build
+ * refuses is reported in nalloc_stats.missing; with NALLOC_FLAG_STRICT it fails creation instead. */
+enum nalloc_flag {
+    NALLOC_FLAG_POPULATE = 1u << 0,        /* prefault every page at creation (MADV_POPULATE_WRITE) */
+    NALLOC_FLAG_HUGEPAGES = 1u << 1,       /* MADV_HUGEPAGE on the mapping (default for POLY) */
+    NALLOC_FLAG_LOCK = 1u << 2,            /* mlock2(MLOCK_ONFAULT): never swapped (WITNESS) */
+    NALLOC_FLAG_NODUMP = 1u << 3,          /* MADV_DONTDUMP: not in core dumps (WITNESS) */
+    NALLOC_FLAG_WIPEONFORK = 1u << 4,      /* MADV_WIPEONFORK: a forked child sees zeros (WITNESS) */
+    NALLOC_FLAG_WIPE_ON_DESTROY = 1u << 5, /* nalloc_wipe before the memory is released (WITNESS) */
+    NALLOC_FLAG_WIPE_AT_EXIT = 1u << 6,    /* wiped at process exit if still alive (WITNESS) */
+    NALLOC_FLAG_SECRET = 1u << 7,          /* memfd_secret backing: out of the kernel direct map */
+    NALLOC_FLAG_STRICT = 1u << 8,          /* a refused feature fails creation */
+    NALLOC_FLAG_PIN_FALLBACK = 1u << 9,    /* PINNED without a driver: locked host memory instead */
+    NALLOC_FLAG_NORESERVE = 1u << 10       /* MAP_NORESERVE: address space only (sizing dry runs) */
+};
+
+/* Everything nalloc_arena_create needs. Always fill it with nalloc_arena_config_init first, then
+ * change the fields you care about: fields added in later versions get their defaults that way. */
+typedef struct nalloc_arena_config {
+    nalloc_kind kind;       /* selects defaults; WITNESS also selects the secure-wipe discipline */
+    nalloc_memory memory;   /* where the memory lives */
+    size_t capacity;        /* bytes the arena can hand out; the mapping is rounded up to pages */
+    size_t default_align;   /* bytes, power of two: alignment of nalloc_alloc below the threshold
+                               (default 64 on the host, 256 on the device) */
+    size_t large_threshold; /* bytes: nalloc_alloc requests of at least this size use large_align
+                               (default 1 MiB, NALLOC_LARGE_THRESHOLD) */
+    size_t large_align;     /* bytes, power of two (default 4096, NALLOC_LARGE_ALIGN) */
+    unsigned flags;         /* NALLOC_FLAG_* (defaults depend on kind) */
+    size_t guard_size;      /* bytes of PROT_NONE on each side of a host mapping; rounded up to
+                               the page size; 0 means one page */
+    void *fixed_address;    /* host: place the arena's first byte exactly here (MAP_FIXED_NOREPLACE;
+                               a clash fails with NALLOC_ERR_OS/EEXIST); NULL: anywhere */
+    size_t redzone;         /* bytes of poisoned gap after every block in sanitizer builds; 0: none */
+    int device;             /* device: CUDA device ordinal (default 0) */
+    double device_fraction; /* device, when capacity is 0: this fraction (0, 1] of free memory */
+    size_t device_slack;    /* device: bytes always left free for kernel loading (default 256 MiB) */
+    size_t pin_chunk;       /* pinned: bytes registered per cudaHostRegister call (default 1 GiB) */
+    const char *name;       /* for statistics and NVTX; copied; NULL: named after the kind */
+} nalloc_arena_config;
+
+/* Fill `config` with the defaults for `kind` and `memory`, and the given capacity in bytes. */
+NALLOC_API void nalloc_arena_config_init(nalloc_arena_config *config, nalloc_kind kind,
+                                         nalloc_memory memory, size_t capacity);
+
+/* ---------------------------------------------------------------------------------------------
+ * Arenas
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct nalloc_arena nalloc_arena;
+
+/* Reserve an arena as `config` describes. On success *out is the arena; on failure *out is NULL
+ * and nothing is left reserved. */
+NALLOC_API nalloc_status nalloc_arena_create(const nalloc_arena_config *config, nalloc_arena **out);
+
+/* Release the arena and its memory. An arena with NALLOC_FLAG_WIPE_ON_DESTROY (every witness
+ * arena, by default) is wiped first. A destroyed arena is refused with NALLOC_ERR_STATE by every
+ * later call, as long as its handle slot has not been reused by a newer arena. An arena that
+ * belongs to a nalloc_ctx is destroyed with the context, not alone (NALLOC_ERR_STATE). */
+NALLOC_API nalloc_status nalloc_arena_destroy(nalloc_arena *arena);
+
+/* Allocate `size` bytes at the arena's policy alignment: default_align, or large_align when size
+ * is at least large_threshold. NULL on failure (zero size: NALLOC_ERR_INVALID; no room:
+ * NALLOC_ERR_NOMEM). A failed request consumes nothing. Never an overlapping or out-of-bounds
+ * block, whatever the input. The memory is not zeroed (see nalloc_alloc_zeroed). */
+NALLOC_API void *nalloc_alloc(nalloc_arena *arena, size_t size);
+
+/* Allocate `size` bytes aligned to `align`, any power of two (NALLOC_ERR_INVALID otherwise). An
+ * alignment larger than the room left fails with NALLOC_ERR_NOMEM. */
+NALLOC_API void *nalloc_alloc_aligned(nalloc_arena *arena, size_t size, size_t align);
+
+/* calloc for arenas: count * size bytes (overflow: NALLOC_ERR_INVALID) at `align` (0: the policy
+ * alignment), reading as zero. Only bytes that were handed out before (and not wiped since) are
+ * cleared; fresh pages are zero already. Host and pinned arenas; device arenas are cleared with a
+ * synchronous cudaMemset. */
+NALLOC_API void *nalloc_alloc_zeroed(nalloc_arena *arena, size_t count, size_t size, size_t align);
+
+/* Give back the most recent block: `ptr` with the `size` it was allocated with. Refused with
+ * NALLOC_ERR_STATE when it is not the last block, or when a mark was taken after it. The
+ * alignment padding in front of the block stays in use until the next rollback or reset. */
+NALLOC_API nalloc_status nalloc_free_last(nalloc_arena *arena, void *ptr, size_t size);
+
+/* Grow or shrink the most recent block in place, from old_size to new_size bytes (new_size > 0).
+ * NALLOC_ERR_STATE when it is not the last block (or a mark was taken after it), NALLOC_ERR_NOMEM
+ * when the arena has no room to grow; the block is unchanged on failure. */
+NALLOC_API nalloc_status nalloc_resize_last(nalloc_arena *arena, void *ptr, size_t old_size,
+                                            size_t new_size);
+
+/* realloc for host and pinned arenas: resize in place when ptr is the most recent block, otherwise
+ * allocate new_size bytes at `align` (0: policy), copy min(old_size, new_size) bytes and leave the
+ * old block in place until the next rollback or reset. ptr == NULL allocates. NULL on failure, and
+ * the old block is untouched. */
+NALLOC_API void *nalloc_realloc(nalloc_arena *arena, void *ptr, size_t old_size, size_t new_size,
+                                size_t align);
+
+/* A position in an arena to roll back to. The fields are private. */
+typedef struct nalloc_mark {
+    uint64_t arena_uid; /* private: which arena */
+    uint64_t epoch;     /* private: rollbacks done before the mark was taken */
+    uint64_t generation;/* private: resets and wipes done before the mark was taken */
+    size_t offset;      /* private: bytes in use when the mark was taken */
+} nalloc_mark;
+
+/* The arena's current position. A NULL or destroyed arena gives a mark no rollback accepts. */
+NALLOC_API nalloc_mark nalloc_mark_get(nalloc_arena *arena);
+
+/* Release everything allocated since `mark` was taken. Refused with NALLOC_ERR_STATE (arena
+ * untouched) when the mark is stale: taken before a reset or wipe, taken on another arena, or
+ * taken at a position that an earlier rollback already released. Rolling back to the same mark
+ * again is allowed. */
+NALLOC_API nalloc_status nalloc_rollback(nalloc_arena *arena, nalloc_mark mark);
+
+/* Release everything; every mark taken so far becomes stale. The memory is not zeroed. */
+NALLOC_API void nalloc_reset(nalloc_arena *arena);
+
+/* Zero, in one pass, every byte handed out since the last wipe, up to the high-water mark rather
+ * than just the current offset, with a store the compiler cannot elide (explicit_bzero on the
+ * host, a memset kernel on the device, synchronized before returning); then reset. */
+NALLOC_API nalloc_status nalloc_wipe(nalloc_arena *arena);
+
+/* ---------------------------------------------------------------------------------------------
+ * Statistics
+ * ------------------------------------------------------------------------------------------- */
+
+#define NALLOC_STATS_VERSION 1
+
+typedef struct nalloc_stats {
+    uint32_t version;       /* NALLOC_STATS_VERSION of the library that filled it */
+    uint32_t struct_size;   /* sizeof(nalloc_stats) of the library that filled it */
+    const char *name;       /* the arena's name; valid while the arena lives */
+    nalloc_kind kind;
+    nalloc_memory memory;
+    size_t capacity;        /* bytes the arena can hand out */
+    size_t used;            /* bytes handed out now, alignment padding included */
+    size_t high_water;      /* most bytes in use at once since creation */
+    size_t allocations;     /* successful allocation calls since creation */
+    size_t failures;        /* requests that returned NULL (or were refused), whatever the reason */
+    size_t padding;         /* alignment bytes skipped by successful allocations since creation */
+    size_t resets;          /* nalloc_reset calls (wipes excluded) */
+    size_t rollbacks;       /* successful nalloc_rollback calls */
+    size_t wipes;           /* nalloc_wipe calls, including the one on destroy */
+    size_t wiped_bytes;     /* bytes zeroed by those wipes */
+    size_t reserved;        /* bytes of address space or device memory held, guards included */
+    size_t guard_size;      /* bytes of PROT_NONE on each side (0 for device arenas) */
+    uintptr_t base;         /* address of the first byte (a device address for device arenas) */
+    uint64_t layout_digest; /* hash of every (offset, size) handed out since creation: equal
+                               sequences of requests give equal digests, run after run */
+    double pin_seconds;     /* pinned: seconds cudaHostRegister took at creation */
+    unsigned requested;     /* NALLOC_FLAG_* the arena was created with */
+    unsigned missing;       /* requested features that are not in force */
+    bool guard_pages;       /* PROT_NONE guards on both sides are in place */
+    bool populated;         /* every page was prefaulted at creation */
+    bool huge_pages;        /* MADV_HUGEPAGE was accepted */
+    bool locked;            /* the pages are locked (never swapped) */
+    bool no_dump;           /* MADV_DONTDUMP was accepted */
+    bool wipe_on_fork;      /* MADV_WIPEONFORK was accepted */
+    bool wipe_on_destroy;   /* the arena is wiped before its memory is released */
+    bool secret;            /* memfd_secret backing: out of the kernel's direct map */
+    bool pinned;            /* page-locked and registered with CUDA */
+    bool pin_fallback;      /* PINNED was asked for, but it is locked host memory (no driver) */
+} nalloc_stats;
+
+/* Fill *stats with a snapshot of the arena. Concurrent allocations may or may not be counted. */
+NALLOC_API nalloc_status nalloc_arena_stats(const nalloc_arena *arena, nalloc_stats *stats);
+
+/* Print the arena's statistics to `stream` (NULL: stderr), one line per group of fields. This is
+ * also what NALLOC_VERBOSE=1 in the environment prints when an arena is destroyed. */
+NALLOC_API nalloc_status nalloc_arena_print_stats(const nalloc_arena *arena, FILE *stream);
+
+/* ---------------------------------------------------------------------------------------------
+ * The three-arena partition
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct nalloc_ctx nalloc_ctx;
+
+/* One configuration per kind, indexed by nalloc_kind. An arena with capacity 0 is not created. */
+typedef struct nalloc_ctx_config {
+    nalloc_arena_config arenas[NALLOC_KIND_COUNT];
+} nalloc_ctx_config;
+
+/* Fill `config` with each kind's defaults in `memory`, sized in bytes. */
+NALLOC_API void nalloc_ctx_config_init(nalloc_ctx_config *config, nalloc_memory memory,
+                                       size_t poly_capacity, size_t witness_capacity,
+                                       size_t scratch_capacity);
+
+/* Create the polynomial, witness and scratch arenas, each in its own mapping. All or nothing. */
+NALLOC_API nalloc_status nalloc_ctx_create(const nalloc_ctx_config *config, nalloc_ctx **out);
+
+/* The context's arena of `kind`; NULL (NALLOC_ERR_INVALID) for a bad kind or one not created. */
+NALLOC_API nalloc_arena *nalloc_ctx_arena(nalloc_ctx *ctx, nalloc_kind kind);
+
+/* Destroy the three arenas (the witness arena is wiped first) and the context. */
+NALLOC_API nalloc_status nalloc_ctx_destroy(nalloc_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NALLOC_NALLOC_H */

@@ -1,0 +1,618 @@
+/* src/arena.c - arenas: creation, allocation, marks, reset, wipe, destruction.
+ *
+ * An arena is a bump region over memory a backing reserved once. Allocation is nalloc_bump_reserve
+ * (one CAS on the offset) plus thread-private statistics; nothing else runs on that path, and no
+ * lock is taken, so any number of threads allocate at once.
+ *
+ * Everything that moves the offset down is a phase boundary and runs under the arena's control
+ * lock: rollback to a mark, reset, wipe, destroy. Two facts make those cheap and safe:
+ *
+ *  - The high-water mark and the dirty extent (bytes handed out since the last wipe) are kept
+ *    lazily. Between two downward moves the offset only grows, so its peak is the value just
+ *    before a downward move; we fold that value in at each downward move (and when reading
+ *    statistics) instead of on every allocation.
+ *
+ *  - A mark is (arena uid, generation, epoch, offset). Reset and wipe bump the generation, so
+ *    older marks are refused. A rollback to offset T at epoch E releases every byte from T up, so
+ *    a mark taken before E at an offset above T points into released memory and is stale. The
+ *    arena keeps those rollbacks as records (epoch, target) with increasing targets (a later
+ *    rollback to a lower target hides earlier ones): a mark is stale if the first record after
+ *    its epoch has a target below its offset. When more records would be kept than fit, the two
+ *    oldest merge into one that answers conservatively: a very old mark may be refused, never a
+ *    stale one obeyed. free_last and resize_last may not move the offset below the newest mark
+ *    (mark_floor), so marks stay meaningful without recording them.
+ */
+#include "internal.h"
+#include "track.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------------------------------------
+ * Configuration
+ * ------------------------------------------------------------------------------------------- */
+
+static const char *const kind_names[NALLOC_KIND_COUNT] = {"poly", "witness", "scratch"};
+
+void nalloc_arena_config_init(nalloc_arena_config *c, nalloc_kind kind, nalloc_memory memory,
+                              size_t capacity)
+{
+    if (c == NULL)
+        return;
+    memset(c, 0, sizeof *c);
+    c->kind = kind;
+    c->memory = memory;
+    c->capacity = capacity;
+    c->default_align = na_option_get(memory == NALLOC_MEMORY_DEVICE ? NA_OPTION_DEVICE_ALIGN
+                                                                    : NA_OPTION_HOST_ALIGN);
+    c->large_threshold = na_option_get(NA_OPTION_LARGE_THRESHOLD);
+    c->large_align = na_option_get(NA_OPTION_LARGE_ALIGN);
+    c->guard_size = na_option_get(NA_OPTION_GUARD_SIZE);
+    c->device_slack = na_option_get(NA_OPTION_DEVICE_SLACK);
+    c->pin_chunk = na_option_get(NA_OPTION_PIN_CHUNK);
+    bool host_pages = memory != NALLOC_MEMORY_DEVICE;
+    switch (kind) {
+    case NALLOC_KIND_POLY:
+        c->flags = host_pages ? NALLOC_FLAG_HUGEPAGES : 0;
+        break;
+    case NALLOC_KIND_WITNESS:
+        c->flags = NALLOC_FLAG_WIPE_ON_DESTROY | NALLOC_FLAG_WIPE_AT_EXIT;
+        if (host_pages)
+            c->flags |= NALLOC_FLAG_LOCK | NALLOC_FLAG_NODUMP | NALLOC_FLAG_WIPEONFORK;
+        break;
+    default:
+        c->flags = 0;
+        break;
+    }
+}
+
+static nalloc_status check_config(const nalloc_arena_config *c)
+{
+    if ((unsigned)c->kind >= NALLOC_KIND_COUNT || (unsigned)c->memory > NALLOC_MEMORY_DEVICE)
+        return NALLOC_ERR_INVALID;
+    if (!nalloc_is_pow2(c->default_align) || !nalloc_is_pow2(c->large_align))
+        return NALLOC_ERR_INVALID;
+    if (c->flags & ~(unsigned)NA_KNOWN_FLAGS)
+        return NALLOC_ERR_INVALID;
+    if (c->capacity == 0 && !(c->memory == NALLOC_MEMORY_DEVICE && c->device_fraction > 0))
+        return NALLOC_ERR_INVALID;
+    return NALLOC_OK;
+}
+
+static const na_backing *backing_for(nalloc_memory memory)
+{
+    switch (memory) {
+    case NALLOC_MEMORY_HOST:
+        return &na_backing_host;
+#if defined(NALLOC_HAVE_CUDA)
+    case NALLOC_MEMORY_PINNED:
+        return &na_backing_pinned;
+    case NALLOC_MEMORY_DEVICE:
+        return &na_backing_device;
+#endif
+    default:
+        return NULL;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Creation and destruction
+ * ------------------------------------------------------------------------------------------- */
+
+/* At process exit, zero every live host-accessible arena that asked for it. Only the memory is
+ * touched, not the arena's state: other threads may still be running, and zeroing twice is
+ * harmless. Device arenas are left to the driver, which tears their context down at exit; the
+ * CUDA runtime may already be unloaded by the time this runs. */
+static void wipe_one_at_exit(void *handle, void *unused)
+{
+    nalloc_arena *a = handle;
+    (void)unused;
+    if (!na_arena_alive(a) || !(a->config.flags & NALLOC_FLAG_WIPE_AT_EXIT) ||
+        !a->backing->host_accessible)
+        return;
+    size_t end = nalloc_atomic_load(&a->dirty_end);
+    size_t offset = nalloc_atomic_load(&a->bump.offset);
+    if (offset > end)
+        end = offset;
+    if (end > 0) {
+        na_track_wipe_begin(a, end);
+        a->backing->zero(a, 0, end, NULL);
+    }
+}
+
+static void wipe_all_at_exit(void)
+{
+    na_handle_foreach(wipe_one_at_exit, NULL);
+}
+
+static void register_exit_wipe(void)
+{
+    atexit(wipe_all_at_exit); /* if registration fails, destroy-time wipes still happen */
+}
+
+nalloc_status nalloc_arena_create(const nalloc_arena_config *config, nalloc_arena **out)
+{
+    if (out == NULL)
+        return na_set_error(NALLOC_ERR_INVALID);
+    *out = NULL;
+    if (config == NULL)
+        return na_set_error(NALLOC_ERR_INVALID);
+    nalloc_status st = check_config(config);
+    if (st != NALLOC_OK)
+        return na_set_error(st);
+    const na_backing *backing = backing_for(config->memory);
+    if (backing == NULL)
+        return na_set_error(NALLOC_ERR_UNSUPPORTED);
+
+    static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
+    if (config->flags & NALLOC_FLAG_WIPE_AT_EXIT)
+        pthread_once(&exit_once, register_exit_wipe);
+
+    nalloc_arena *a = na_handle_alloc();
+    if (a == NULL)
+        return na_set_error(NALLOC_ERR_OS);
+    na_trace_push("nalloc_arena_create", NULL);
+    a->config = *config;
+    const char *name = config->name ? config->name : kind_names[config->kind];
+    snprintf(a->name, sizeof a->name, "%s", name);
+    a->config.name = a->name;
+    a->backing = backing;
+    a->on_alloc = backing->on_alloc;
+    a->default_align = config->default_align;
+    a->large_threshold = config->large_threshold;
+    a->large_align = config->large_align;
+    a->uid = na_next_uid();
+    a->secret_fd = -1;
+    a->shared_slot.owner = NA_SLOT_SHARED;
+    pthread_mutex_init(&a->control, NULL);
+
+    st = backing->create(a);
+    if (st != NALLOC_OK) {
+        int err = errno;
+        pthread_mutex_destroy(&a->control);
+        na_handle_free(a);
+        na_trace_pop();
+        errno = err;
+        return na_set_error(st);
+    }
+    /* Memory that is not fresh (device memory) is dirty from the start. */
+    a->dirty_end = backing->fresh_is_zero ? 0 : a->bump.capacity;
+    na_track_create(a);
+    __atomic_store_n(&a->magic, NA_MAGIC_ARENA, __ATOMIC_RELEASE);
+    na_trace_pop();
+    *out = a;
+    return NALLOC_OK;
+}
+
+/* Fold the current offset into the lazy high-water mark and dirty extent; returns the offset. */
+static size_t settle(nalloc_arena *a)
+{
+    size_t offset = nalloc_atomic_load(&a->bump.offset);
+    nalloc_atomic_max(&a->high_water, offset);
+    nalloc_atomic_max(&a->dirty_end, offset);
+    return offset;
+}
+
+/* Move the offset down to `target` and make every mark above it stale (control lock held). */
+static void release_to(nalloc_arena *a, size_t target, size_t from)
+{
+    na_track_release(a, target, from);
+    nalloc_atomic_store(&a->bump.offset, target);
+    nalloc_atomic_store(&a->mark_floor, target);
+    if (a->backing->on_release)
+        a->backing->on_release(a, target);
+}
+
+/* Everything from the generation on is forgotten: marks, history, offset (control lock held). */
+static void reset_locked(nalloc_arena *a)
+{
+    size_t offset = settle(a);
+    release_to(a, 0, offset);
+    __atomic_fetch_add(&a->generation, 1, __ATOMIC_RELAXED);
+    a->history_len = 0;
+}
+
+static nalloc_status wipe_locked(nalloc_arena *a, void *stream)
+{
+    settle(a);
+    size_t end = nalloc_atomic_load(&a->dirty_end);
+    if (end > 0) {
+        na_track_wipe_begin(a, end);
+        nalloc_status st = a->backing->zero(a, 0, end, stream);
+        if (st != NALLOC_OK)
+            return st;
+    }
+    reset_locked(a);
+    nalloc_atomic_store(&a->dirty_end, 0);
+    __atomic_fetch_add(&a->wipes, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->wiped_bytes, end, __ATOMIC_RELAXED);
+    return NALLOC_OK;
+}
+
+nalloc_status na_arena_destroy(nalloc_arena *a)
+{
+    na_trace_push("nalloc_arena_destroy", a);
+    pthread_mutex_lock(&a->control);
+    if (!na_arena_alive(a)) { /* lost a race with another destroy */
+        pthread_mutex_unlock(&a->control);
+        na_trace_pop();
+        return na_set_error(NALLOC_ERR_STATE);
+    }
+    nalloc_status st = NALLOC_OK;
+    if (a->config.flags & NALLOC_FLAG_WIPE_ON_DESTROY)
+        st = wipe_locked(a, NULL);
+    if (na_option_get(NA_OPTION_VERBOSE))
+        nalloc_arena_print_stats(a, stderr);
+    /* A witness arena whose wipe failed (a device fault) is still released: keeping it would leak
+     * the memory and the secret both. The failure is reported. */
+    __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
+    na_track_destroy(a);
+    a->backing->destroy(a);
+    pthread_mutex_unlock(&a->control);
+    pthread_mutex_destroy(&a->control);
+    na_handle_free(a);
+    na_trace_pop();
+    return st == NALLOC_OK ? NALLOC_OK : na_set_error(st);
+}
+
+nalloc_status nalloc_arena_destroy(nalloc_arena *a)
+{
+    nalloc_status st = na_arena_check(a);
+    if (st != NALLOC_OK)
+        return na_set_error(st);
+    if (a->owner != NULL)
+        return na_set_error(NALLOC_ERR_STATE);
+    return na_arena_destroy(a);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Allocation
+ * ------------------------------------------------------------------------------------------- */
+
+static void *fail(nalloc_arena *a, nalloc_status status)
+{
+    if (na_arena_alive(a))
+        __atomic_fetch_add(&a->failures, 1, __ATOMIC_RELAXED);
+    na_set_error(status);
+    return NULL;
+}
+
+/* The allocation path: one CAS, the thread's statistics, the tool hooks. */
+static inline void *alloc_at(nalloc_arena *a, size_t size, size_t align)
+{
+    size_t begin, pad;
+    if (na_unlikely(size == 0))
+        return fail(a, NALLOC_ERR_INVALID);
+    if (na_unlikely(!nalloc_bump_reserve(&a->bump, size, align, &begin, &pad)))
+        return fail(a, NALLOC_ERR_NOMEM);
+    na_stats_note_alloc(a, begin, size, pad);
+    if (a->on_alloc)
+        a->on_alloc(a, begin, size);
+    void *p = (void *)(a->bump.base + begin);
+    na_track_alloc(a, p, size);
+    return p;
+}
+
+static inline size_t policy_align(const nalloc_arena *a, size_t size)
+{
+    return size >= a->large_threshold ? a->large_align : a->default_align;
+}
+
+void *nalloc_alloc(nalloc_arena *a, size_t size)
+{
+    nalloc_status st = na_arena_check(a);
+    if (na_unlikely(st != NALLOC_OK))
+        return fail(NULL, st);
+    return alloc_at(a, size, policy_align(a, size));
+}
+
+void *nalloc_alloc_aligned(nalloc_arena *a, size_t size, size_t align)
+{
+    nalloc_status st = na_arena_check(a);
+    if (na_unlikely(st != NALLOC_OK))
+        return fail(NULL, st);
+    if (na_unlikely(!nalloc_is_pow2(align)))
+        return fail(a, NALLOC_ERR_INVALID);
+    return alloc_at(a, size, align);
+}
+
+void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t align)
+{
+    nalloc_status st = na_arena_check(a);
+    if (st != NALLOC_OK)
+        return fail(NULL, st);
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes) || (align != 0 && !nalloc_is_pow2(align)))
+        return fail(a, NALLOC_ERR_INVALID);
+    /* Bytes at or above the dirty extent were never handed out since the last wipe. Allocations
+     * racing with this one only hand out bytes above ours, so the extent read now is enough. */
+    size_t dirty = nalloc_atomic_load(&a->dirty_end);
+    char *p = alloc_at(a, bytes, align ? align : policy_align(a, bytes));
+    if (p == NULL)
+        return NULL;
+    size_t begin = (size_t)((uintptr_t)p - a->bump.base);
+    if (begin < dirty) {
+        size_t len = dirty - begin < bytes ? dirty - begin : bytes;
+        st = a->backing->zero(a, begin, len, NULL);
+        if (st != NALLOC_OK) {
+            nalloc_free_last(a, p, bytes); /* best effort: the block is unusable either way */
+            return fail(a, st);
+        }
+    }
+    return p;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The most recent block
+ * ------------------------------------------------------------------------------------------- */
+
+/* Move the end of the block at [begin, begin + old_size) to begin + new_size, if it is the last. */
+static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size)
+{
+    nalloc_status st = na_arena_check(a);
+    if (st != NALLOC_OK)
+        return st;
+    uintptr_t p = (uintptr_t)ptr;
+    size_t capacity = a->bump.capacity;
+    if (ptr == NULL || p < a->bump.base || p - a->bump.base > capacity)
+        return NALLOC_ERR_INVALID;
+    size_t begin = (size_t)(p - a->bump.base);
+    if (old_size > capacity - begin)
+        return NALLOC_ERR_INVALID;
+    if (new_size > capacity - begin)
+        return NALLOC_ERR_NOMEM;
+    size_t old_end = begin + old_size, new_end = begin + new_size;
+    if (begin < nalloc_atomic_load(&a->mark_floor))
+        return NALLOC_ERR_STATE; /* a mark was taken after the block */
+    size_t seen = old_end;
+    if (new_end < old_end) { /* the bytes given back count as used and dirty until a wipe */
+        nalloc_atomic_max(&a->high_water, old_end);
+        nalloc_atomic_max(&a->dirty_end, old_end);
+    }
+    while (!nalloc_atomic_cas(&a->bump.offset, &seen, new_end)) {
+        if (seen != old_end)
+            return NALLOC_ERR_STATE; /* not the most recent block */
+    }
+    na_track_resize(a, ptr, old_size, new_size);
+    if (new_end < old_end && a->backing->on_release)
+        a->backing->on_release(a, new_end);
+    return NALLOC_OK;
+}
+
+nalloc_status nalloc_free_last(nalloc_arena *a, void *ptr, size_t size)
+{
+    nalloc_status st = move_last_end(a, ptr, size, 0);
+    return st == NALLOC_OK ? st : na_set_error(st);
+}
+
+nalloc_status nalloc_resize_last(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size)
+{
+    nalloc_status st = new_size == 0 ? NALLOC_ERR_INVALID : move_last_end(a, ptr, old_size, new_size);
+    if (st == NALLOC_ERR_NOMEM && na_arena_alive(a))
+        __atomic_fetch_add(&a->failures, 1, __ATOMIC_RELAXED);
+    return st == NALLOC_OK ? st : na_set_error(st);
+}
+
+void *nalloc_realloc(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size, size_t align)
+{
+    nalloc_status st = na_arena_check(a);
+    if (st != NALLOC_OK)
+        return fail(NULL, st);
+    if (!a->backing->host_accessible)
+        return fail(a, NALLOC_ERR_UNSUPPORTED);
+    if (new_size == 0 || (align != 0 && !nalloc_is_pow2(align)))
+        return fail(a, NALLOC_ERR_INVALID);
+    if (ptr == NULL)
+        return alloc_at(a, new_size, align ? align : policy_align(a, new_size));
+    if ((align == 0 || (uintptr_t)ptr % align == 0) &&
+        move_last_end(a, ptr, old_size, new_size) == NALLOC_OK)
+        return ptr;
+    uintptr_t p = (uintptr_t)ptr;
+    if (p < a->bump.base || p - a->bump.base > a->bump.capacity ||
+        old_size > a->bump.capacity - (p - a->bump.base))
+        return fail(a, NALLOC_ERR_INVALID);
+    void *q = alloc_at(a, new_size, align ? align : policy_align(a, new_size));
+    if (q != NULL)
+        memcpy(q, ptr, old_size < new_size ? old_size : new_size);
+    return q;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Marks, rollback, reset, wipe
+ * ------------------------------------------------------------------------------------------- */
+
+nalloc_mark nalloc_mark_get(nalloc_arena *a)
+{
+    nalloc_mark m = {0, 0, 0, 0};
+    nalloc_status st = na_arena_check(a);
+    if (st != NALLOC_OK) {
+        na_set_error(st);
+        return m; /* uid 0 belongs to no arena: every rollback refuses it */
+    }
+    m.arena_uid = a->uid;
+    m.generation = __atomic_load_n(&a->generation, __ATOMIC_RELAXED);
+    m.epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
+    m.offset = nalloc_atomic_load(&a->bump.offset);
+    nalloc_atomic_max(&a->mark_floor, m.offset);
+    return m;
+}
+
+/* Did a rollback after the mark was taken release the place it points to? (control lock held) */
+static bool mark_released(const nalloc_arena *a, nalloc_mark m)
+{
+    for (unsigned i = 0; i < a->history_len; i++)
+        if (a->history[i].epoch > m.epoch)
+            return a->history[i].target < m.offset;
+    return false;
+}
+
+static void history_push(nalloc_arena *a, uint64_t epoch, size_t target)
+{
+    while (a->history_len > 0 && a->history[a->history_len - 1].target >= target)
+        a->history_len--;
+    if (a->history_len == NA_ROLLBACK_HISTORY) {
+        /* Merge the two oldest records into (newer epoch, older target): exact for marks older
+         * than both, conservative (may refuse a live mark) for marks between them. */
+        a->history[1].target = a->history[0].target;
+        memmove(&a->history[0], &a->history[1], (NA_ROLLBACK_HISTORY - 1) * sizeof a->history[0]);
+        a->history_len--;
+    }
+    a->history[a->history_len++] = (na_rollback_record){epoch, target};
+    na_assert_expensive(a->history_len == 1 ||
+                        a->history[a->history_len - 2].target < a->history[a->history_len - 1].target);
+}
+
+nalloc_status nalloc_rollback(nalloc_arena *a, nalloc_mark m)
+{
+    nalloc_status st = na_arena_check(a);
+    if (st != NALLOC_OK)
+        return na_set_error(st);
+    if (m.arena_uid != a->uid || m.generation != __atomic_load_n(&a->generation, __ATOMIC_RELAXED))
+        return na_set_error(NALLOC_ERR_STATE);
+
+    pthread_mutex_lock(&a->control);
+    size_t offset = settle(a);
+    if (!na_arena_alive(a) || m.generation != a->generation || m.offset > offset ||
+        mark_released(a, m)) {
+        pthread_mutex_unlock(&a->control);
+        return na_set_error(NALLOC_ERR_STATE);
+    }
+    release_to(a, m.offset, offset);
+    uint64_t epoch = __atomic_add_fetch(&a->epoch, 1, __ATOMIC_RELAXED);
+    history_push(a, epoch, m.offset);
+    __atomic_fetch_add(&a->rollbacks, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&a->control);
+    return NALLOC_OK;
+}
+
+void nalloc_reset(nalloc_arena *a)
+{
+    nalloc_status st = na_arena_check(a);
+    if (st != NALLOC_OK) {
+        na_set_error(st);
+        return;
+    }
+    na_trace_push("nalloc_reset", a);
+    pthread_mutex_lock(&a->control);
+    if (na_arena_alive(a)) {
+        reset_locked(a);
+        __atomic_fetch_add(&a->resets, 1, __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&a->control);
+    na_trace_pop();
+}
+
+nalloc_status na_arena_wipe(nalloc_arena *a, void *stream)
+{
+    nalloc_status st = na_arena_check(a);
+    if (st != NALLOC_OK)
+        return na_set_error(st);
+    na_trace_push("nalloc_wipe", a);
+    pthread_mutex_lock(&a->control);
+    st = na_arena_alive(a) ? wipe_locked(a, stream) : NALLOC_ERR_STATE;
+    pthread_mutex_unlock(&a->control);
+    na_trace_pop();
+    return st == NALLOC_OK ? st : na_set_error(st);
+}
+
+nalloc_status nalloc_wipe(nalloc_arena *a)
+{
+    return na_arena_wipe(a, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Statistics
+ * ------------------------------------------------------------------------------------------- */
+
+nalloc_status nalloc_arena_stats(const nalloc_arena *a, nalloc_stats *s)
+{
+    nalloc_status st = na_arena_check(a);
+    if (st == NALLOC_OK && s == NULL)
+        st = NALLOC_ERR_INVALID;
+    if (st != NALLOC_OK)
+        return na_set_error(st);
+    memset(s, 0, sizeof *s);
+    s->version = NALLOC_STATS_VERSION;
+    s->struct_size = sizeof *s;
+    s->name = a->name;
+    s->kind = a->config.kind;
+    s->memory = a->config.memory;
+    s->capacity = a->bump.capacity;
+    s->used = nalloc_atomic_load(&a->bump.offset);
+    size_t hw = nalloc_atomic_load(&a->high_water);
+    s->high_water = hw > s->used ? hw : s->used;
+    for (int i = -1; i < NA_STAT_SLOTS; i++) {
+        const na_stat_slot *slot = i < 0 ? &a->shared_slot : &a->slots[i];
+        s->allocations += __atomic_load_n(&slot->allocations, __ATOMIC_RELAXED);
+        s->padding += __atomic_load_n(&slot->padding, __ATOMIC_RELAXED);
+        s->layout_digest += __atomic_load_n(&slot->digest, __ATOMIC_RELAXED);
+    }
+    s->failures = __atomic_load_n(&a->failures, __ATOMIC_RELAXED);
+    s->resets = __atomic_load_n(&a->resets, __ATOMIC_RELAXED);
+    s->rollbacks = __atomic_load_n(&a->rollbacks, __ATOMIC_RELAXED);
+    s->wipes = __atomic_load_n(&a->wipes, __ATOMIC_RELAXED);
+    s->wiped_bytes = __atomic_load_n(&a->wiped_bytes, __ATOMIC_RELAXED);
+    s->reserved = a->reserved;
+    s->guard_size = a->guard_size;
+    s->base = a->bump.base;
+    s->pin_seconds = a->pin_seconds;
+    s->requested = a->config.flags;
+    s->missing = a->config.flags & NA_FEATURE_FLAGS & ~a->in_force;
+    s->guard_pages = a->guard_pages;
+    s->populated = (a->in_force & NALLOC_FLAG_POPULATE) != 0;
+    s->huge_pages = (a->in_force & NALLOC_FLAG_HUGEPAGES) != 0;
+    s->locked = (a->in_force & NALLOC_FLAG_LOCK) != 0 || a->pinned;
+    s->no_dump = (a->in_force & NALLOC_FLAG_NODUMP) != 0;
+    s->wipe_on_fork = (a->in_force & NALLOC_FLAG_WIPEONFORK) != 0;
+    s->wipe_on_destroy = (a->config.flags & NALLOC_FLAG_WIPE_ON_DESTROY) != 0;
+    s->secret = (a->in_force & NALLOC_FLAG_SECRET) != 0;
+    s->pinned = a->pinned;
+    s->pin_fallback = a->pin_fallback;
+    return NALLOC_OK;
+}
+
+static const char *memory_name(nalloc_memory m)
+{
+    static const char *const names[] = {"host", "pinned", "device"};
+    return (unsigned)m <= NALLOC_MEMORY_DEVICE ? names[m] : "?";
+}
+
+/* Append " name" for each flag in `flags` to buf. */
+static void flag_names(unsigned flags, char *buf, size_t len)
+{
+    static const char *const names[] = {"populate", "huge-pages", "lock", "no-dump", "wipe-on-fork",
+                                        "wipe-on-destroy", "wipe-at-exit", "secret", "strict",
+                                        "pin-fallback", "noreserve"};
+    size_t used = 0;
+    buf[0] = '\0';
+    for (unsigned i = 0; i < sizeof names / sizeof names[0] && used < len; i++)
+        if (flags & (1u << i))
+            used += (size_t)snprintf(buf + used, len - used, " %s", names[i]);
+}
+
+nalloc_status nalloc_arena_print_stats(const nalloc_arena *a, FILE *out)
+{
+    nalloc_stats s;
+    nalloc_status st = nalloc_arena_stats(a, &s);
+    if (st != NALLOC_OK)
+        return st;
+    if (out == NULL)
+        out = stderr;
+    char in_force[160], missing[160];
+    flag_names(a->in_force | (s.requested & ~(unsigned)NA_FEATURE_FLAGS), in_force, sizeof in_force);
+    flag_names(s.missing, missing, sizeof missing);
+    fprintf(out,
+            "nalloc: arena '%s' (%s, %s)\n"
+            "  capacity %zu  used %zu  high-water %zu  reserved %zu\n"
+            "  allocations %zu  failures %zu  padding %zu\n"
+            "  rollbacks %zu  resets %zu  wipes %zu  wiped %zu bytes\n"
+            "  in force:%s%s%s\n"
+            "  missing:%s\n",
+            s.name, kind_names[s.kind], memory_name(s.memory), s.capacity, s.used, s.high_water,
+            s.reserved, s.allocations, s.failures, s.padding, s.rollbacks, s.resets, s.wipes,
+            s.wiped_bytes, s.guard_pages ? " guard-pages" : "", s.pinned ? " pinned" : "",
+            in_force, s.missing ? missing : " none");
+    return NALLOC_OK;
+}

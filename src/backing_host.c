@@ -1,0 +1,139 @@
+/* src/backing_host.c - host arenas: one mmap reservation each, guarded on both sides.
+ *
+ * The reservation is the arena's capacity rounded up to whole pages, between two PROT_NONE
+ * guards, so each arena is its own mapping and an access that runs off either end faults instead
+ * of reaching a neighbouring arena. Arenas of 2 MiB or more get a 2 MiB-aligned base, so the
+ * kernel can back them with transparent huge pages from the first byte (MADV_HUGEPAGE when asked,
+ * the default for polynomial arenas).
+ *
+ * Protections are applied in an order that makes them compose: lock before populate (locked
+ * pages are then faulted in locked), no-dump and wipe-on-fork on the whole usable range. Each one
+ * the kernel refuses is left out of a->in_force; the arena still works unless NALLOC_FLAG_STRICT
+ * asks for all or nothing. A memfd_secret arena is a shared mapping, so wipe-on-fork and huge
+ * pages do not apply to it and are reported missing if asked for.
+ */
+#include "internal.h"
+#include "prim.h"
+
+#include <errno.h>
+
+#define NA_HUGE_PAGE ((size_t)2 << 20)
+
+static na_mapping mapping_of(const nalloc_arena *a)
+{
+    na_mapping m = {
+        .start = a->map_start,
+        .length = a->reserved,
+        .base = (char *)a->map_start + a->guard_size,
+        .size = a->reserved - 2 * a->guard_size,
+        .guard = a->guard_size,
+        .fd = a->secret_fd,
+    };
+    return m;
+}
+
+/* Try one feature: on success mark it in force; on failure remember the first error. */
+static void apply(nalloc_arena *a, unsigned flag, int err, int *first_err)
+{
+    if (err == 0)
+        a->in_force |= flag;
+    else if (*first_err == 0)
+        *first_err = err;
+}
+
+static nalloc_status host_create(nalloc_arena *a)
+{
+    const nalloc_arena_config *c = &a->config;
+    size_t page = na_prim_page_size();
+    size_t size, guard;
+    if (!nalloc_round_up(c->capacity, page, &size))
+        return NALLOC_ERR_INVALID;
+    if (!nalloc_round_up(c->guard_size ? c->guard_size : page, page, &guard))
+        return NALLOC_ERR_INVALID;
+    size_t align = size >= NA_HUGE_PAGE ? NA_HUGE_PAGE : page;
+    unsigned want = c->flags;
+    unsigned prim_flags = (want & NALLOC_FLAG_NORESERVE) ? NA_PRIM_NORESERVE : 0;
+
+    na_mapping m;
+    int first_err = 0;
+    int err = ENOSYS;
+    if (want & NALLOC_FLAG_SECRET) {
+        err = na_prim_map(size, align, guard, c->fixed_address, prim_flags | NA_PRIM_SECRET, &m);
+        if (err == 0)
+            a->in_force |= NALLOC_FLAG_SECRET;
+        else if (err == ENOSYS || err == EINVAL || err == EPERM)
+            first_err = err; /* no secretmem here: ordinary memory, reported missing */
+        else {
+            errno = err;
+            return NALLOC_ERR_OS;
+        }
+    }
+    if (err != 0) {
+        err = na_prim_map(size, align, guard, c->fixed_address, prim_flags, &m);
+        if (err != 0) {
+            errno = err;
+            return NALLOC_ERR_OS;
+        }
+    }
+    a->map_start = m.start;
+    a->reserved = m.length;
+    a->guard_size = m.guard;
+    a->guard_pages = m.guard > 0;
+    a->secret_fd = m.fd;
+
+    bool secret = (a->in_force & NALLOC_FLAG_SECRET) != 0;
+    if (want & NALLOC_FLAG_HUGEPAGES)
+        apply(a, NALLOC_FLAG_HUGEPAGES, secret ? EINVAL : na_prim_hugepage(m.base, m.size),
+              &first_err);
+    if (want & NALLOC_FLAG_LOCK)
+        apply(a, NALLOC_FLAG_LOCK, na_prim_lock(m.base, m.size), &first_err);
+    if (want & NALLOC_FLAG_NODUMP)
+        apply(a, NALLOC_FLAG_NODUMP, na_prim_dontdump(m.base, m.size), &first_err);
+    if (want & NALLOC_FLAG_WIPEONFORK)
+        apply(a, NALLOC_FLAG_WIPEONFORK, secret ? EINVAL : na_prim_wipeonfork(m.base, m.size),
+              &first_err);
+    if (want & NALLOC_FLAG_POPULATE)
+        apply(a, NALLOC_FLAG_POPULATE, na_prim_populate(m.base, m.size), &first_err);
+
+    unsigned missing = want & NA_FEATURE_FLAGS & ~a->in_force;
+    if (missing && (want & NALLOC_FLAG_STRICT)) {
+        na_prim_unmap(&m);
+        a->map_start = NULL;
+        errno = first_err;
+        return (first_err == ENOSYS || first_err == EINVAL) ? NALLOC_ERR_UNSUPPORTED : NALLOC_ERR_OS;
+    }
+    if (!nalloc_bump_init(&a->bump, (uintptr_t)m.base, c->capacity)) {
+        na_prim_unmap(&m);
+        a->map_start = NULL;
+        return NALLOC_ERR_INVALID;
+    }
+    return NALLOC_OK;
+}
+
+static void host_destroy(nalloc_arena *a)
+{
+    if (a->map_start == NULL)
+        return;
+    na_mapping m = mapping_of(a);
+    if (a->in_force & NALLOC_FLAG_LOCK)
+        na_prim_unlock(m.base, m.size);
+    na_prim_unmap(&m);
+    a->map_start = NULL;
+    a->secret_fd = -1;
+}
+
+static nalloc_status host_zero(nalloc_arena *a, size_t offset, size_t length, void *stream)
+{
+    (void)stream;
+    na_prim_zero((char *)a->bump.base + offset, length);
+    return NALLOC_OK;
+}
+
+const na_backing na_backing_host = {
+    .name = "host",
+    .create = host_create,
+    .destroy = host_destroy,
+    .zero = host_zero,
+    .fresh_is_zero = true,
+    .host_accessible = true,
+};

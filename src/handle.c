@@ -1,0 +1,93 @@
+/* src/handle.c - where arena and context headers live.
+ *
+ * A header is not malloc'd: it lives in a slot of a process-wide slab that is never returned to
+ * the OS. A destroyed arena's slot keeps a dead magic number, so a later call through the stale
+ * pointer reads mapped memory, finds the magic wrong and is refused with NALLOC_ERR_STATE instead
+ * of reading freed memory (which AddressSanitizer would report, and which could crash). Freed
+ * slots are reused oldest-first, which keeps that detection window as long as the slab allows;
+ * once a slot is reused, a stale pointer aliases the new arena and cannot be told apart. The same
+ * slab lets thread exit and process exit visit every live arena without a separate registry.
+ *
+ * Slots are NA_HANDLE_SIZE bytes, cache-line aligned, in chunks of NA_HANDLE_CHUNK mapped as
+ * needed. Creation and destruction take one mutex; nothing on the allocation path does.
+ */
+#include "internal.h"
+
+#include <string.h>
+#include <sys/mman.h>
+
+#define NA_HANDLE_SIZE ((sizeof(struct nalloc_arena) + NA_CACHE_LINE - 1) & ~(size_t)(NA_CACHE_LINE - 1))
+#define NA_HANDLE_CHUNK 32
+
+typedef struct chunk {
+    struct chunk *next; /* older chunk */
+    unsigned used;      /* slots handed out at least once, from the front */
+    char pad[NA_CACHE_LINE - sizeof(struct chunk *) - sizeof(unsigned)];
+    /* NA_HANDLE_CHUNK slots follow */
+} chunk;
+
+/* A free slot: the dead magic first (what a stale caller reads), then the queue link. */
+typedef struct free_slot {
+    uint64_t magic;
+    struct free_slot *next;
+} free_slot;
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static chunk *chunks;                       /* newest first */
+static free_slot *free_head, *free_tail;    /* FIFO: the oldest freed slot is reused first */
+
+static void *slot_at(chunk *c, unsigned i)
+{
+    return (char *)(c + 1) + (size_t)i * NA_HANDLE_SIZE;
+}
+
+void *na_handle_alloc(void)
+{
+    void *h = NULL;
+    pthread_mutex_lock(&lock);
+    if (chunks != NULL && chunks->used < NA_HANDLE_CHUNK) {
+        h = slot_at(chunks, chunks->used++);
+    } else if (free_head != NULL) {
+        free_slot *f = free_head;
+        free_head = f->next;
+        if (free_head == NULL)
+            free_tail = NULL;
+        h = f;
+    } else {
+        size_t bytes = sizeof(chunk) + NA_HANDLE_CHUNK * NA_HANDLE_SIZE;
+        void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p != MAP_FAILED) {
+            chunk *c = p;
+            c->next = chunks;
+            chunks = c;
+            h = slot_at(c, c->used++);
+        }
+    }
+    pthread_mutex_unlock(&lock);
+    if (h != NULL)
+        memset(h, 0, NA_HANDLE_SIZE);
+    return h;
+}
+
+void na_handle_free(void *handle)
+{
+    free_slot *f = handle;
+    pthread_mutex_lock(&lock);
+    __atomic_store_n(&f->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
+    f->next = NULL;
+    if (free_tail != NULL)
+        free_tail->next = f;
+    else
+        free_head = f;
+    free_tail = f;
+    pthread_mutex_unlock(&lock);
+}
+
+void na_handle_foreach(void (*fn)(void *handle, void *arg), void *arg)
+{
+    pthread_mutex_lock(&lock);
+    for (chunk *c = chunks; c != NULL; c = c->next)
+        for (unsigned i = 0; i < c->used; i++)
+            fn(slot_at(c, i), arg);
+    pthread_mutex_unlock(&lock);
+}

@@ -1,0 +1,290 @@
+/* src/internal.h - what the library's files share and nobody outside sees.
+ *
+ * An arena is a header (struct nalloc_arena) plus memory that a backing provides. The header holds
+ * the bump region, the alignment policy and the bookkeeping for marks, wipes and statistics; the
+ * backing (host mmap, pinned host, CUDA device) only reserves, zeroes and releases. Arena logic in
+ * arena.c never calls mmap or CUDA: it goes through the backing table below, and backings go
+ * through the platform layer (prim.h) or the CUDA runtime.
+ *
+ * Headers live in slots of a process-wide slab that is never unmapped (handle.c), so a call on a
+ * destroyed arena reads a dead magic number instead of freed memory.
+ *
+ * Statistics that change on every allocation (count, padding, layout digest) are kept per thread
+ * in stat slots (stats.c): a thread claims a slot in an arena once and then adds to it with plain
+ * stores, because two more locked instructions would triple the cost of an allocation.
+ *
+ * Everything here is prefixed na_. Functions are hidden: only nalloc_* is exported.
+ */
+#ifndef NALLOC_INTERNAL_H
+#define NALLOC_INTERNAL_H
+
+#include "nalloc/bump.h"
+#include "nalloc/nalloc.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Compiler helpers ---- */
+
+#define na_likely(x) __builtin_expect(!!(x), 1)
+#define na_unlikely(x) __builtin_expect(!!(x), 0)
+#define NA_CACHE_LINE 64
+#define NA_CACHE_ALIGNED __attribute__((aligned(NA_CACHE_LINE)))
+/* Thread-locals are read on the allocation path; initial-exec avoids __tls_get_addr (mimalloc does
+ * the same). Our thread-local data is under 200 bytes, well inside glibc's static TLS surplus for
+ * libraries loaded with dlopen. */
+#define NA_THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
+
+/* ---- Assertions in tiers, free in release builds (NALLOC_DEBUG unset or 0) ----
+ * na_assert:           cheap checks of internal invariants (NALLOC_DEBUG >= 1)
+ * na_assert_internal:  checks on hot paths (NALLOC_DEBUG >= 2)
+ * na_assert_expensive: checks that walk data structures (NALLOC_DEBUG >= 3)
+ * They catch nalloc's own bugs, never bad input: bad input gets a status code. */
+#ifndef NALLOC_DEBUG
+#define NALLOC_DEBUG 0
+#endif
+void na_assert_fail(const char *expr, const char *file, int line);
+#define na_assert_always(x) ((x) ? (void)0 : na_assert_fail(#x, __FILE__, __LINE__))
+#if NALLOC_DEBUG >= 1
+#define na_assert(x) na_assert_always(x)
+#else
+#define na_assert(x) ((void)0)
+#endif
+#if NALLOC_DEBUG >= 2
+#define na_assert_internal(x) na_assert_always(x)
+#else
+#define na_assert_internal(x) ((void)0)
+#endif
+#if NALLOC_DEBUG >= 3
+#define na_assert_expensive(x) na_assert_always(x)
+#else
+#define na_assert_expensive(x) ((void)0)
+#endif
+
+/* ---- Errors (status.c) ---- */
+
+/* Record `status` as this thread's last error and return it. */
+nalloc_status na_set_error(nalloc_status status);
+
+/* ---- Options (options.c): one table, each entry overridable as NALLOC_<NAME> ---- */
+
+typedef enum na_option {
+    NA_OPTION_VERBOSE,         /* 0: print each arena's statistics to stderr when destroyed */
+    NA_OPTION_HOST_ALIGN,      /* 64: default alignment on host and pinned arenas, bytes */
+    NA_OPTION_DEVICE_ALIGN,    /* 256: default alignment on device arenas (cudaMalloc's), bytes */
+    NA_OPTION_LARGE_THRESHOLD, /* 1 MiB: requests this large get the large alignment, bytes */
+    NA_OPTION_LARGE_ALIGN,     /* 4 KiB: the large alignment, bytes */
+    NA_OPTION_GUARD_SIZE,      /* one page: PROT_NONE bytes on each side of a host mapping */
+    NA_OPTION_DEVICE_SLACK,    /* 256 MiB: device memory left free by fractional device arenas */
+    NA_OPTION_PIN_CHUNK,       /* 1 GiB: bytes per cudaHostRegister call */
+    NA_OPTION_COUNT
+} na_option;
+
+/* The option's value: NALLOC_<NAME> from the environment if set and valid, else its default. */
+size_t na_option_get(na_option option);
+
+/* ---- Backings ---- */
+
+typedef struct na_backing {
+    const char *name;
+    /* Give the arena its memory as a->config asks: set a->bump (base, capacity), a->reserved,
+     * a->guard_size, a->in_force and a->guard_pages. On failure nothing stays reserved and the
+     * status says why (errno kept for NALLOC_ERR_OS). */
+    nalloc_status (*create)(nalloc_arena *a);
+    /* Release everything create reserved. Runs once, after the destroy-time wipe. */
+    void (*destroy)(nalloc_arena *a);
+    /* Zero bytes [offset, offset + length) in a way the compiler cannot elide. `stream` is a
+     * cudaStream_t for device arenas (NULL: synchronous), ignored elsewhere. */
+    nalloc_status (*zero)(nalloc_arena *a, size_t offset, size_t length, void *stream);
+    /* Optional, NULL when unused: told of each block handed out, and of each release of
+     * everything from `offset` up (rollback, reset, wipe, free_last). Device arenas describe their
+     * sub-allocations to tools (NVTX memory regions) through these. */
+    void (*on_alloc)(nalloc_arena *a, size_t offset, size_t size);
+    void (*on_release)(nalloc_arena *a, size_t offset);
+    bool fresh_is_zero;   /* memory never handed out reads as zero */
+    bool host_accessible; /* the CPU may read and write the memory */
+} na_backing;
+
+extern const na_backing na_backing_host;
+#if defined(NALLOC_HAVE_CUDA)
+extern const na_backing na_backing_pinned;
+extern const na_backing na_backing_device;
+#endif
+
+/* ---- The arena header ---- */
+
+#define NA_MAGIC_ARENA UINT64_C(0x616e656c6c6f6e41) /* live arena */
+#define NA_MAGIC_CTX UINT64_C(0x787463636f6c6c6e)   /* live context */
+#define NA_MAGIC_DEAD UINT64_C(0xdeaddeaddeaddead)  /* destroyed: every call is refused */
+
+#define NA_STAT_SLOTS 32   /* threads that get a private statistics slot per arena */
+#define NA_SLOT_SHARED (~(size_t)0) /* owner of the shared slot: updated with atomic adds */
+#define NA_ROLLBACK_HISTORY 16 /* rollback records kept for judging marks stale */
+#define NA_NAME_MAX 32
+
+/* Per-thread statistics for one arena; a thread owns the slot and adds with plain stores. */
+typedef struct NA_CACHE_ALIGNED na_stat_slot {
+    size_t owner;       /* thread token of the owner, 0 when free, NA_SLOT_SHARED for the shared slot */
+    size_t allocations; /* successful allocations made by the owners */
+    size_t padding;     /* alignment bytes they skipped */
+    size_t digest;      /* sum of na_layout_mix(offset, size) over their blocks */
+} na_stat_slot;
+
+/* "At epoch `epoch` a rollback released everything from `target` up." Kept sorted by epoch with
+ * targets strictly increasing: a later rollback to a lower target hides the earlier ones. */
+typedef struct na_rollback_record {
+    uint64_t epoch;
+    size_t target;
+} na_rollback_record;
+
+struct nalloc_arena {
+    /* -- Read by every allocation. -- */
+    uint64_t magic;          /* NA_MAGIC_ARENA while alive; first, like every handle */
+    nalloc_bump bump;        /* base, capacity and the atomic offset */
+    size_t default_align;    /* bytes, power of two */
+    size_t large_threshold;  /* bytes */
+    size_t large_align;      /* bytes, power of two */
+    uint64_t uid;            /* unique in the process, never reused; marks and stat slots check it */
+    void (*on_alloc)(nalloc_arena *a, size_t offset, size_t size); /* backing->on_alloc */
+
+    /* -- Bookkeeping, touched outside the allocation path. Fields without a lock note are
+     *    accessed atomically. -- */
+    const na_backing *backing;
+    size_t dirty_end;        /* bytes: everything below may hold data since the last wipe; lazy,
+                                the true value is max(dirty_end, bump.offset) */
+    size_t high_water;       /* bytes; lazy like dirty_end */
+    size_t mark_floor;       /* bytes: offset of the newest mark or rollback target; free_last and
+                                resize_last never move the offset below it */
+    size_t failures;         /* requests refused */
+    uint64_t generation;     /* resets and wipes so far: marks of older generations are stale */
+    uint64_t epoch;          /* rollbacks so far (control lock) */
+    unsigned history_len;    /* records in history (control lock) */
+    na_rollback_record history[NA_ROLLBACK_HISTORY]; /* (control lock) */
+    size_t resets, rollbacks, wipes, wiped_bytes;
+    pthread_mutex_t control; /* serializes rollback, reset, wipe and destroy */
+    nalloc_ctx *owner;       /* the context this arena belongs to, or NULL */
+
+    nalloc_arena_config config; /* as created; config.name points at name */
+    char name[NA_NAME_MAX];
+
+    /* -- Filled by the backing. -- */
+    void *map_start;         /* host: first byte of the reservation, leading guard included */
+    size_t reserved;         /* bytes of address space or device memory held */
+    size_t guard_size;       /* bytes of PROT_NONE on each side (host) */
+    int secret_fd;           /* memfd_secret descriptor, or -1 */
+    unsigned in_force;       /* NALLOC_FLAG_* features actually in force */
+    bool guard_pages;        /* guards are in place */
+    bool pinned;             /* registered with CUDA */
+    bool pin_fallback;       /* PINNED requested, locked host memory given */
+    double pin_seconds;      /* time spent in cudaHostRegister */
+    void *cuda;              /* CUDA backing state (cuda/), or NULL */
+
+    na_stat_slot shared_slot;           /* for threads that found every private slot taken */
+    na_stat_slot slots[NA_STAT_SLOTS];  /* claimed by CAS on owner */
+};
+
+/* Features that the OS or the build may refuse; the rest of NALLOC_FLAG_* are behaviours. */
+#define NA_FEATURE_FLAGS                                                                         \
+    (NALLOC_FLAG_POPULATE | NALLOC_FLAG_HUGEPAGES | NALLOC_FLAG_LOCK | NALLOC_FLAG_NODUMP |      \
+     NALLOC_FLAG_WIPEONFORK | NALLOC_FLAG_SECRET)
+#define NA_KNOWN_FLAGS                                                                           \
+    (NA_FEATURE_FLAGS | NALLOC_FLAG_WIPE_ON_DESTROY | NALLOC_FLAG_WIPE_AT_EXIT |                 \
+     NALLOC_FLAG_STRICT | NALLOC_FLAG_PIN_FALLBACK | NALLOC_FLAG_NORESERVE)
+
+static inline bool na_arena_alive(const nalloc_arena *a)
+{
+    return a != NULL && __atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) == NA_MAGIC_ARENA;
+}
+
+/* NALLOC_ERR_INVALID for NULL, NALLOC_ERR_STATE for a destroyed arena or another kind of handle. */
+static inline nalloc_status na_arena_check(const nalloc_arena *a)
+{
+    if (a == NULL)
+        return NALLOC_ERR_INVALID;
+    return na_arena_alive(a) ? NALLOC_OK : NALLOC_ERR_STATE;
+}
+
+/* The whole teardown of a live arena (wipe if asked, release, handle freed); arena.c. Used by
+ * nalloc_arena_destroy and nalloc_ctx_destroy. */
+nalloc_status na_arena_destroy(nalloc_arena *a);
+
+/* Wipe everything handed out since the last wipe, then reset, on `stream` (device) or
+ * synchronously (NULL). Takes the control lock. arena.c; the CUDA layer's nalloc_wipe_async. */
+nalloc_status na_arena_wipe(nalloc_arena *a, void *stream);
+
+/* ---- Handles (handle.c) ---- */
+
+/* A zeroed, cache-aligned slot big enough for an arena or a context header; NULL if the OS
+ * refused (errno kept). */
+void *na_handle_alloc(void);
+/* Return a slot; its memory stays mapped and is reused oldest-first. */
+void na_handle_free(void *handle);
+/* Call fn(handle, arg) on every slot ever handed out, live or not, under the handle lock. */
+void na_handle_foreach(void (*fn)(void *handle, void *arg), void *arg);
+
+/* ---- Statistics (stats.c) ---- */
+
+uint64_t na_next_uid(void);
+
+/* The calling thread's slot in `a`, claimed on first use (slow path out of line). */
+na_stat_slot *na_stat_slot_claim(nalloc_arena *a);
+
+typedef struct na_slot_cache_entry {
+    uint64_t uid;       /* arena uid, 0 for an empty entry */
+    na_stat_slot *slot; /* the thread's slot in that arena */
+} na_slot_cache_entry;
+#define NA_SLOT_CACHE 8 /* arenas a thread can alternate between without the slow path */
+extern NA_THREAD_LOCAL na_slot_cache_entry na_slot_cache[NA_SLOT_CACHE];
+
+/* A 64-bit mix of one block's place (splitmix64's finalizer); the layout digest is their sum. The
+ * sum does not depend on the order blocks were handed out in, so threads sharing an arena can
+ * keep partial sums, and the order of a deterministic layout is fixed by the offsets anyway. */
+static inline uint64_t na_layout_mix(size_t offset, size_t size)
+{
+    uint64_t x = (uint64_t)offset ^ ((uint64_t)size * UINT64_C(0x9e3779b97f4a7c15));
+    x ^= x >> 30;
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    x ^= x >> 27;
+    x *= UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+static inline void na_slot_add(size_t *field, size_t v, bool shared)
+{
+    if (na_unlikely(shared))
+        __atomic_fetch_add(field, v, __ATOMIC_RELAXED);
+    else /* the owner is the only writer: no locked instruction needed */
+        __atomic_store_n(field, __atomic_load_n(field, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+}
+
+/* Count one successful allocation of `size` bytes at `offset` after `pad` bytes of padding. */
+static inline void na_stats_note_alloc(nalloc_arena *a, size_t offset, size_t size, size_t pad)
+{
+    na_slot_cache_entry *e = &na_slot_cache[a->uid & (NA_SLOT_CACHE - 1)];
+    na_stat_slot *s = na_likely(e->uid == a->uid) ? e->slot : na_stat_slot_claim(a);
+    bool shared = s == &a->shared_slot;
+    na_slot_add(&s->allocations, 1, shared);
+    na_slot_add(&s->padding, pad, shared);
+    na_slot_add(&s->digest, (size_t)na_layout_mix(offset, size), shared);
+}
+
+/* Release every private slot owned by the calling thread in every live arena (thread exit). */
+void na_stats_release_thread_slots(void);
+
+/* ---- Tracing (NVTX ranges; cuda/nvtx.c when built, nothing otherwise) ---- */
+
+#if defined(NALLOC_HAVE_NVTX)
+void na_trace_push(const char *what, const nalloc_arena *a);
+void na_trace_pop(void);
+#else
+static inline void na_trace_push(const char *what, const nalloc_arena *a)
+{
+    (void)what;
+    (void)a;
+}
+static inline void na_trace_pop(void) {}
+#endif
+
+#endif /* NALLOC_INTERNAL_H */

@@ -1,0 +1,226 @@
+/* src/prim_linux.c - the platform layer on Linux (contract in prim.h).
+ *
+ * A reservation is made in two steps. First the whole range, guards included, is mapped
+ * PROT_NONE and MAP_NORESERVE: address space only, no commit charge, and for an aligned base we
+ * over-reserve by the alignment and trim both ends. Then the usable middle is mapped over it with
+ * MAP_FIXED, read-write (anonymous private memory, or the memfd_secret file), which is where the
+ * kernel charges the commit. The guards stay PROT_NONE, so a stray access one byte outside the
+ * arena faults instead of landing in a neighbour's memory.
+ */
+#include "prim.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+#ifndef MLOCK_ONFAULT
+#define MLOCK_ONFAULT 1
+#endif
+#ifndef SYS_memfd_secret
+#define SYS_memfd_secret 447 /* the same number on every architecture that has it */
+#endif
+
+size_t na_prim_page_size(void)
+{
+    static size_t page;
+    size_t p = __atomic_load_n(&page, __ATOMIC_RELAXED);
+    if (p == 0) {
+        long v = sysconf(_SC_PAGESIZE);
+        p = v > 0 ? (size_t)v : 4096;
+        __atomic_store_n(&page, p, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+/* Map the usable part of a reservation over its PROT_NONE placeholder. */
+static int map_usable(void *base, size_t size, unsigned flags, int *fd_out)
+{
+    *fd_out = -1;
+    if (flags & NA_PRIM_SECRET) {
+        long fd = syscall(SYS_memfd_secret, 0);
+        if (fd < 0)
+            return errno;
+        if (ftruncate((int)fd, (off_t)size) != 0) {
+            int err = errno;
+            close((int)fd);
+            return err;
+        }
+        /* Shared, as memfd_secret requires: which is why a secret arena cannot wipe on fork. */
+        void *p = mmap(base, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, (int)fd, 0);
+        if (p == MAP_FAILED) {
+            int err = errno;
+            close((int)fd);
+            return err;
+        }
+        *fd_out = (int)fd;
+        return 0;
+    }
+    int mflags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED;
+    if (flags & NA_PRIM_NORESERVE)
+        mflags |= MAP_NORESERVE;
+    void *p = mmap(base, size, PROT_READ | PROT_WRITE, mflags, -1, 0);
+    return p == MAP_FAILED ? errno : 0;
+}
+
+/* Reserve [start, start + length) PROT_NONE exactly at `start` (fixed) or anywhere. */
+static int reserve_placeholder(void *start, size_t length, void **out)
+{
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    if (start != NULL)
+        flags |= MAP_FIXED_NOREPLACE;
+    void *p = mmap(start, length, PROT_NONE, flags, -1, 0);
+    if (p == MAP_FAILED)
+        return errno;
+    if (start != NULL && p != start) { /* a kernel before 4.17 took the flag as a hint */
+        munmap(p, length);
+        return EEXIST;
+    }
+    *out = p;
+    return 0;
+}
+
+int na_prim_map(size_t size, size_t align, size_t guard, void *fixed, unsigned flags,
+                na_mapping *out)
+{
+    size_t page = na_prim_page_size();
+    if (size == 0 || size % page != 0 || guard % page != 0)
+        return EINVAL;
+    if (align < page)
+        align = page;
+    if ((align & (align - 1)) != 0 || ((uintptr_t)fixed % page) != 0)
+        return EINVAL;
+    if (size > SIZE_MAX - 2 * guard)
+        return ENOMEM;
+    size_t length = size + 2 * guard;
+
+    void *start = NULL;
+    int err;
+    if (fixed != NULL) {
+        if ((uintptr_t)fixed < guard || (uintptr_t)fixed - guard > UINTPTR_MAX - length)
+            return EINVAL;
+        err = reserve_placeholder((char *)fixed - guard, length, &start);
+        if (err)
+            return err;
+    } else {
+        size_t slack = align > page ? align - page : 0;
+        if (length > SIZE_MAX - slack)
+            return ENOMEM;
+        void *raw = NULL;
+        err = reserve_placeholder(NULL, length + slack, &raw);
+        if (err)
+            return err;
+        uintptr_t base = ((uintptr_t)raw + guard + align - 1) & ~(uintptr_t)(align - 1);
+        start = (void *)(base - guard);
+        size_t head = (size_t)((char *)start - (char *)raw);
+        size_t tail = slack - head;
+        if (head)
+            munmap(raw, head);
+        if (tail)
+            munmap((char *)start + length, tail);
+    }
+
+    int fd;
+    err = map_usable((char *)start + guard, size, flags, &fd);
+    if (err) {
+        munmap(start, length);
+        return err;
+    }
+    out->start = start;
+    out->length = length;
+    out->base = (char *)start + guard;
+    out->size = size;
+    out->guard = guard;
+    out->fd = fd;
+    return 0;
+}
+
+int na_prim_unmap(na_mapping *m)
+{
+    int err = 0;
+    if (m->start != NULL && munmap(m->start, m->length) != 0)
+        err = errno;
+    if (m->fd >= 0)
+        close(m->fd);
+    m->start = NULL;
+    m->base = NULL;
+    m->fd = -1;
+    return err;
+}
+
+int na_prim_populate(void *addr, size_t size)
+{
+    if (madvise(addr, size, MADV_POPULATE_WRITE) == 0)
+        return 0;
+    if (errno != EINVAL)
+        return errno; /* ENOMEM, EFAULT, EHWPOISON...: the kernel has it and said no */
+    /* Before Linux 5.14: write every page ourselves. The memory is fresh, so zero is its value. */
+    size_t page = na_prim_page_size();
+    for (size_t off = 0; off < size; off += page)
+        ((volatile char *)addr)[off] = 0;
+    return 0;
+}
+
+static int advise(void *addr, size_t size, int advice)
+{
+    return madvise(addr, size, advice) == 0 ? 0 : errno;
+}
+
+int na_prim_hugepage(void *addr, size_t size)
+{
+#ifdef MADV_HUGEPAGE
+    return advise(addr, size, MADV_HUGEPAGE);
+#else
+    (void)addr;
+    (void)size;
+    return ENOSYS;
+#endif
+}
+
+int na_prim_dontdump(void *addr, size_t size)
+{
+    return advise(addr, size, MADV_DONTDUMP);
+}
+
+int na_prim_wipeonfork(void *addr, size_t size)
+{
+    return advise(addr, size, MADV_WIPEONFORK);
+}
+
+int na_prim_lock(void *addr, size_t size)
+{
+    if (syscall(SYS_mlock2, addr, size, MLOCK_ONFAULT) == 0)
+        return 0;
+    if (errno != ENOSYS && errno != EINVAL)
+        return errno;
+    return mlock(addr, size) == 0 ? 0 : errno; /* before Linux 4.4: locks (and faults) it all */
+}
+
+int na_prim_unlock(void *addr, size_t size)
+{
+    return munlock(addr, size) == 0 ? 0 : errno;
+}
+
+void na_prim_zero(void *addr, size_t size)
+{
+    explicit_bzero(addr, size);
+}
+
+double na_prim_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}

