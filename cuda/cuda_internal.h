@@ -21,4 +21,30 @@ nalloc_status na_cuda_status(cudaError_t err, const char *what);
  * NALLOC_ERR_NO_DEVICE otherwise. Cheap after the first call. */
 nalloc_status na_cuda_ready(void);
 
+/* NVTX memory annotations for device arenas (cuda/nvtx.c when NALLOC_HAVE_NVTX; no-ops and NULL
+ * hooks otherwise). The device backing registers its block as a heap at create and unregisters it
+ * at destroy, and installs NA_NVTX_ON_ALLOC / NA_NVTX_ON_RELEASE as its on_alloc / on_release
+ * hooks, so every host-side sub-allocation becomes an NVTX region and every rollback, reset or
+ * wipe resets the regions above the new offset. In-kernel windows register as one region. */
+#if defined(NALLOC_HAVE_NVTX)
+void na_nvtx_heap_register(nalloc_arena *a);
+void na_nvtx_heap_unregister(nalloc_arena *a);
+void na_nvtx_region_alloc(nalloc_arena *a, size_t offset, size_t size);
+void na_nvtx_heap_release(nalloc_arena *a, size_t offset);
+void na_nvtx_window_register(nalloc_arena *a, const void *base, size_t size);
+#define NA_NVTX_ON_ALLOC na_nvtx_region_alloc
+#define NA_NVTX_ON_RELEASE na_nvtx_heap_release
+#else
+static inline void na_nvtx_heap_register(nalloc_arena *a) { (void)a; }
+static inline void na_nvtx_heap_unregister(nalloc_arena *a) { (void)a; }
+static inline void na_nvtx_window_register(nalloc_arena *a, const void *base, size_t size)
+{
+    (void)a;
+    (void)base;
+    (void)size;
+}
+#define NA_NVTX_ON_ALLOC NULL
+#define NA_NVTX_ON_RELEASE NULL
+#endif
+
 #endif /* NALLOC_CUDA_INTERNAL_H */
