@@ -19,8 +19,8 @@
  *
  *  - nalloc_bump_reserve_add: one fetch-add (atomicAdd on a GPU), no retry loop. Every request on
  *    the counter is rounded up to one power-of-two granule, so offsets stay aligned without
- *    padding. A request that does not fit still consumes what it asked for: the counter passes the
- *    capacity and every later request fails, which is the sticky-overflow behaviour kernels want
+ *    padding. A request that loses a race for the last bytes still consumes what it asked for: the
+ *    counter passes the capacity and every later request fails, the sticky overflow kernels want
  *    (a warp of 32 lanes retrying a CAS on one word is what this path exists to avoid).
  *
  * Overflow: no input wraps. The region's end base + capacity must not wrap (nalloc_bump_init
@@ -189,10 +189,12 @@ NALLOC_HD bool nalloc_bump_reserve(nalloc_bump *b, size_t size, size_t align, si
 
 /* Reserve `size` bytes with one fetch-add on *counter, in a region of `capacity` bytes whose base
  * is aligned to `granule` (a power of two). The size is rounded up to the granule, so the offset
- * returned in *begin is granule-aligned. A request larger than the capacity fails without
- * touching the counter; any other failing request consumes its rounded size (the counter passes
- * the capacity and stays past it). Requests are not attempted once the counter has passed the
- * capacity, so it stays below capacity * (1 + number of threads racing), far from wrapping. */
+ * returned in *begin is granule-aligned. A request that cannot fit given the counter's current
+ * value fails without touching it. One that loses a race (the room went to other threads between
+ * that check and its add) fails having consumed its rounded size, leaving the counter past the
+ * capacity, so every later request fails too: the sticky overflow kernels observe. Each add is of
+ * at most `capacity` bytes and only made while the counter is at most `capacity`, so the counter
+ * stays below capacity * (1 + number of threads racing), far from wrapping. */
 NALLOC_HD bool nalloc_bump_reserve_add(size_t *counter, size_t capacity, size_t size,
                                        size_t granule, size_t *begin)
 {

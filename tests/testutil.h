@@ -1,0 +1,101 @@
+/* tests/testutil.h - small helpers shared by the cmocka suites.
+ *
+ * cmocka needs <stdarg.h>, <stddef.h>, <stdint.h> and <setjmp.h> before <cmocka.h>; include this
+ * header instead of cmocka.h directly.
+ */
+#ifndef NALLOC_TESTUTIL_H
+#define NALLOC_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <nalloc/nalloc.h>
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define GiB ((size_t)1 << 30)
+
+/* A host arena of `kind` and `capacity`, asserting that creation succeeds. */
+static inline nalloc_arena *make_arena(nalloc_kind kind, size_t capacity)
+{
+    nalloc_arena_config config;
+    nalloc_arena_config_init(&config, kind, NALLOC_MEMORY_HOST, capacity);
+    nalloc_arena *arena = NULL;
+    assert_int_equal(nalloc_arena_create(&config, &arena), NALLOC_OK);
+    assert_non_null(arena);
+    return arena;
+}
+
+/* A host arena from an explicit configuration, asserting success. */
+static inline nalloc_arena *make_arena_with(const nalloc_arena_config *config)
+{
+    nalloc_arena *arena = NULL;
+    assert_int_equal(nalloc_arena_create(config, &arena), NALLOC_OK);
+    return arena;
+}
+
+static inline nalloc_stats stats_of(const nalloc_arena *arena)
+{
+    nalloc_stats s;
+    assert_int_equal(nalloc_arena_stats(arena, &s), NALLOC_OK);
+    return s;
+}
+
+/* Expect `call` (an expression returning a pointer) to return NULL with last error `status`. */
+#define assert_null_with(status, call)                                                             \
+    do {                                                                                           \
+        void *p_ = (void *)(call);                                                                 \
+        assert_null(p_);                                                                           \
+        assert_int_equal(nalloc_last_error(), (status));                                          \
+    } while (0)
+
+/* Run fn(arg) in a forked child with stderr silenced; return its wait status. */
+static inline int run_in_child(void (*fn)(void *), void *arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        FILE *devnull = freopen("/dev/null", "w", stderr);
+        (void)devnull;
+        fn(arg);
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+static inline bool killed_by(int status, int sig)
+{
+    return WIFSIGNALED(status) && WTERMSIG(status) == sig;
+}
+
+static inline bool exited_ok(int status)
+{
+    return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+/* A small deterministic PRNG (xorshift64*), so failures reproduce. */
+static inline uint64_t test_rand(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    return x * UINT64_C(2685821657736338717);
+}
+
+#endif /* NALLOC_TESTUTIL_H */
