@@ -366,8 +366,10 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
     size_t old_end = begin + old_size, new_end = begin + new_size;
     if (begin < nalloc_atomic_load(&a->mark_floor))
         return NALLOC_ERR_STATE; /* a mark was taken after the block */
-    size_t seen = old_end;
-    if (new_end < old_end) { /* the bytes given back count as used and dirty until a wipe */
+    size_t seen = nalloc_atomic_load(&a->bump.offset);
+    if (seen != old_end)
+        return NALLOC_ERR_STATE; /* not the most recent block */
+    if (new_end < old_end) { /* old_end was the offset just now: fold it into the lazy peaks */
         nalloc_atomic_max(&a->high_water, old_end);
         nalloc_atomic_max(&a->dirty_end, old_end);
     }

@@ -165,8 +165,13 @@ NALLOC_API void *nalloc_alloc_aligned(nalloc_arena *arena, size_t size, size_t a
 NALLOC_API void *nalloc_alloc_zeroed(nalloc_arena *arena, size_t count, size_t size, size_t align);
 
 /* Give back the most recent block: `ptr` with the `size` it was allocated with. Refused with
- * NALLOC_ERR_STATE when it is not the last block, or when a mark was taken after it. The
- * alignment padding in front of the block stays in use until the next rollback or reset. */
+ * NALLOC_ERR_STATE when ptr + size is not where the arena's offset is (not the last block, or a
+ * wrong size), or when a mark was taken after the block. The alignment padding in front of the
+ * block stays in use until the next rollback or reset, so blocks can be given back one after the
+ * other in LIFO order only where no padding separates them (sizes that are multiples of the
+ * alignment, as vectors of field elements usually are). As with free(), ptr must be a pointer the
+ * arena returned: an interior pointer whose range happens to end at the offset is not told apart
+ * from a block. */
 NALLOC_API nalloc_status nalloc_free_last(nalloc_arena *arena, void *ptr, size_t size);
 
 /* Grow or shrink the most recent block in place, from old_size to new_size bytes (new_size > 0).
