@@ -60,17 +60,42 @@ static inline nalloc_stats stats_of(const nalloc_arena *arena)
         assert_int_equal(nalloc_last_error(), (status));                                          \
     } while (0)
 
-/* Run fn(arg) in a forked child with stderr silenced; return its wait status. */
+/* Run fn(arg) in a forked child with stderr silenced and the default action for fatal signals
+ * (cmocka catches them in the parent); return its wait status. */
 static inline int run_in_child(void (*fn)(void *), void *arg)
 {
     fflush(NULL);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
+        const int fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+        for (unsigned i = 0; i < sizeof fatal / sizeof fatal[0]; i++)
+            signal(fatal[i], SIG_DFL);
         FILE *devnull = freopen("/dev/null", "w", stderr);
         (void)devnull;
         fn(arg);
         _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return status;
+}
+
+/* Run this test executable again as `/proc/self/exe <role>` with `env_setting` ("NAME=value",
+ * or NULL) added to the environment and stderr sent to `stderr_path`; return its wait status.
+ * A fresh process reads nalloc's options from the environment anew, which a fork does not. */
+static inline int run_self(const char *role, const char *env_setting, const char *stderr_path)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (env_setting != NULL)
+            putenv((char *)env_setting);
+        if (stderr_path != NULL && freopen(stderr_path, "w", stderr) == NULL)
+            _exit(126);
+        execl("/proc/self/exe", "child", role, (char *)NULL);
+        _exit(127);
     }
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
