@@ -21,6 +21,23 @@ nalloc_status na_cuda_status(cudaError_t err, const char *what);
  * NALLOC_ERR_NO_DEVICE otherwise. Cheap after the first call. */
 nalloc_status na_cuda_ready(void);
 
+/* Make `device` current for the calls that follow, keeping the caller's current device in
+ * *previous; na_cuda_leave(device, previous) restores it. Arenas on one device stay usable from a
+ * thread that works on another. */
+static inline nalloc_status na_cuda_enter(int device, int *previous)
+{
+    nalloc_status st = na_cuda_status(cudaGetDevice(previous), "cudaGetDevice");
+    if (st == NALLOC_OK && *previous != device)
+        st = na_cuda_status(cudaSetDevice(device), "cudaSetDevice");
+    return st;
+}
+
+static inline void na_cuda_leave(int device, int previous)
+{
+    if (previous != device)
+        (void)cudaSetDevice(previous);
+}
+
 /* NVTX memory annotations for device arenas (cuda/nvtx.c when NALLOC_HAVE_NVTX; no-ops and NULL
  * hooks otherwise). The device backing registers its block as a heap at create and unregisters it
  * at destroy, and installs NA_NVTX_ON_ALLOC / NA_NVTX_ON_RELEASE as its on_alloc / on_release

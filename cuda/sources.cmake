@@ -4,7 +4,9 @@
 target_sources(nalloc PRIVATE
   cuda/cuda_common.c
   cuda/device.c
-  cuda/pinned.c)
+  cuda/pinned.c
+  cuda/window.c
+  cuda/wipe.cu)
 target_include_directories(nalloc PRIVATE cuda)
 target_compile_definitions(nalloc PRIVATE NALLOC_HAVE_CUDA)
 target_link_libraries(nalloc PUBLIC CUDA::cudart)
@@ -14,3 +16,13 @@ if(NALLOC_NVTX AND EXISTS ${PROJECT_SOURCE_DIR}/cuda/nvtx.c)
   target_compile_definitions(nalloc PRIVATE NALLOC_HAVE_NVTX)
   target_link_libraries(nalloc PRIVATE CUDA::nvtx3)
 endif()
+
+# No register spills on the device paths (the wipe kernel, and the in-kernel allocation paths of
+# nalloc/device.cuh as instantiated by cuda/spill_probe.cu): ptxas reports a spill as a warning,
+# and the warning as an error, so a spill fails the build for every architecture built.
+set(NALLOC_PTXAS_NO_SPILLS "-Xptxas=--warn-on-spills,--warning-as-error")
+set_source_files_properties(cuda/wipe.cu PROPERTIES COMPILE_OPTIONS "${NALLOC_PTXAS_NO_SPILLS}")
+add_library(nalloc_spill_probe OBJECT cuda/spill_probe.cu)
+target_include_directories(nalloc_spill_probe PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_BINARY_DIR}/include)
+target_compile_options(nalloc_spill_probe PRIVATE ${NALLOC_PTXAS_NO_SPILLS})
+nalloc_target_defaults(nalloc_spill_probe)

@@ -32,8 +32,80 @@ NALLOC_API const char *nalloc_cuda_error_string(void);
  * reset. For a device arena the memset kernel is enqueued on `stream` and this returns without
  * waiting; the caller must not let any kernel or copy touch the arena's old blocks after it in
  * stream order, and must not reuse the arena from another stream before the wipe completes. For
- * host and pinned arenas the wipe is synchronous and `stream` is ignored. */
+ * host and pinned arenas the wipe is synchronous and `stream` is ignored.
+ *
+ * What the caller must have synchronized, for a device arena:
+ *  - nalloc_wipe_async(arena, stream): every kernel or copy that reads or writes the arena's
+ *    blocks is either earlier on `stream` or finished (an event `stream` waits on will do). The
+ *    arena is reset on return, host-side; new blocks handed out after it are safe to use from
+ *    `stream`, and from another stream only once the wipe has completed there.
+ *  - nalloc_wipe(arena), nalloc_arena_destroy on a witness arena, and nalloc_alloc_zeroed: these
+ *    launch on the legacy default stream and wait for it. The legacy stream waits for all work
+ *    queued earlier on blocking streams (cudaStreamCreate, and the per-thread default stream), so
+ *    only work on streams created with cudaStreamNonBlocking must be synchronized by the caller.
+ * The memset kernel uses 16-byte stores over the aligned body of the range and byte stores over
+ * its unaligned head and tail; its stores are device memory writes no compiler removes. */
 NALLOC_API nalloc_status nalloc_wipe_async(nalloc_arena *arena, cudaStream_t stream);
+
+/* ---------------------------------------------------------------------------------------------
+ * In-kernel scratch windows (allocation inside kernels: nalloc/device.cuh)
+ *
+ * A window is a slice of a device arena that kernels allocate from with one atomicAdd (or one
+ * per warp). It is a small struct passed to kernels by value; the counter it bumps lives in
+ * device memory next to the slice. Blocks are never freed one by one: the host resets the whole
+ * window between kernels, in stream order. A window lives as long as the arena block behind it:
+ * a rollback, reset or wipe of the arena that releases it ends it too.
+ *
+ *   device arena:  ... | state (counter, overflow flag) | pad | window bytes [base, base+capacity) |
+ * ------------------------------------------------------------------------------------------- */
+
+/* The device-side bookkeeping of a window (what nalloc_window.state points at). */
+typedef struct nalloc_window_state {
+    size_t used;     /* bytes requested so far, each request rounded up to the granule; passes the
+                        capacity once a request did not fit, and then stays there until a reset */
+    size_t overflow; /* non-zero once any request was refused, until a reset */
+} nalloc_window_state;
+
+typedef struct nalloc_window {
+    void *base;                 /* device address of the first byte; aligned to the granule and
+                                   to at least 256 bytes */
+    size_t capacity;            /* bytes; at most NALLOC_WINDOW_MAX_CAPACITY */
+    size_t granule;             /* bytes, power of two, 16 to 4096: every block's size is rounded
+                                   up to it, so every block is aligned to it */
+    nalloc_window_state *state; /* device address of the counter and the overflow flag */
+    int device;                 /* the CUDA device the window's memory is on */
+} nalloc_window;
+
+#define NALLOC_WINDOW_GRANULE 16 /* bytes: nalloc_window_create's granule, CUDA malloc's alignment */
+#define NALLOC_WINDOW_MAX_GRANULE 4096
+/* 1 TiB: keeps the counter far from wrapping however many warps overflow the window at once. */
+#define NALLOC_WINDOW_MAX_CAPACITY ((size_t)1 << 40)
+
+/* Carve a window of `capacity` bytes (1 to NALLOC_WINDOW_MAX_CAPACITY) out of a device arena,
+ * with 16-byte granules, and zero its counter and flag. Synchronous: the window is ready for
+ * kernels on any stream when this returns. Safe to call while other threads allocate from the
+ * arena. On failure *out is zeroed and the arena keeps nothing: NALLOC_ERR_INVALID (NULL out, not
+ * a device arena, bad capacity), NALLOC_ERR_STATE (destroyed arena), NALLOC_ERR_NOMEM (the arena
+ * has no room), NALLOC_ERR_NO_DEVICE, NALLOC_ERR_CUDA. */
+NALLOC_API nalloc_status nalloc_window_create(nalloc_arena *device_arena, size_t capacity,
+                                              nalloc_window *out);
+
+/* nalloc_window_create with blocks rounded to and aligned at `granule` bytes, a power of two from
+ * 16 to NALLOC_WINDOW_MAX_GRANULE (NALLOC_ERR_INVALID otherwise). */
+NALLOC_API nalloc_status nalloc_window_create_aligned(nalloc_arena *device_arena, size_t capacity,
+                                                      size_t granule, nalloc_window *out);
+
+/* Empty the window and clear its overflow flag, in stream order: kernels earlier on `stream`
+ * still see the old state, kernels later on it allocate from the start again. Returns without
+ * waiting. Blocks handed out before the reset must be dead by the time later kernels allocate. */
+NALLOC_API nalloc_status nalloc_window_reset(const nalloc_window *window, cudaStream_t stream);
+
+/* Read the window's state after the work queued on `stream` so far: waits for the stream.
+ * *used: bytes handed out, rounding included, at most the capacity (after an overflow, the bytes
+ * no later request could use count as used). *overflowed: some request was refused since the
+ * last reset. Either pointer may be NULL. */
+NALLOC_API nalloc_status nalloc_window_usage(const nalloc_window *window, cudaStream_t stream,
+                                             size_t *used, bool *overflowed);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,121 @@
+/* nalloc/warp.h - the arithmetic of warp-aggregated allocation, for host and device alike.
+ *
+ * nalloc_window_alloc_warp (nalloc/device.cuh) serves the lanes of a warp that call it together
+ * with one atomicAdd: the lanes agree on their exclusive prefix sums and their total, the lowest
+ * active lane (the leader) adds the total to the window's counter, and every lane adds its prefix
+ * to the old value the leader broadcasts. Everything except the ballots, the atomic and the
+ * broadcast is plain integer arithmetic, and it lives here as NALLOC_HD functions so that the host
+ * tests (tests/test_device_math.c) run exactly the code a GPU runs, over every active-mask shape.
+ *
+ * Why bit planes. Lanes may call from divergent code, so the active mask can be any subset of the
+ * warp, and a shuffle-based scan needs contiguous lanes. A ballot over the active mask, by
+ * contrast, reads zero for every inactive lane. Writing each lane's request as a number of
+ * granules c = sum_b c_b 2^b, the exclusive prefix of lane L is
+ *
+ *     prefix(L) = sum_b 2^b * popc(ballot(c_b) & lanes_below(L))
+ *
+ * and the total is the same sum over all lanes: one ballot per bit of the largest request in the
+ * warp (a 4 KiB request in 16-byte granules is 9 bits), no shuffles, any mask.
+ *
+ * Overflow. The leader adds the total even when only some lanes fit, so a window fills up in the
+ * middle of a warp: lane L succeeds iff old + prefix(L) + its bytes <= capacity. Lanes past the
+ * first failing one fail too (their prefix is larger), and the counter then stands past the
+ * capacity, so every later request fails: the same sticky overflow as nalloc_bump_reserve_add.
+ * A lane that asks for zero bytes, or for more than the whole window, contributes nothing to the
+ * sum and gets NULL.
+ */
+#ifndef NALLOC_WARP_H
+#define NALLOC_WARP_H
+
+#include "nalloc/bump.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define NALLOC_WARP_SIZE 32u
+
+/* The old counter value the leader broadcasts when it did not touch the counter: the window was
+ * already full (or nothing was asked), so every lane fails. */
+#define NALLOC_WARP_NO_ROOM SIZE_MAX
+
+NALLOC_HD unsigned nalloc_lane_popc(unsigned x)
+{
+#if defined(__CUDA_ARCH__)
+    return (unsigned)__popc(x);
+#else
+    return (unsigned)__builtin_popcount(x);
+#endif
+}
+
+/* The lowest set lane of a non-zero mask: the warp's leader. */
+NALLOC_HD unsigned nalloc_lane_lowest(unsigned mask)
+{
+#if defined(__CUDA_ARCH__)
+    return (unsigned)__ffs((int)mask) - 1u;
+#else
+    return (unsigned)__builtin_ctz(mask);
+#endif
+}
+
+/* Lanes strictly below `lane` (0..31): the %lanemask_lt register. */
+NALLOC_HD unsigned nalloc_lanes_below(unsigned lane)
+{
+    return (unsigned)(((uint64_t)1 << lane) - 1u);
+}
+
+/* A lane's place among the active lanes: 0 for the leader. */
+NALLOC_HD unsigned nalloc_lane_rank(unsigned mask, unsigned lane)
+{
+    return nalloc_lane_popc(mask & nalloc_lanes_below(lane));
+}
+
+/* A request of `size` bytes in granules of `granule` bytes (a power of two), or 0 if the lane
+ * asks nothing or asks more than a window of `capacity` bytes could ever give. */
+NALLOC_HD size_t nalloc_lane_granules(size_t size, size_t granule, size_t capacity)
+{
+    size_t rounded;
+    if (size == 0 || !nalloc_round_up(size, granule, &rounded) || rounded > capacity)
+        return 0;
+    return rounded / granule;
+}
+
+/* The running sums of one warp's requests, in granules, seen from one lane. */
+typedef struct nalloc_warp_sum {
+    size_t prefix; /* granules asked by the active lanes below this one */
+    size_t total;  /* granules asked by all active lanes */
+} nalloc_warp_sum;
+
+/* Fold in bit plane `bit`: `plane` is the ballot over the active lanes of bit `bit` of their
+ * granule counts. Inactive lanes read as zero in a ballot, so any mask works. */
+NALLOC_HD void nalloc_warp_sum_plane(nalloc_warp_sum *s, unsigned plane, unsigned bit, unsigned lane)
+{
+    s->prefix += (size_t)nalloc_lane_popc(plane & nalloc_lanes_below(lane)) << bit;
+    s->total += (size_t)nalloc_lane_popc(plane) << bit;
+}
+
+/* Does the lane's block of `bytes` (its rounded request) at `prefix` bytes past the warp's base
+ * `old` end inside a window of `capacity` bytes? `old` is NALLOC_WARP_NO_ROOM when the leader did
+ * not reserve. No operand wraps: every comparison subtracts from a larger quantity. */
+NALLOC_HD bool nalloc_warp_lane_fits(size_t old, size_t prefix, size_t bytes, size_t capacity)
+{
+    return bytes != 0 && old <= capacity && prefix <= capacity - old &&
+           bytes <= capacity - old - prefix;
+}
+
+/* The leader's reservation: add `total` bytes to *counter unless the window is already full.
+ * Returns the counter's old value, or NALLOC_WARP_NO_ROOM without touching it. As with
+ * nalloc_bump_reserve_add, a full window is not bumped further, which bounds the counter by
+ * capacity + (warps racing) * 32 * capacity. */
+NALLOC_HD size_t nalloc_warp_reserve(size_t *counter, size_t capacity, size_t total)
+{
+    if (total == 0 || nalloc_atomic_load(counter) >= capacity)
+        return NALLOC_WARP_NO_ROOM;
+    return nalloc_atomic_fetch_add(counter, total);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* NALLOC_WARP_H */
