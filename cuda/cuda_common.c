@@ -72,5 +72,6 @@ nalloc_status nalloc_cuda_available(void)
 
 nalloc_status nalloc_wipe_async(nalloc_arena *arena, cudaStream_t stream)
 {
-    return na_arena_wipe(arena, (void *)stream);
+    /* NULL means "synchronous" to the backings; stream 0 is the legacy default stream. */
+    return na_arena_wipe(arena, stream != NULL ? (void *)stream : (void *)cudaStreamLegacy);
 }
