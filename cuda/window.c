@@ -85,15 +85,21 @@ static bool window_valid(const nalloc_window *w)
            w->device >= 0;
 }
 
-nalloc_status nalloc_window_reset(const nalloc_window *w, cudaStream_t stream)
+/* The checks every call on an existing window starts with, then its device made current. */
+static nalloc_status window_enter(const nalloc_window *w, int *previous)
 {
     nalloc_status st = na_cuda_ready();
     if (st != NALLOC_OK)
         return st;
     if (!window_valid(w))
         return na_set_error(NALLOC_ERR_INVALID);
+    return na_cuda_enter(w->device, previous);
+}
+
+nalloc_status nalloc_window_reset(const nalloc_window *w, cudaStream_t stream)
+{
     int previous;
-    st = na_cuda_enter(w->device, &previous);
+    nalloc_status st = window_enter(w, &previous);
     if (st != NALLOC_OK)
         return st;
     st = na_cuda_status(cudaMemsetAsync(w->state, 0, sizeof *w->state, stream),
@@ -105,13 +111,8 @@ nalloc_status nalloc_window_reset(const nalloc_window *w, cudaStream_t stream)
 nalloc_status nalloc_window_usage(const nalloc_window *w, cudaStream_t stream, size_t *used,
                                   bool *overflowed)
 {
-    nalloc_status st = na_cuda_ready();
-    if (st != NALLOC_OK)
-        return st;
-    if (!window_valid(w))
-        return na_set_error(NALLOC_ERR_INVALID);
     int previous;
-    st = na_cuda_enter(w->device, &previous);
+    nalloc_status st = window_enter(w, &previous);
     if (st != NALLOC_OK)
         return st;
     nalloc_window_state state;

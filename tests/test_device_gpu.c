@@ -131,17 +131,19 @@ static size_t check_blocks(const nalloc_window *w, size_t n, const size_t *sizes
     return got;
 }
 
-/* Run a grid on a fresh window of `capacity` bytes; returns threads served and checks them. */
+/* Run a grid on a fresh window of `capacity` bytes and `granule`; checks every block served. */
 typedef struct grid_result {
-    size_t served, bytes, used;
+    size_t served, bytes, used; /* threads served, their rounded bytes, the window's count */
     bool overflowed;
 } grid_result;
 
-static grid_result run_grid(nalloc_arena *a, size_t capacity, gpu_alloc_mode mode, unsigned blocks,
-                            unsigned threads, const size_t *sizes, size_t nsizes)
+static grid_result run_grid_granule(nalloc_arena *a, size_t capacity, size_t granule,
+                                    gpu_alloc_mode mode, unsigned blocks, unsigned threads,
+                                    const size_t *sizes, size_t nsizes)
 {
     nalloc_window w;
-    assert_int_equal(nalloc_window_create(a, capacity, &w), NALLOC_OK);
+    assert_int_equal(nalloc_window_create_aligned(a, capacity, granule, &w), NALLOC_OK);
+    assert_int_equal((uintptr_t)w.base % granule, 0);
     size_t n = (size_t)blocks * threads;
     size_t *d_sizes, *d_offsets;
     CUDA_OK(cudaMalloc((void **)&d_sizes, nsizes * sizeof(size_t)));
@@ -156,6 +158,13 @@ static grid_result run_grid(nalloc_arena *a, size_t capacity, gpu_alloc_mode mod
     CUDA_OK(cudaFree(d_sizes));
     CUDA_OK(cudaFree(d_offsets));
     return r;
+}
+
+static grid_result run_grid(nalloc_arena *a, size_t capacity, gpu_alloc_mode mode, unsigned blocks,
+                            unsigned threads, const size_t *sizes, size_t nsizes)
+{
+    return run_grid_granule(a, capacity, NALLOC_WINDOW_GRANULE, mode, blocks, threads, sizes,
+                            nsizes);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -383,21 +392,10 @@ static void test_window_granule_aligns_every_block(void **state)
     for (size_t t = 0; t < n; t++)
         sizes[t] = 1 + rng() % 700;
     nalloc_arena *a = device_arena(NALLOC_KIND_SCRATCH, 64 << 20);
-    nalloc_window w;
-    assert_int_equal(nalloc_window_create_aligned(a, 32 << 20, 256, &w), NALLOC_OK);
-    assert_int_equal((uintptr_t)w.base % 256, 0);
-    size_t *d_sizes, *d_offsets;
-    CUDA_OK(cudaMalloc((void **)&d_sizes, n * sizeof(size_t)));
-    CUDA_OK(cudaMalloc((void **)&d_offsets, n * sizeof(size_t)));
-    CUDA_OK(cudaMemcpy(d_sizes, sizes, n * sizeof(size_t), cudaMemcpyHostToDevice));
-    CUDA_OK(gpu_alloc_grid(w, GPU_ALLOC_WARP, blocks, threads, d_sizes, d_offsets, NULL));
-    size_t *offsets = host_copy(d_offsets, n * sizeof(size_t));
-    size_t bytes;
-    assert_int_equal(check_blocks(&w, n, sizes, offsets, GPU_ALLOC_WARP, threads, &bytes), n);
-    free(offsets);
+    grid_result r = run_grid_granule(a, 32 << 20, 256, GPU_ALLOC_WARP, blocks, threads, sizes, n);
+    assert_int_equal(r.served, n); /* check_blocks checked each offset against the granule */
+    assert_false(r.overflowed);
     free(sizes);
-    CUDA_OK(cudaFree(d_sizes));
-    CUDA_OK(cudaFree(d_offsets));
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
 }
 
