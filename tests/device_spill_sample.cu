@@ -1,9 +1,10 @@
 /* tests/device_spill_sample.cu - a kernel that spills registers on purpose.
  *
- * Eighteen live doubles do not fit in 24 registers: ptxas must spill. tests/device_spills.cmake
- * builds it with and without the no-spill flags that cuda/sources.cmake puts on the wipe kernel
- * and the allocation probe, to show that those flags do turn a spill into a failed build. */
-__global__ void __maxnreg__(24) spill_sample(const double *a, double *b)
+ * Eighteen live doubles do not fit in 24 registers (-maxrregcount=24): ptxas must spill.
+ * tests/device_spills.cmake builds it with and without the no-spill flags that
+ * cuda/sources.cmake puts on the wipe kernel and the allocation probe, to show that those flags
+ * do turn a spill into a failed build. */
+__global__ void spill_sample(const double *a, double *b)
 {
     double v0 = a[0], v1 = a[1], v2 = a[2], v3 = a[3], v4 = a[4], v5 = a[5], v6 = a[6],
            v7 = a[7], v8 = a[8], v9 = a[9], v10 = a[10], v11 = a[11], v12 = a[12], v13 = a[13],

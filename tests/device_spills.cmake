@@ -13,7 +13,7 @@ foreach(v NVCC FLAGS SAMPLE ARCH OUT)
   endif()
 endforeach()
 file(MAKE_DIRECTORY ${OUT})
-set(common -c -arch=sm_${ARCH} ${SAMPLE} -o ${OUT}/spill_sample.o)
+set(common -c -arch=sm_${ARCH} -maxrregcount=24 ${SAMPLE} -o ${OUT}/spill_sample.o)
 
 execute_process(COMMAND ${NVCC} ${common} -Xptxas=-v
                 RESULT_VARIABLE plain_rc OUTPUT_VARIABLE plain_out ERROR_VARIABLE plain_out)

@@ -160,8 +160,8 @@ NALLOC_API void *nalloc_alloc_aligned(nalloc_arena *arena, size_t size, size_t a
 
 /* calloc for arenas: count * size bytes (overflow: NALLOC_ERR_INVALID) at `align` (0: the policy
  * alignment), reading as zero. Only bytes that were handed out before (and not wiped since) are
- * cleared; fresh pages are zero already. Host and pinned arenas; device arenas are cleared with a
- * synchronous cudaMemset. */
+ * cleared; fresh pages are zero already. Device arenas are cleared by the wipe kernel on the
+ * legacy default stream, waited for before this returns. */
 NALLOC_API void *nalloc_alloc_zeroed(nalloc_arena *arena, size_t count, size_t size, size_t align);
 
 /* Give back the most recent block: `ptr` with the `size` it was allocated with. Refused with
