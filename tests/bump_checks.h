@@ -6,6 +6,7 @@
 
 #include <nalloc/bump.h>
 #include <nalloc/nalloc.h>
+#include <nalloc/warp.h>
 
 #include <stdio.h>
 

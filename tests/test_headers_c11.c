@@ -3,6 +3,7 @@
 #include <nalloc/bump.h>
 #include <nalloc/config.h>
 #include <nalloc/nalloc.h>
+#include <nalloc/warp.h>
 
 int main(void)
 {
