@@ -22,8 +22,8 @@
 #include "cuda_internal.h"
 #include "wipe.h"
 
-/* Capacity for a fractional arena: fraction of (free - slack), page-aligned so that the last
- * large block can still be large_align-aligned. NALLOC_ERR_NOMEM when nothing is left. */
+/* Capacity for a fractional arena: that fraction of (free - slack), rounded down to 4 KiB.
+ * NALLOC_ERR_NOMEM when nothing is left. */
 static nalloc_status fractional_capacity(const nalloc_arena_config *c, size_t *capacity)
 {
     size_t free_bytes = 0, total_bytes = 0;

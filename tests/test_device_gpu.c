@@ -242,20 +242,31 @@ static void test_fractional_device_arena_leaves_the_slack(void **state)
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
 }
 
-static void test_device_arena_on_a_missing_ordinal_is_invalid(void **state)
+static void test_device_arena_refuses_what_the_device_cannot_give(void **state)
 {
     (void)state;
     int count;
     CUDA_OK(cudaGetDeviceCount(&count));
     nalloc_arena_config c;
     nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_DEVICE, 1 << 20);
-    c.device = count;
+    c.device = count; /* no such device */
     nalloc_arena *a;
     assert_int_equal(nalloc_arena_create(&c, &a), NALLOC_ERR_INVALID);
     assert_null(a);
+
+    c.device = 0;
+    c.capacity = (size_t)1 << 60; /* more than any device has */
+    assert_int_equal(nalloc_arena_create(&c, &a), NALLOC_ERR_CUDA);
+    assert_null(a);
+    assert_non_null(strstr(nalloc_cuda_error_string(), "cudaMalloc"));
+
     int current;
     CUDA_OK(cudaGetDevice(&current));
     assert_int_equal(current, 0); /* the caller's device is untouched */
+    CUDA_OK(cudaGetLastError());  /* and no error is left behind for the caller's next check */
+    c.capacity = 1 << 20;
+    assert_int_equal(nalloc_arena_create(&c, &a), NALLOC_OK);
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -537,7 +548,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_device_arena_hands_out_aligned_device_pointers),
         cmocka_unit_test(test_fractional_device_arena_leaves_the_slack),
-        cmocka_unit_test(test_device_arena_on_a_missing_ordinal_is_invalid),
+        cmocka_unit_test(test_device_arena_refuses_what_the_device_cannot_give),
         cmocka_unit_test(test_every_thread_of_a_large_grid_allocates_disjoint_blocks),
         cmocka_unit_test(test_a_thread_block_shares_one_block),
         cmocka_unit_test(test_window_overflows_mid_warp_and_resets_in_stream_order),
