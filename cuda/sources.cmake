@@ -5,6 +5,7 @@ target_sources(nalloc PRIVATE
   cuda/cuda_common.c
   cuda/device.c
   cuda/pinned.c
+  cuda/staging.c
   cuda/window.c
   cuda/wipe.cu)
 target_include_directories(nalloc PRIVATE cuda)

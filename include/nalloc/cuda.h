@@ -109,6 +109,26 @@ NALLOC_API nalloc_status nalloc_window_reset(const nalloc_window *window, cudaSt
 NALLOC_API nalloc_status nalloc_window_usage(const nalloc_window *window, cudaStream_t stream,
                                              size_t *used, bool *overflowed);
 
+/* ---------------------------------------------------------------------------------------------
+ * Staging between pinned and device arenas
+ * ------------------------------------------------------------------------------------------- */
+
+/* Copy `size` bytes from `src`, inside a block of `src_arena`, to `dst`, inside a block
+ * of `dst_arena`, with cudaMemcpyAsync on `stream` (0: the legacy default stream). One arena is a pinned arena and the other a
+ * device arena: pinned to device uploads (an NTT's input), device to pinned downloads (its
+ * result). Returns once the copy is enqueued; the caller synchronizes `stream` before reading
+ * the destination or reusing the source, and before any rollback, reset or wipe of either arena.
+ *
+ * Both ranges are checked before CUDA is called: [dst, dst + size) must lie inside what dst_arena
+ * has handed out (from its base to its current offset), and likewise for src. A range that does
+ * not, an arena of the wrong memory kind, or a NULL pointer gives NALLOC_ERR_INVALID; a destroyed
+ * arena NALLOC_ERR_STATE; a pinned arena that fell back to locked host memory
+ * NALLOC_ERR_NO_DEVICE. Nothing is copied then. size 0 is a valid, empty copy. A failing
+ * cudaMemcpyAsync gives NALLOC_ERR_CUDA (nalloc_cuda_error_string() says why). */
+NALLOC_API nalloc_status nalloc_stage_async(const nalloc_arena *dst_arena, void *dst,
+                                            const nalloc_arena *src_arena, const void *src,
+                                            size_t size, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

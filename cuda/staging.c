@@ -1,0 +1,69 @@
+/* cuda/staging.c - checked asynchronous copies between pinned and device arenas.
+ *
+ * Staging is what a prover does around every NTT: fill a polynomial in a pinned host arena,
+ * upload it into a device arena, run the kernels, download the result into the pinned arena.
+ * cudaMemcpyAsync itself checks nothing about where its pointers came from, and an off-by-one in
+ * a size computed from a trace height copies someone else's data, or into it, silently. So
+ * nalloc_stage_async checks, before CUDA sees anything, that each range lies inside what its
+ * arena has handed out, [base, base + offset), and that the arenas are a pinned one and a device
+ * one. Those checks are a few loads and compares; the copy itself is the DMA engines' business.
+ *
+ * The handed-out part is read with one relaxed load of the arena's offset. Allocations racing
+ * with the check only raise it; a rollback or reset racing with it breaks the phase-boundary
+ * contract of nalloc.h, as any use of the released block would.
+ */
+#include "cuda_internal.h"
+
+#include "nalloc/cuda.h"
+
+/* Is [p, p + size) inside the part of `a` handed out so far? No arithmetic here can wrap. */
+static bool in_handed_out(const nalloc_arena *a, const void *p, size_t size)
+{
+    uintptr_t addr = (uintptr_t)p;
+    size_t used = nalloc_atomic_load(&a->bump.offset);
+    if (p == NULL || addr < a->bump.base || addr - a->bump.base > used)
+        return false;
+    return size <= used - (addr - a->bump.base);
+}
+
+/* Check one side of a copy: a (live) arena of memory kind `want` whose block holds the range. */
+static nalloc_status check_side(const nalloc_arena *a, nalloc_memory want, const void *p,
+                                size_t size)
+{
+    if (a->config.memory != want)
+        return NALLOC_ERR_INVALID;
+    if (want == NALLOC_MEMORY_PINNED && !a->pinned)
+        return a->pin_fallback ? NALLOC_ERR_NO_DEVICE : NALLOC_ERR_INVALID;
+    return in_handed_out(a, p, size) ? NALLOC_OK : NALLOC_ERR_INVALID;
+}
+
+nalloc_status nalloc_stage_async(const nalloc_arena *dst_arena, void *dst,
+                                 const nalloc_arena *src_arena, const void *src, size_t size,
+                                 cudaStream_t stream)
+{
+    nalloc_status st = na_arena_check(dst_arena);
+    if (st == NALLOC_OK)
+        st = na_arena_check(src_arena);
+    if (st != NALLOC_OK)
+        return na_set_error(st);
+
+    enum cudaMemcpyKind kind;
+    nalloc_memory dst_memory, src_memory;
+    if (src_arena->config.memory == NALLOC_MEMORY_PINNED) {
+        kind = cudaMemcpyHostToDevice;
+        src_memory = NALLOC_MEMORY_PINNED;
+        dst_memory = NALLOC_MEMORY_DEVICE;
+    } else {
+        kind = cudaMemcpyDeviceToHost;
+        src_memory = NALLOC_MEMORY_DEVICE;
+        dst_memory = NALLOC_MEMORY_PINNED;
+    }
+    st = check_side(src_arena, src_memory, src, size);
+    if (st == NALLOC_OK)
+        st = check_side(dst_arena, dst_memory, dst, size);
+    if (st != NALLOC_OK)
+        return na_set_error(st);
+    if (size == 0)
+        return NALLOC_OK;
+    return na_cuda_status(cudaMemcpyAsync(dst, src, size, kind, stream), "cudaMemcpyAsync");
+}
