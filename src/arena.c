@@ -380,6 +380,8 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
     na_track_resize(a, ptr, old_size, new_size);
     if (new_end < old_end && a->backing->on_release)
         a->backing->on_release(a, new_end);
+    else if (new_end > old_end && a->on_alloc)
+        a->on_alloc(a, begin, new_size); /* a block grown in place is handed out anew */
     return NALLOC_OK;
 }
 

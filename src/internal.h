@@ -98,8 +98,9 @@ typedef struct na_backing {
     /* Zero bytes [offset, offset + length) in a way the compiler cannot elide. `stream` is a
      * cudaStream_t for device arenas (NULL: synchronous), ignored elsewhere. */
     nalloc_status (*zero)(nalloc_arena *a, size_t offset, size_t length, void *stream);
-    /* Optional, NULL when unused: told of each block handed out, and of each release of
-     * everything from `offset` up (rollback, reset, wipe, free_last). Device arenas describe their
+    /* Optional, NULL when unused: told of each block handed out (again at its new size when it
+     * grows in place), and of each release of everything from `offset` up (rollback, reset,
+     * wipe, free_last, a shrink in place). Device arenas describe their
      * sub-allocations to tools (NVTX memory regions) through these. */
     void (*on_alloc)(nalloc_arena *a, size_t offset, size_t size);
     void (*on_release)(nalloc_arena *a, size_t offset);
@@ -180,6 +181,7 @@ struct nalloc_arena {
     bool pin_fallback;       /* PINNED requested, locked host memory given */
     double pin_seconds;      /* time spent in cudaHostRegister */
     void *cuda;              /* CUDA backing state (cuda/), or NULL */
+    void *nvtx;              /* NVTX memory-heap state (cuda/nvtx.c): NULL without a tool */
 
     na_stat_slot shared_slot;           /* for threads that found every private slot taken */
     na_stat_slot slots[NA_STAT_SLOTS];  /* claimed by CAS on owner */
