@@ -220,6 +220,10 @@ static nalloc_status wipe_locked(nalloc_arena *a, void *stream)
     size_t end = nalloc_atomic_load(&a->dirty_end);
     if (end > 0) {
         na_track_wipe_begin(a, end);
+        /* Tools told of each block (NVTX on device arenas) see the wipe's range as one block, so
+         * the wipe kernel's stores to padding and released bytes are not reported. */
+        if (a->on_alloc)
+            a->on_alloc(a, 0, end);
         nalloc_status st = a->backing->zero(a, 0, end, stream);
         if (st != NALLOC_OK)
             return st;
