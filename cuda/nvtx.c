@@ -14,8 +14,10 @@
  *    live region: alignment padding between blocks, and everything above the offset.
  *
  * Without a tool attached (the normal case), NVTX's own functions are no-ops, nvtxMemHeapRegister
- * returns NULL, and nothing is kept: a->nvtx stays NULL, and the allocation hook is one load and
- * a predicted branch (bench/bench_nvtx_hooks measures it). With a tool, each arena keeps its
+ * returns NULL, and nothing is kept: a->nvtx stays NULL and the arena's allocation hook is
+ * removed, so an allocation runs exactly the instructions it runs in a build without NVTX
+ * (bench/bench_nvtx_hooks measures both); the release hook, at phase boundaries only, returns
+ * after one load. With a tool, each arena keeps its
  * regions in an array sorted by offset under a mutex; tools are slow anyway, and the array is
  * what lets a release unregister exactly the regions above the new offset.
  *
@@ -260,12 +262,16 @@ void na_nvtx_heap_register(nalloc_arena *a)
     desc.messageType = NVTX_MESSAGE_TYPE_ASCII;
     desc.message.ascii = a->name;
     nvtxMemHeapHandle_t handle = nvtxMemHeapRegister(d, &desc);
-    if (handle == NULL || handle == NVTX_MEM_HEAP_HANDLE_NO_TOOL)
-        return; /* no tool attached: nothing to describe to */
-
-    na_nvtx_heap *h = calloc(1, sizeof *h);
+    na_nvtx_heap *h = NULL;
+    if (handle != NULL && handle != NVTX_MEM_HEAP_HANDLE_NO_TOOL) {
+        h = calloc(1, sizeof *h);
+        if (h == NULL)
+            nvtxMemHeapUnregister(d, handle); /* annotations are best effort */
+    }
     if (h == NULL) {
-        nvtxMemHeapUnregister(d, handle); /* annotations are best effort */
+        /* No tool to describe the arena to: take the hook off the allocation path altogether,
+         * so allocations cost exactly what they cost without NVTX. */
+        a->on_alloc = NULL;
         return;
     }
     h->handle = handle;

@@ -148,7 +148,8 @@ struct nalloc_arena {
     size_t large_threshold;  /* bytes */
     size_t large_align;      /* bytes, power of two */
     uint64_t uid;            /* unique in the process, never reused; marks and stat slots check it */
-    void (*on_alloc)(nalloc_arena *a, size_t offset, size_t size); /* backing->on_alloc */
+    void (*on_alloc)(nalloc_arena *a, size_t offset, size_t size); /* backing->on_alloc, or
+                                NULL once the backing found no tool to report to */
 
     /* -- Bookkeeping, touched outside the allocation path. Fields without a lock note are
      *    accessed atomically. -- */

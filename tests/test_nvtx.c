@@ -79,6 +79,7 @@ static nalloc_arena *device_like_arena(nalloc_kind kind, size_t capacity, const 
     a->on_alloc = emulated.on_alloc;
     na_nvtx_heap_register(a);
     assert_true((a->nvtx != NULL) == tool);
+    assert_true((a->on_alloc != NULL) == tool); /* no tool: the hook is off the allocation path */
     return a;
 }
 
