@@ -2,11 +2,12 @@
 # tests/nvtx_memcheck.sh PROGRAM - compute-sanitizer catches an overflow between two
 # sub-allocations of one device arena (tests/nvtx_overflow_gpu.cu), thanks to the NVTX memory
 # annotations, and reports nothing for the same kernel kept in bounds.
-# Exits 77 (skipped) without a GPU or without compute-sanitizer.
+# Exits 77 (skipped) without a GPU or without compute-sanitizer (found on PATH, in the CUDA
+# toolkit, or named by NALLOC_COMPUTE_SANITIZER).
 set -uo pipefail
 program=$1
 
-sanitizer=$(command -v compute-sanitizer || true)
+sanitizer=${NALLOC_COMPUTE_SANITIZER:-$(command -v compute-sanitizer || true)}
 for candidate in /usr/local/cuda/bin/compute-sanitizer /usr/local/cuda/compute-sanitizer/compute-sanitizer; do
   [ -z "$sanitizer" ] && [ -x "$candidate" ] && sanitizer=$candidate
 done
