@@ -74,6 +74,7 @@ static nalloc_status pinned_create(nalloc_arena *a)
         chunk = SIZE_MAX - (SIZE_MAX % page);
     a->config.pin_chunk = chunk;
 
+    nalloc_status caller_error = nalloc_last_error();
     nalloc_status st = na_cuda_ready();
     if (st != NALLOC_OK) {
         if (!(a->config.flags & NALLOC_FLAG_PIN_FALLBACK))
@@ -81,6 +82,8 @@ static nalloc_status pinned_create(nalloc_arena *a)
         a->config.flags |= NALLOC_FLAG_LOCK;
         st = na_backing_host.create(a);
         a->pin_fallback = st == NALLOC_OK;
+        if (a->pin_fallback) /* a success: the probe's NO_DEVICE is not this thread's error */
+            na_set_error(caller_error);
         return st;
     }
 
