@@ -29,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---------------------------------------------------------------------------------------------
  * Configuration
@@ -105,12 +106,14 @@ static const na_backing *backing_for(nalloc_memory memory)
  * touched, not the arena's state: other threads may still be running, and zeroing twice is
  * harmless. Device arenas are left to the driver, which tears their context down at exit; the
  * CUDA runtime may already be unloaded by the time this runs. */
-static void wipe_one_at_exit(void *handle, void *unused)
+static void wipe_one_at_exit(void *handle, void *pid)
 {
     nalloc_arena *a = handle;
-    (void)unused;
+    /* A forked child skips its parent process's arenas: their pages are zeros (wipe-on-fork),
+     * absent (secret arenas are not inherited) or copies the parent still holds, and zeroing them
+     * would fault in or copy every page, or crash. */
     if (!na_arena_alive(a) || !(a->config.flags & NALLOC_FLAG_WIPE_AT_EXIT) ||
-        !a->backing->host_accessible)
+        !a->backing->host_accessible || a->pid != *(const int *)pid)
         return;
     size_t end = nalloc_atomic_load(&a->dirty_end);
     size_t offset = nalloc_atomic_load(&a->bump.offset);
@@ -118,13 +121,15 @@ static void wipe_one_at_exit(void *handle, void *unused)
         end = offset;
     if (end > 0) {
         na_track_wipe_begin(a, end);
-        a->backing->zero(a, 0, end, NULL);
+        size_t zeroed;
+        na_lanes_zero_dirty(a, end, NULL, &zeroed);
     }
 }
 
 static void wipe_all_at_exit(void)
 {
-    na_handle_foreach(wipe_one_at_exit, NULL);
+    int pid = (int)getpid();
+    na_handle_foreach(wipe_one_at_exit, &pid);
 }
 
 static void register_exit_wipe(void)
@@ -139,10 +144,16 @@ nalloc_status nalloc_arena_create(const nalloc_arena_config *config, nalloc_aren
     *out = NULL;
     if (config == NULL)
         return na_set_error(NALLOC_ERR_INVALID);
+    return na_arena_create_from(config, backing_for(config->memory), NULL, 0, out);
+}
+
+nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_backing *backing,
+                                   nalloc_arena *parent, size_t parent_offset, nalloc_arena **out)
+{
+    *out = NULL;
     nalloc_status st = check_config(config);
     if (st != NALLOC_OK)
         return na_set_error(st);
-    const na_backing *backing = backing_for(config->memory);
     if (backing == NULL)
         return na_set_error(NALLOC_ERR_UNSUPPORTED);
 
@@ -165,6 +176,9 @@ nalloc_status nalloc_arena_create(const nalloc_arena_config *config, nalloc_aren
     a->large_align = config->large_align;
     a->uid = na_next_uid();
     a->secret_fd = -1;
+    a->pid = (int)getpid();
+    a->parent = parent;
+    a->parent_offset = parent_offset;
     a->shared_slot.owner = NA_SLOT_SHARED;
     pthread_mutex_init(&a->control, NULL);
 
@@ -177,8 +191,10 @@ nalloc_status nalloc_arena_create(const nalloc_arena_config *config, nalloc_aren
         errno = err;
         return na_set_error(st);
     }
-    /* Memory that is not fresh (device memory) is dirty from the start. */
-    a->dirty_end = backing->fresh_is_zero ? 0 : a->bump.capacity;
+    /* Memory that is not fresh (device memory) is dirty from the start. (A lane's create sets
+     * its dirty extent from its parent's.) */
+    if (!backing->fresh_is_zero)
+        a->dirty_end = a->bump.capacity;
     na_track_create(a);
     __atomic_store_n(&a->magic, NA_MAGIC_ARENA, __ATOMIC_RELEASE);
     na_trace_pop();
@@ -192,6 +208,7 @@ static size_t settle(nalloc_arena *a)
     size_t offset = nalloc_atomic_load(&a->bump.offset);
     nalloc_atomic_max(&a->high_water, offset);
     nalloc_atomic_max(&a->dirty_end, offset);
+    na_lanes_settle(a, offset);
     return offset;
 }
 
@@ -201,6 +218,7 @@ static void release_to(nalloc_arena *a, size_t target, size_t from)
     na_track_release(a, target, from);
     nalloc_atomic_store(&a->bump.offset, target);
     nalloc_atomic_store(&a->mark_floor, target);
+    na_lanes_release(a, target);
     if (a->backing->on_release)
         a->backing->on_release(a, target);
 }
@@ -217,21 +235,21 @@ static void reset_locked(nalloc_arena *a)
 static nalloc_status wipe_locked(nalloc_arena *a, void *stream)
 {
     settle(a);
-    size_t end = nalloc_atomic_load(&a->dirty_end);
+    size_t end = nalloc_atomic_load(&a->dirty_end), zeroed = 0;
     if (end > 0) {
         na_track_wipe_begin(a, end);
         /* Tools told of each block (NVTX on device arenas) see the wipe's range as one block, so
          * the wipe kernel's stores to padding and released bytes are not reported. */
         if (a->on_alloc)
             a->on_alloc(a, 0, end);
-        nalloc_status st = a->backing->zero(a, 0, end, stream);
+        nalloc_status st = na_lanes_zero_dirty(a, end, stream, &zeroed);
         if (st != NALLOC_OK)
             return st;
     }
     reset_locked(a);
     nalloc_atomic_store(&a->dirty_end, 0);
     __atomic_fetch_add(&a->wipes, 1, __ATOMIC_RELAXED);
-    __atomic_fetch_add(&a->wiped_bytes, end, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->wiped_bytes, zeroed, __ATOMIC_RELAXED);
     return NALLOC_OK;
 }
 
@@ -245,6 +263,8 @@ nalloc_status na_arena_destroy(nalloc_arena *a)
         return na_set_error(NALLOC_ERR_STATE);
     }
     nalloc_status st = NALLOC_OK;
+    if (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0)
+        na_lanes_destroy_all(a);
     if (a->config.flags & NALLOC_FLAG_WIPE_ON_DESTROY)
         st = wipe_locked(a, NULL);
     if (na_option_get(NA_OPTION_VERBOSE))
@@ -376,6 +396,7 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
     if (new_end < old_end) { /* old_end was the offset just now: fold it into the lazy peaks */
         nalloc_atomic_max(&a->high_water, old_end);
         nalloc_atomic_max(&a->dirty_end, old_end);
+        na_lanes_settle(a, old_end);
     }
     while (!nalloc_atomic_cas(&a->bump.offset, &seen, new_end)) {
         if (seen != old_end)
@@ -483,7 +504,7 @@ nalloc_status nalloc_rollback(nalloc_arena *a, nalloc_mark m)
     pthread_mutex_lock(&a->control);
     size_t offset = settle(a);
     if (!na_arena_alive(a) || m.generation != a->generation || m.offset > offset ||
-        mark_released(a, m)) {
+        mark_released(a, m) || na_lanes_hold(a, m.offset)) {
         pthread_mutex_unlock(&a->control);
         return na_set_error(NALLOC_ERR_STATE);
     }
@@ -504,7 +525,9 @@ void nalloc_reset(nalloc_arena *a)
     }
     na_trace_push("nalloc_reset", a);
     pthread_mutex_lock(&a->control);
-    if (na_arena_alive(a)) {
+    if (na_arena_alive(a) && na_lanes_hold(a, 0)) {
+        na_set_error(NALLOC_ERR_STATE); /* live lanes own part of the memory */
+    } else if (na_arena_alive(a)) {
         reset_locked(a);
         __atomic_fetch_add(&a->resets, 1, __ATOMIC_RELAXED);
     }
@@ -519,7 +542,7 @@ nalloc_status na_arena_wipe(nalloc_arena *a, void *stream)
         return na_set_error(st);
     na_trace_push("nalloc_wipe", a);
     pthread_mutex_lock(&a->control);
-    st = na_arena_alive(a) ? wipe_locked(a, stream) : NALLOC_ERR_STATE;
+    st = na_arena_alive(a) && !na_lanes_hold(a, 0) ? wipe_locked(a, stream) : NALLOC_ERR_STATE;
     pthread_mutex_unlock(&a->control);
     na_trace_pop();
     return st == NALLOC_OK ? st : na_set_error(st);

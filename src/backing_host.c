@@ -2,22 +2,46 @@
  *
  * The reservation is the arena's capacity rounded up to whole pages, between two PROT_NONE
  * guards, so each arena is its own mapping and an access that runs off either end faults instead
- * of reaching a neighbouring arena. Arenas of 2 MiB or more get a 2 MiB-aligned base, so the
- * kernel can back them with transparent huge pages from the first byte (MADV_HUGEPAGE when asked,
- * the default for polynomial arenas).
+ * of reaching a neighbouring arena.
+ *
+ * The base is aligned to the largest power of two that is not above the mapping's size, between
+ * a page and 1 GiB (base_align). Two reasons. Offsets are then the same in every run: the padding
+ * in front of a block depends on the address only through base mod align, which is zero for every
+ * alignment up to the base's, so the layout is a function of the requests alone (beyond that,
+ * only a fixed_address makes it repeat). And arenas of 2 MiB or more start on a huge-page
+ * boundary, so the kernel can back them with transparent huge pages from the first byte
+ * (MADV_HUGEPAGE when asked, the default for polynomial arenas). The alignment costs address
+ * space only: the reservation is over-sized by it and trimmed.
  *
  * Protections are applied in an order that makes them compose: lock before populate (locked
  * pages are then faulted in locked), no-dump and wipe-on-fork on the whole usable range. Each one
  * the kernel refuses is left out of a->in_force; the arena still works unless NALLOC_FLAG_STRICT
- * asks for all or nothing. A memfd_secret arena is a shared mapping, so wipe-on-fork and huge
- * pages do not apply to it and are reported missing if asked for.
+ * asks for all or nothing.
+ *
+ * A memfd_secret arena is a shared mapping that the kernel itself locks and keeps out of core
+ * dumps (and mlock refuses, so locking is reported in force without asking). Huge pages do not
+ * apply to it (reported missing), and MADV_WIPEONFORK, which only private memory has, is replaced by MADV_DONTFORK. A forked child
+ * would otherwise share the secret pages with the parent, reading and writing them; with it, the
+ * child has no mapping there at all, which keeps the promise wipe-on-fork makes (the child never
+ * sees the contents), so it is reported in force. When memfd_secret is refused (no syscall, the
+ * kernel booted without secretmem, RLIMIT_MEMLOCK too low for it), the arena falls back to
+ * ordinary memory and reports the secret backing missing.
  */
 #include "internal.h"
 #include "prim.h"
 
 #include <errno.h>
 
-#define NA_HUGE_PAGE ((size_t)2 << 20)
+#define NA_MAX_BASE_ALIGN ((size_t)1 << 30)
+
+/* The base alignment for a mapping of `size` usable bytes (file comment). */
+static size_t base_align(size_t size, size_t page)
+{
+    size_t align = page;
+    while (align < NA_MAX_BASE_ALIGN && align <= size / 2)
+        align *= 2;
+    return align;
+}
 
 static na_mapping mapping_of(const nalloc_arena *a)
 {
@@ -50,7 +74,10 @@ static nalloc_status host_create(nalloc_arena *a)
         return NALLOC_ERR_INVALID;
     if (!nalloc_round_up(c->guard_size ? c->guard_size : page, page, &guard))
         return NALLOC_ERR_INVALID;
-    size_t align = size >= NA_HUGE_PAGE ? NA_HUGE_PAGE : page;
+    uintptr_t fixed = (uintptr_t)c->fixed_address;
+    if (fixed != 0 && (fixed % page != 0 || fixed < guard))
+        return NALLOC_ERR_INVALID; /* not page-aligned, or no room for the leading guard */
+    size_t align = base_align(size, page);
     unsigned want = c->flags;
     unsigned prim_flags = (want & NALLOC_FLAG_NORESERVE) ? NA_PRIM_NORESERVE : 0;
 
@@ -59,13 +86,13 @@ static nalloc_status host_create(nalloc_arena *a)
     int err = ENOSYS;
     if (want & NALLOC_FLAG_SECRET) {
         err = na_prim_map(size, align, guard, c->fixed_address, prim_flags | NA_PRIM_SECRET, &m);
-        if (err == 0)
+        if (err == 0) {
             a->in_force |= NALLOC_FLAG_SECRET;
-        else if (err == ENOSYS || err == EINVAL || err == EPERM)
-            first_err = err; /* no secretmem here: ordinary memory, reported missing */
-        else {
+        } else if (err == EEXIST) { /* a fixed address clashes: so would ordinary memory */
             errno = err;
             return NALLOC_ERR_OS;
+        } else {
+            first_err = err; /* refused: ordinary memory below, the secret backing missing */
         }
     }
     if (err != 0) {
@@ -85,13 +112,16 @@ static nalloc_status host_create(nalloc_arena *a)
     if (want & NALLOC_FLAG_HUGEPAGES)
         apply(a, NALLOC_FLAG_HUGEPAGES, secret ? EINVAL : na_prim_hugepage(m.base, m.size),
               &first_err);
-    if (want & NALLOC_FLAG_LOCK)
-        apply(a, NALLOC_FLAG_LOCK, na_prim_lock(m.base, m.size), &first_err);
+    if (want & NALLOC_FLAG_LOCK) /* secret memory is locked by the kernel (and mlock refuses it) */
+        apply(a, NALLOC_FLAG_LOCK, secret ? 0 : na_prim_lock(m.base, m.size), &first_err);
     if (want & NALLOC_FLAG_NODUMP)
         apply(a, NALLOC_FLAG_NODUMP, na_prim_dontdump(m.base, m.size), &first_err);
     if (want & NALLOC_FLAG_WIPEONFORK)
-        apply(a, NALLOC_FLAG_WIPEONFORK, secret ? EINVAL : na_prim_wipeonfork(m.base, m.size),
+        apply(a, NALLOC_FLAG_WIPEONFORK,
+              secret ? na_prim_dontfork(m.base, m.size) : na_prim_wipeonfork(m.base, m.size),
               &first_err);
+    else if (secret) /* shared pages: a child must never write the parent's secret */
+        (void)na_prim_dontfork(m.base, m.size);
     if (want & NALLOC_FLAG_POPULATE)
         apply(a, NALLOC_FLAG_POPULATE, na_prim_populate(m.base, m.size), &first_err);
 
@@ -115,7 +145,7 @@ static void host_destroy(nalloc_arena *a)
     if (a->map_start == NULL)
         return;
     na_mapping m = mapping_of(a);
-    if (a->in_force & NALLOC_FLAG_LOCK)
+    if ((a->in_force & NALLOC_FLAG_LOCK) && !(a->in_force & NALLOC_FLAG_SECRET))
         na_prim_unlock(m.base, m.size);
     na_prim_unmap(&m);
     a->map_start = NULL;

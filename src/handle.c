@@ -9,7 +9,9 @@
  * slab lets thread exit and process exit visit every live arena without a separate registry.
  *
  * Slots are NA_HANDLE_SIZE bytes, cache-line aligned, in chunks of NA_HANDLE_CHUNK mapped as
- * needed. Creation and destruction take one mutex; nothing on the allocation path does.
+ * needed. Creation and destruction take one mutex; nothing on the allocation path does. The mutex
+ * is held across fork (pthread_atfork), so a child forked while another thread held it does not
+ * inherit it locked and hang in its exit-time wipe or its first arena creation.
  */
 #include "internal.h"
 
@@ -41,8 +43,25 @@ static void *slot_at(chunk *c, unsigned i)
     return (char *)(c + 1) + (size_t)i * NA_HANDLE_SIZE;
 }
 
+static void lock_for_fork(void)
+{
+    pthread_mutex_lock(&lock);
+}
+
+static void unlock_after_fork(void)
+{
+    pthread_mutex_unlock(&lock);
+}
+
+static void install_fork_handlers(void)
+{
+    (void)pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
+}
+
 void *na_handle_alloc(void)
 {
+    static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+    pthread_once(&fork_once, install_fork_handlers);
     void *h = NULL;
     pthread_mutex_lock(&lock);
     if (chunks != NULL && chunks->used < NA_HANDLE_CHUNK) {

@@ -130,7 +130,7 @@ typedef struct NA_CACHE_ALIGNED na_stat_slot {
     size_t owner;       /* thread token of the owner, 0 when free, NA_SLOT_SHARED for the shared slot */
     size_t allocations; /* successful allocations made by the owners */
     size_t padding;     /* alignment bytes they skipped */
-    size_t digest;      /* sum of na_layout_mix(offset, size) over their blocks */
+    size_t digest;      /* sum of na_layout_mix(offset, size, phase) over their blocks */
 } na_stat_slot;
 
 /* "At epoch `epoch` a rollback released everything from `target` up." Kept sorted by epoch with
@@ -183,6 +183,25 @@ struct nalloc_arena {
     double pin_seconds;      /* time spent in cudaHostRegister */
     void *cuda;              /* CUDA backing state (cuda/), or NULL */
     void *nvtx;              /* NVTX memory-heap state (cuda/nvtx.c): NULL without a tool */
+    int pid;                 /* getpid() at creation: only that process wipes it at exit */
+
+    /* -- Lanes (lane.c). A lane is an arena whose memory is a block of its parent's. -- */
+    nalloc_arena *parent;    /* the arena this lane was carved from; NULL for other arenas */
+    size_t parent_offset;    /* lane: bytes from the parent's base to the lane's base */
+    size_t lanes_alive;      /* lanes carved from this arena and not destroyed yet (atomic) */
+    size_t lanes_end;        /* bytes: end of the highest lane block; while lanes_alive, nothing
+                                below it is released (control lock) */
+    size_t clean_start;      /* bytes: [clean_start, clean_end) is a lane block that its lanes
+                                keep clean (they wipe their own memory), so this arena's own wipes
+                                skip it; empty when clean_end is 0 (atomic) */
+    size_t clean_end;
+    size_t clean_below;      /* bytes: this arena's dirty extent below clean_start (control lock) */
+    size_t lent;             /* bytes of lane blocks below the offset (atomic; changed under the
+                                control lock) */
+    size_t own_peak;         /* bytes: peak of offset - lent, the arena's need without its lanes;
+                                lazy like high_water (atomic) */
+    size_t lane_peak;        /* bytes: largest high-water mark of a lane of this arena (atomic) */
+    size_t lanes_peak;       /* most lanes carved from this arena by one split (atomic) */
 
     na_stat_slot shared_slot;           /* for threads that found every private slot taken */
     na_stat_slot slots[NA_STAT_SLOTS];  /* claimed by CAS on owner */
@@ -217,6 +236,35 @@ nalloc_status na_arena_destroy(nalloc_arena *a);
  * synchronously (NULL). Takes the control lock. arena.c; the CUDA layer's nalloc_wipe_async. */
 nalloc_status na_arena_wipe(nalloc_arena *a, void *stream);
 
+/* ---- Lanes (lane.c) ---- */
+
+/* Create an arena as `config` asks, with `backing` giving it memory; `parent` and
+ * `parent_offset` are stored in the header before backing->create runs (NULL and 0 but for
+ * lanes). nalloc_arena_create is this with the backing for config->memory. arena.c. */
+nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_backing *backing,
+                                   nalloc_arena *parent, size_t parent_offset, nalloc_arena **out);
+
+/* True when a live lane of `a` still owns memory at or above `target`, so nothing from `target`
+ * up may be released (control lock held). */
+bool na_lanes_hold(nalloc_arena *a, size_t target);
+
+/* Destroy every live lane of `a`, waiting for lanes another thread is destroying (control lock of
+ * `a` held). */
+void na_lanes_destroy_all(nalloc_arena *a);
+
+/* Zero [0, end) of `a` through its backing, except a lane block its lanes keep clean; *zeroed is
+ * the number of bytes zeroed. */
+nalloc_status na_lanes_zero_dirty(nalloc_arena *a, size_t end, void *stream, size_t *zeroed);
+
+/* The alignment of lane blocks for a parent with this alignment policy: bytes, a power of two. */
+size_t na_lane_align(size_t default_align, size_t large_align);
+
+/* Fold `offset` into own_peak (sizing), wherever the offset's peak is folded into high_water. */
+void na_lanes_settle(nalloc_arena *a, size_t offset);
+/* The offset moves down to `target` (control lock held; if that is below the lanes, every lane is
+ * destroyed): lane blocks above it become ordinary memory of `a` again. */
+void na_lanes_release(nalloc_arena *a, size_t target);
+
 /* ---- Handles (handle.c) ---- */
 
 /* A zeroed, cache-aligned slot big enough for an arena or a context header; NULL if the OS
@@ -241,12 +289,22 @@ typedef struct na_slot_cache_entry {
 #define NA_SLOT_CACHE 8 /* arenas a thread can alternate between without the slow path */
 extern NA_THREAD_LOCAL na_slot_cache_entry na_slot_cache[NA_SLOT_CACHE];
 
-/* A 64-bit mix of one block's place (splitmix64's finalizer); the layout digest is their sum. The
- * sum does not depend on the order blocks were handed out in, so threads sharing an arena can
- * keep partial sums, and the order of a deterministic layout is fixed by the offsets anyway. */
-static inline uint64_t na_layout_mix(size_t offset, size_t size)
+/* A 64-bit mix of one block's place (splitmix64's finalizer); the layout digest is their sum.
+ *
+ * Why a sum of per-block mixes rather than a chained hash of the sequence: threads sharing an
+ * arena keep partial sums in their own stat slots, and a thread that exits leaves its slot to the
+ * next one, so only a combination that ignores how blocks were split among slots gives the same
+ * digest for the same layout. Within one phase (between two moves of the offset down: rollback,
+ * reset, wipe) the order is not lost, because a bump allocator hands out strictly increasing
+ * offsets, so the set of blocks fixes their sequence. Across phases it would be lost (alloc 64,
+ * reset, alloc 128 and the reverse are the same set), so each block is mixed with `phase`, the
+ * number of rollbacks, resets and wipes before it: the digest then identifies the sequence of
+ * (phase, offset, size). free_last and resize_last are not phases (they may run concurrently
+ * with allocations); a block they give back still counts as handed out. */
+static inline uint64_t na_layout_mix(size_t offset, size_t size, uint64_t phase)
 {
-    uint64_t x = (uint64_t)offset ^ ((uint64_t)size * UINT64_C(0x9e3779b97f4a7c15));
+    uint64_t x = (uint64_t)offset ^ ((uint64_t)size * UINT64_C(0x9e3779b97f4a7c15)) ^
+                 (phase * UINT64_C(0xd6e8feb86659fd93));
     x ^= x >> 30;
     x *= UINT64_C(0xbf58476d1ce4e5b9);
     x ^= x >> 27;
@@ -270,7 +328,11 @@ static inline void na_stats_note_alloc(nalloc_arena *a, size_t offset, size_t si
     bool shared = s == &a->shared_slot;
     na_slot_add(&s->allocations, 1, shared);
     na_slot_add(&s->padding, pad, shared);
-    na_slot_add(&s->digest, (size_t)na_layout_mix(offset, size), shared);
+    /* generation and epoch change only at phase boundaries, never during allocations, so their
+     * cache line stays shared in every core and these loads hit L1. */
+    uint64_t phase = __atomic_load_n(&a->generation, __ATOMIC_RELAXED) +
+                     __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
+    na_slot_add(&s->digest, (size_t)na_layout_mix(offset, size, phase), shared);
 }
 
 /* Release every private slot owned by the calling thread in every live arena (thread exit). */

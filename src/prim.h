@@ -47,10 +47,11 @@ int na_prim_unmap(na_mapping *m);
  * 5.14, a write to each page, which must then be fresh or otherwise safe to rewrite with zero). */
 int na_prim_populate(void *addr, size_t size);
 
-/* MADV_HUGEPAGE, MADV_DONTDUMP, MADV_WIPEONFORK on [addr, addr + size). */
+/* MADV_HUGEPAGE, MADV_DONTDUMP, MADV_WIPEONFORK, MADV_DONTFORK on [addr, addr + size). */
 int na_prim_hugepage(void *addr, size_t size);
 int na_prim_dontdump(void *addr, size_t size);
 int na_prim_wipeonfork(void *addr, size_t size);
+int na_prim_dontfork(void *addr, size_t size);
 
 /* Lock [addr, addr + size) in memory as it is faulted in (mlock2 MLOCK_ONFAULT; plain mlock where
  * the kernel lacks it). ENOMEM or EPERM when RLIMIT_MEMLOCK forbids it. */

@@ -199,18 +199,25 @@ int na_prim_wipeonfork(void *addr, size_t size)
     return advise(addr, size, MADV_WIPEONFORK);
 }
 
+int na_prim_dontfork(void *addr, size_t size)
+{
+    return advise(addr, size, MADV_DONTFORK);
+}
+
 int na_prim_lock(void *addr, size_t size)
 {
     if (syscall(SYS_mlock2, addr, size, MLOCK_ONFAULT) == 0)
         return 0;
     if (errno != ENOSYS && errno != EINVAL)
         return errno;
-    return mlock(addr, size) == 0 ? 0 : errno; /* before Linux 4.4: locks (and faults) it all */
+    /* Before Linux 4.4: lock (and fault in) all of it. The raw syscall, because sanitizer
+     * runtimes replace mlock() with a no-op that reports success. */
+    return syscall(SYS_mlock, addr, size) == 0 ? 0 : errno;
 }
 
 int na_prim_unlock(void *addr, size_t size)
 {
-    return munlock(addr, size) == 0 ? 0 : errno;
+    return syscall(SYS_munlock, addr, size) == 0 ? 0 : errno;
 }
 
 void na_prim_zero(void *addr, size_t size)

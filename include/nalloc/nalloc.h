@@ -95,10 +95,13 @@ enum nalloc_flag {
     NALLOC_FLAG_HUGEPAGES = 1u << 1,       /* MADV_HUGEPAGE on the mapping (default for POLY) */
     NALLOC_FLAG_LOCK = 1u << 2,            /* mlock2(MLOCK_ONFAULT): never swapped (WITNESS) */
     NALLOC_FLAG_NODUMP = 1u << 3,          /* MADV_DONTDUMP: not in core dumps (WITNESS) */
-    NALLOC_FLAG_WIPEONFORK = 1u << 4,      /* MADV_WIPEONFORK: a forked child sees zeros (WITNESS) */
+    NALLOC_FLAG_WIPEONFORK = 1u << 4,      /* a forked child never sees the contents: it reads
+                                              zeros (MADV_WIPEONFORK), or, for a SECRET arena, has
+                                              no mapping there (MADV_DONTFORK) (WITNESS) */
     NALLOC_FLAG_WIPE_ON_DESTROY = 1u << 5, /* nalloc_wipe before the memory is released (WITNESS) */
     NALLOC_FLAG_WIPE_AT_EXIT = 1u << 6,    /* wiped at process exit if still alive (WITNESS) */
-    NALLOC_FLAG_SECRET = 1u << 7,          /* memfd_secret backing: out of the kernel direct map */
+    NALLOC_FLAG_SECRET = 1u << 7,          /* memfd_secret backing: out of the kernel direct map;
+                                              host only (PINNED: NALLOC_ERR_UNSUPPORTED) */
     NALLOC_FLAG_STRICT = 1u << 8,          /* a refused feature fails creation */
     NALLOC_FLAG_PIN_FALLBACK = 1u << 9,    /* PINNED without a driver: locked host memory instead */
     NALLOC_FLAG_NORESERVE = 1u << 10       /* MAP_NORESERVE: address space only (sizing dry runs) */
@@ -204,13 +207,50 @@ NALLOC_API nalloc_mark nalloc_mark_get(nalloc_arena *arena);
  * again is allowed. */
 NALLOC_API nalloc_status nalloc_rollback(nalloc_arena *arena, nalloc_mark mark);
 
-/* Release everything; every mark taken so far becomes stale. The memory is not zeroed. */
+/* Release everything; every mark taken so far becomes stale. The memory is not zeroed. Refused
+ * (nalloc_last_error() is NALLOC_ERR_STATE) while lanes split from the arena are alive. */
 NALLOC_API void nalloc_reset(nalloc_arena *arena);
 
 /* Zero, in one pass, every byte handed out since the last wipe, up to the high-water mark rather
  * than just the current offset, with a store the compiler cannot elide (explicit_bzero on the
  * host, a memset kernel on the device, synchronized before returning); then reset. */
 NALLOC_API nalloc_status nalloc_wipe(nalloc_arena *arena);
+
+/* ---------------------------------------------------------------------------------------------
+ * Lanes: one arena per worker thread, at places that do not depend on thread timing
+ * ------------------------------------------------------------------------------------------- */
+
+/* Split `parent` into `count` lanes, stored in lanes[0..count-1]: arenas whose memory is
+ * consecutive slices of one block of the parent's, for one worker thread each. A lane is a full
+ * arena: every call in this header works on it, with its own offset, marks, statistics and layout
+ * digest. Threads that each allocate from their own lane share no atomic, and each lane's layout
+ * depends only on the requests made to it, however the threads interleave.
+ *
+ * Layout. The block is one allocation from the parent (so the parent's layout stays a function
+ * of its own requests), aligned to the lane alignment: the largest of the page size and the
+ * parent's large_align and default_align. Lane i starts i * stride bytes into it, where stride is
+ * lane_capacity rounded up to the lane alignment, and can hand out exactly lane_capacity bytes.
+ * lane_capacity 0 shares the room the parent has left equally, in whole multiples of the lane
+ * alignment. Lane i is named "<parent name>.<i>".
+ *
+ * Lanes inherit the parent's configuration (kind, alignment policy, flags) and the protections in
+ * force on its memory: a witness lane is locked, kept out of dumps and forks, and wiped on
+ * destroy and at exit like its parent. No guard pages separate lanes from each other.
+ *
+ * The parent meanwhile. Its memory under a live lane is the lane's: while any of its lanes is
+ * alive, the parent refuses nalloc_reset, nalloc_wipe and a rollback to a mark below the lanes
+ * (NALLOC_ERR_STATE), and nalloc_free_last cannot reach the block; it can still allocate above
+ * it. Destroy lanes with nalloc_arena_destroy, in any order; the block stays allocated in the
+ * parent until the parent's next rollback below it, reset or wipe. Destroying the parent (or its
+ * context) destroys its live lanes first, and the parent's own wipe then covers their memory.
+ *
+ * Device (and pinned) arenas split too: a device lane is wiped through the parent's device wipe.
+ * Lanes can be split again. The split is a phase boundary of the parent (no other thread may use
+ * the parent while it runs). All or nothing: on failure no lane exists, no entry of lanes[]
+ * points to one, and the parent can serve what it could before. NALLOC_ERR_INVALID for a NULL argument or a count of 0,
+ * NALLOC_ERR_NOMEM when the lanes do not fit, NALLOC_ERR_STATE for a destroyed parent. */
+NALLOC_API nalloc_status nalloc_arena_split(nalloc_arena *parent, size_t count,
+                                            size_t lane_capacity, nalloc_arena **lanes);
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics
@@ -237,8 +277,9 @@ typedef struct nalloc_stats {
     size_t reserved;        /* bytes of address space or device memory held, guards included */
     size_t guard_size;      /* bytes of PROT_NONE on each side (0 for device arenas) */
     uintptr_t base;         /* address of the first byte (a device address for device arenas) */
-    uint64_t layout_digest; /* hash of every (offset, size) handed out since creation: equal
-                               sequences of requests give equal digests, run after run */
+    uint64_t layout_digest; /* hash of every (offset, size) handed out since creation, and of
+                               the rollbacks, resets and wipes between them: equal sequences of
+                               requests give equal digests, run after run */
     double pin_seconds;     /* pinned: seconds cudaHostRegister took at creation */
     unsigned requested;     /* NALLOC_FLAG_* the arena was created with */
     unsigned missing;       /* requested features that are not in force */
@@ -285,6 +326,70 @@ NALLOC_API nalloc_arena *nalloc_ctx_arena(nalloc_ctx *ctx, nalloc_kind kind);
 
 /* Destroy the three arenas (the witness arena is wiped first) and the context. */
 NALLOC_API nalloc_status nalloc_ctx_destroy(nalloc_ctx *ctx);
+
+/* ---------------------------------------------------------------------------------------------
+ * Sizing from a dry run
+ *
+ * Provers size their arenas by running the prover once on arenas too large to fill and creating
+ * the real ones from the peaks they reached, plus headroom (zkSync's shivini and OpenVM do this):
+ *
+ *     nalloc_ctx_config config;
+ *     nalloc_ctx_config_init_dry_run(&config, NALLOC_MEMORY_HOST, 0);
+ *     nalloc_ctx *dry;
+ *     nalloc_ctx_create(&config, &dry);
+ *     prove(dry);                                  // the same requests a real proof makes
+ *     nalloc_profile profile;
+ *     nalloc_ctx_profile(dry, &profile);           // plain data: store it, reuse it next run
+ *     nalloc_ctx_destroy(dry);
+ *     nalloc_ctx_config_from_profile(&config, NALLOC_MEMORY_HOST, &profile, 0.10);
+ *     nalloc_ctx *ctx;
+ *     nalloc_ctx_create(&config, &ctx);            // 10% above what the dry run needed
+ * ------------------------------------------------------------------------------------------- */
+
+#define NALLOC_PROFILE_VERSION 1
+
+/* What a dry run needed, per arena kind. */
+typedef struct nalloc_profile {
+    uint32_t version;     /* NALLOC_PROFILE_VERSION of the library that filled it */
+    uint32_t struct_size; /* sizeof(nalloc_profile) of the library that filled it */
+    unsigned kinds;       /* bit k set: the context had an arena of kind k */
+    size_t high_water[NALLOC_KIND_COUNT];      /* bytes: the arena's peak use, padding included,
+                                                  its lanes' blocks left out */
+    size_t lane_high_water[NALLOC_KIND_COUNT]; /* bytes: the largest peak of any lane split
+                                                  directly from the arena; 0 without lanes */
+    size_t lanes[NALLOC_KIND_COUNT];           /* the most lanes one split made from it */
+} nalloc_profile;
+
+/* Fill `config` for a dry run of a context whose arenas will live in `memory`: each arena is a
+ * host arena of `reserve` bytes (0: 64 GiB) with NALLOC_FLAG_NORESERVE, so it takes address space
+ * and commits only the pages the workload touches, with `memory`'s alignment policy (so the dry
+ * run lays blocks out as the real arenas will) and its kind's protections (a dry run may handle
+ * the real witness). Change alignments here and in the sized config alike. */
+NALLOC_API void nalloc_ctx_config_init_dry_run(nalloc_ctx_config *config, nalloc_memory memory,
+                                               size_t reserve);
+
+/* Record the peaks of `ctx`'s arenas, and of the lanes split from them (live or destroyed), in
+ * *profile. Call it after the workload, before destroying the context. */
+NALLOC_API nalloc_status nalloc_ctx_profile(nalloc_ctx *ctx, nalloc_profile *profile);
+
+/* Fill `config` as nalloc_ctx_config_init does for `memory`, with each kind's capacity sized from
+ * `profile`: its high-water mark with `headroom` added (0.10 is 10% more), plus, when the dry run
+ * split it, room for as many lanes of nalloc_profile_lane_capacity bytes and their alignment,
+ * rounded up to whole pages; at least one page. Kinds the dry run did not have get capacity 0 (no
+ * arena). A sized arena that splits with lane_capacity 0 gives each lane at least that much when
+ * it allocates nothing between the split and the lanes' end; otherwise pass the lane capacity.
+ * NALLOC_ERR_INVALID for a NULL, a profile of another version, or a headroom that is negative,
+ * not finite, or makes a capacity overflow; config is untouched then. */
+NALLOC_API nalloc_status nalloc_ctx_config_from_profile(nalloc_ctx_config *config,
+                                                        nalloc_memory memory,
+                                                        const nalloc_profile *profile,
+                                                        double headroom);
+
+/* The capacity to give each lane split from the arena of `kind` in a sized context: the
+ * profile's lane high-water mark with `headroom` added, rounded up to whole pages. 0 when the dry
+ * run split no lanes from it, or for bad arguments. */
+NALLOC_API size_t nalloc_profile_lane_capacity(const nalloc_profile *profile, nalloc_kind kind,
+                                               double headroom);
 
 #ifdef __cplusplus
 }
