@@ -112,7 +112,7 @@ static inline size_t na_track_min(size_t x, size_t y)
     return x < y ? x : y;
 }
 
-/* Move the frontier past `end` for bytes [begin, begin + size) about to be handed out, whose
+/* Move the frontier past `end` (so the byte after a block is poisoned too) for bytes [begin, begin + size) about to be handed out, whose
  * redzone ends at `end`. Free space between the old and the new frontier is poisoned, the caller's
  * own bytes are skipped (their shadow above the old frontier was never written). Returns the
  * offset below which the caller must still unpoison its bytes. Rare: once per NA_TRACK_STEP. */
@@ -120,19 +120,19 @@ static __attribute__((noinline, cold)) size_t na_track_extend(nalloc_arena *a, s
                                                               size_t size, size_t end)
 {
     size_t limit = begin + size; /* another thread moved the frontier: it poisoned our bytes */
+    size_t cap = na_track_min(a->bump.capacity, NA_TRACK_LIMIT);
     pthread_mutex_lock(&a->control);
     size_t frontier = a->track_frontier;
-    if (end > frontier) {
-        size_t cap = na_track_min(a->bump.capacity, NA_TRACK_LIMIT);
+    if (end >= frontier && frontier < cap) {
         size_t to = end - end % NA_TRACK_STEP + NA_TRACK_STEP;
         if (to > cap || to < end)
             to = cap;
         char *base = na_track_base(a);
+        size_t tail = begin + size > frontier ? begin + size : frontier;
+        if (tail < to) /* above the caller's bytes first, as in na_track_create */
+            ASAN_POISON_MEMORY_REGION(base + tail, to - tail);
         size_t gap_end = na_track_min(to, begin > frontier ? begin : frontier);
         ASAN_POISON_MEMORY_REGION(base + frontier, gap_end - frontier);
-        size_t tail = begin + size > frontier ? begin + size : frontier;
-        if (tail < to)
-            ASAN_POISON_MEMORY_REGION(base + tail, to - tail);
         __atomic_store_n(&a->track_frontier, to, __ATOMIC_RELEASE);
         limit = begin > frontier ? begin : frontier;
     }
@@ -150,8 +150,8 @@ static inline void na_track_unpoison_block(nalloc_arena *a, size_t begin, size_t
         end = NA_TRACK_LIMIT;
         size = na_track_min(size, end - begin);
     }
-    size_t limit = begin + size;
-    if (na_unlikely(end > __atomic_load_n(&a->track_frontier, __ATOMIC_ACQUIRE)))
+    size_t limit = begin + size, frontier = __atomic_load_n(&a->track_frontier, __ATOMIC_ACQUIRE);
+    if (na_unlikely(end >= frontier) && frontier < na_track_min(a->bump.capacity, NA_TRACK_LIMIT))
         limit = na_track_extend(a, begin, size, end);
     if (limit > begin)
         ASAN_UNPOISON_MEMORY_REGION(na_track_base(a) + begin, na_track_min(limit - begin, size));
@@ -187,9 +187,11 @@ static inline void na_track_create(nalloc_arena *a)
     char *base = na_track_base(a);
     size_t capacity = a->bump.capacity, mapped = na_track_mapped(a);
 #if NA_TRACK_ASAN
+    /* The tail first: a granule shared by the last usable bytes and the tail can only be marked
+     * "first k bytes addressable", so poisoning the head first would leave it addressable. */
     size_t first = na_track_min(capacity, NA_TRACK_STEP);
-    ASAN_POISON_MEMORY_REGION(base, first);
     ASAN_POISON_MEMORY_REGION(base + capacity, mapped - capacity); /* under a page */
+    ASAN_POISON_MEMORY_REGION(base, first);
     a->track_frontier = first;
 #endif
 #if NA_TRACK_VALGRIND
