@@ -337,9 +337,9 @@ void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t ali
         return NULL;
     /* Bytes at or above the dirty extent were never handed out since the last wipe. Read it after
      * the allocation: a free_last racing with us folds the block it gives back into the extent
-     * before its release CAS moves the offset down, and the acquire load below orders that fold
-     * before our read whenever our block reuses those bytes. Read before, it could miss them. */
-    (void)__atomic_load_n(&a->bump.offset, __ATOMIC_ACQUIRE);
+     * before its release CAS moves the offset down, and our acquire CAS in nalloc_bump_reserve
+     * orders that fold before this read whenever our block reuses those bytes. Read before, it
+     * could miss them. */
     size_t dirty = nalloc_atomic_load(&a->dirty_end);
     size_t begin = (size_t)((uintptr_t)p - a->bump.base);
     if (begin < dirty) {
@@ -386,8 +386,10 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
         nalloc_atomic_max(&a->dirty_end, old_end);
         na_track_resize(a, ptr, old_size, new_size); /* before anyone else can get the bytes */
     }
-    /* Release: alloc_zeroed on another thread that reuses these bytes must see the folds. */
-    while (!__atomic_compare_exchange_n(&a->bump.offset, &seen, new_end, true, __ATOMIC_RELEASE,
+    /* Release: whoever is handed these bytes next (an acquire CAS in nalloc_bump_reserve) sees
+     * our use of them and the folds above. Acquire: a growing block takes bytes that another
+     * thread may have given back. */
+    while (!__atomic_compare_exchange_n(&a->bump.offset, &seen, new_end, true, __ATOMIC_ACQ_REL,
                                         __ATOMIC_RELAXED)) {
         if (seen != old_end) {
             if (shrink)

@@ -43,6 +43,9 @@
  *   na_track_resize(a, ptr, old_size, new_size)  the most recent block changes size: called
  *                                 before the offset moves down (so nobody else can be handed the
  *                                 bytes while they are still unpoisoned) and after it moves up.
+ *                                 Sizes are the caller's: under ASan the result is exact even for
+ *                                 a wrong old_size that rounds to the same extent; Memcheck then
+ *                                 keeps its own idea of the chunk's bytes.
  *   na_track_resize_undo(a, ptr, old_size, new_size)  a shrink announced by na_track_resize did
  *                                 not happen after all: the block is [ptr, ptr + old_size) again.
  *   na_track_zeroed(a, ptr, size) the library zeroed [ptr, ptr + size) of a live block.
@@ -259,18 +262,30 @@ static inline void na_track_alloc(nalloc_arena *a, void *ptr, size_t size, size_
 static inline void na_track_resize(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size)
 {
 #if NA_TRACK
-    if (na_likely(a->track_checkers == 0) || old_size == new_size)
+    if (na_likely(a->track_checkers == 0))
         return;
     char *p = ptr;
     size_t begin = (size_t)(p - na_track_base(a));
+#if NA_TRACK_ASAN
+    /* The result does not depend on old_size being the true size (a wrong one that rounds to the
+     * same extent is accepted): [p, p + new_size) addressable, the rest up to the extent not. */
+    {
+        size_t old_extent = old_size, new_extent = new_size; /* the caller checked both fit */
+        (void)na_track_extent(a, old_size, &old_extent);
+        (void)na_track_extent(a, new_size, &new_extent);
+        size_t end = old_extent > new_extent ? old_extent : new_extent;
+        na_track_poison(a, begin + new_size, begin + end); /* above first, then the block */
+        if (new_size > 0)
+            na_track_unpoison_block(a, begin, new_size, begin + new_extent);
+    }
+#endif
+    if (old_size == new_size)
+        return;
     if (new_size < old_size) {
         /* Up to the old extent: its redzone is poisoned already, and a wrong but accepted
          * old_size (one that rounds to the same extent) leaves nothing addressable behind. */
         size_t extent = old_size;
         (void)na_track_extent(a, old_size, &extent); /* the caller checked that it fits */
-#if NA_TRACK_ASAN
-        na_track_poison(a, begin + new_size, begin + extent);
-#endif
 #if NA_TRACK_VALGRIND
         if (a->track_checkers & NALLOC_CHECKER_VALGRIND) {
             if (new_size == 0)
@@ -280,12 +295,8 @@ static inline void na_track_resize(nalloc_arena *a, void *ptr, size_t old_size, 
             VALGRIND_MAKE_MEM_NOACCESS(p + new_size, extent - new_size);
         }
 #endif
+        (void)extent;
     } else {
-#if NA_TRACK_ASAN
-        size_t extent = new_size;
-        (void)na_track_extent(a, new_size, &extent); /* the caller checked that it fits */
-        na_track_unpoison_block(a, begin + old_size, new_size - old_size, begin + extent);
-#endif
 #if NA_TRACK_VALGRIND
         if (a->track_checkers & NALLOC_CHECKER_VALGRIND) {
             if (old_size == 0) {

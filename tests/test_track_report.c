@@ -335,6 +335,12 @@ int main(void)
         return 1;
     }
 #endif
+#if defined(NALLOC_VALGRIND) && NALLOC_VALGRIND
+    if (RUNNING_ON_VALGRIND && !(s.checkers & NALLOC_CHECKER_VALGRIND)) {
+        fprintf(stderr, "running under Valgrind, but the library does not describe arenas\n");
+        return 1;
+    }
+#endif
     checker = s.checkers & NALLOC_CHECKER_ASAN       ? NALLOC_CHECKER_ASAN
               : s.checkers & NALLOC_CHECKER_VALGRIND ? NALLOC_CHECKER_VALGRIND
                                                      : 0;

@@ -13,8 +13,12 @@
  * wipe zeroes everything ever handed out and then resets. The most recent block can be freed or
  * resized in place, which is what a growing vector or a Rust GlobalAlloc needs.
  *
- * Thread safety. nalloc_alloc*, nalloc_free_last, nalloc_resize_last, nalloc_mark_get and
- * nalloc_arena_stats may be called from any number of threads at once on the same arena.
+ * Thread safety. nalloc_alloc*, nalloc_realloc, nalloc_free_last, nalloc_resize_last,
+ * nalloc_mark_get and nalloc_arena_stats may be called from any number of threads at once on the
+ * same arena (tests/test_soak.c, under ThreadSanitizer too). Bytes one thread gives back with
+ * free_last and another is handed are ordered as free and malloc would order them. A mark taken
+ * while another thread frees its last block may point past the offset afterwards; a rollback to
+ * it is then refused, or releases what was allocated after it, never an older live block.
  * nalloc_rollback, nalloc_reset, nalloc_wipe and nalloc_arena_destroy are phase boundaries: the
  * caller guarantees that no other thread is using the arena's memory or allocating from it while
  * they run (they serialize among themselves, so two of them never corrupt the arena, but a block

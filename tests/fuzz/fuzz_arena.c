@@ -124,6 +124,7 @@ typedef struct model {
 } model;
 
 static model slots[SLOTS];
+static int trace = -1; /* FUZZ_TRACE=1: print each step (to see what a crashing input does) */
 
 static uint8_t *at(const model *m, size_t off)
 {
@@ -570,6 +571,9 @@ static void op_resize_last(model *m, reader *r)
     if (m->nblocks == MAX_BLOCKS && size == 0)
         return;
     nalloc_status want = new_size == 0 ? NALLOC_ERR_INVALID : predict_move(m, p, size, new_size);
+    if (trace)
+        fprintf(stderr, "resize_last(offset %zd, %zu -> %zu), redzone %zu\n",
+                (ptrdiff_t)(p - m->base), size, new_size, m->redzone);
     nalloc_status st = nalloc_resize_last(m->a, (void *)p, size, new_size);
     CHECK(st == want);
     if (st == NALLOC_ERR_NOMEM)
@@ -769,7 +773,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     reader r = {data, size};
-    static int trace = -1; /* FUZZ_TRACE=1: print each step (to see what a crashing input does) */
     if (trace < 0)
         trace = getenv("FUZZ_TRACE") != NULL;
     memset(slots, 0, sizeof slots);
