@@ -5,9 +5,13 @@
 #   release  Release, CUDA parts when nvcc is found          build/test-release
 #   asan     Debug + AddressSanitizer + UndefinedBehaviorSanitizer, internal assertions on
 #   tsan     ThreadSanitizer (host library only: the CUDA runtime is not TSan-instrumented)
+# then two memory-checker steps (src/track.h; README "Sanitizers, Valgrind and fuzzing"):
+#   valgrind NALLOC_VALGRIND build, unit tests under valgrind --error-exitcode (installs valgrind)
+#   fuzz     clang + libFuzzer + ASan/UBSan: the corpus once, then NALLOC_FUZZ_SECONDS (60) of
+#            fuzzing; a failing input is left in build/test-fuzz/ and fails the script
 # Tests labelled "gpu" need a device; without one they exit 77 and ctest reports them skipped.
 #
-# Usage: scripts/test.sh [release|asan|tsan]...   (default: all three)
+# Usage: scripts/test.sh [release|asan|tsan|valgrind|fuzz]...   (default: all five)
 # Environment: NALLOC_JOBS (parallel jobs, default nproc), NALLOC_TEST_ARGS (extra ctest args).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -22,7 +26,7 @@ else
 fi
 
 builds=("$@")
-[ ${#builds[@]} -eq 0 ] && builds=(release asan tsan)
+[ ${#builds[@]} -eq 0 ] && builds=(release asan tsan valgrind fuzz)
 
 run_build() {
   local name=$1; shift
@@ -51,7 +55,30 @@ for b in "${builds[@]}"; do
     tsan)
       export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
       run_build tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNALLOC_CUDA=OFF -DNALLOC_SANITIZE=thread ;;
-    *) die "unknown build '$b' (release, asan, tsan)" ;;
+    valgrind)
+      apt_install valgrind
+      # Not under Valgrind: tests that re-run themselves through /proc/self/exe (Valgrind cannot
+      # exec that), the wipe tests (they read wiped memory on purpose, which Memcheck rightly
+      # reports), and the install check (it runs CMake, not nalloc).
+      exclude=${NALLOC_VALGRIND_EXCLUDE:-'^(stats|wipe|install)$'}
+      NALLOC_SOAK_OPS=${NALLOC_SOAK_OPS:-2000} NALLOC_TEST_ARGS="-L unit -E $exclude ${NALLOC_TEST_ARGS:-}" \
+        run_build valgrind -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNALLOC_CUDA=OFF -DNALLOC_VALGRIND=ON \
+        "-DNALLOC_TEST_LAUNCHER=valgrind;--error-exitcode=99;--leak-check=no;--quiet" ;;
+    fuzz)
+      command -v clang >/dev/null 2>&1 || apt_install clang
+      export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1} UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1}
+      CC=clang run_build fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNALLOC_DEBUG_LEVEL=2 \
+        -DNALLOC_CUDA=OFF -DNALLOC_FUZZ=ON -DNALLOC_SANITIZE=address,undefined \
+        -DNALLOC_BUILD_TESTS=OFF -DNALLOC_BUILD_BENCH=OFF -DBUILD_SHARED_LIBS=OFF
+      seconds=${NALLOC_FUZZ_SECONDS:-60}
+      log "[fuzz] libFuzzer for $seconds s"
+      mkdir -p build/test-fuzz/corpus # new inputs go here; the committed corpus is only read
+      build/test-fuzz/tests/fuzz/fuzz_arena -max_total_time="$seconds" -print_final_stats=1 \
+        -artifact_prefix=build/test-fuzz/ build/test-fuzz/corpus tests/fuzz/corpus \
+        >build/test-fuzz.fuzz.log 2>&1 ||
+        { tail -n 60 build/test-fuzz.fuzz.log; die "[fuzz] a failing input is in build/test-fuzz/"; }
+      grep -E '^stat::number_of_executed_units' build/test-fuzz.fuzz.log >&2 || true ;;
+    *) die "unknown build '$b' (release, asan, tsan, valgrind, fuzz)" ;;
   esac
 done
 log "all tests passed ($(( $(date +%s) - start )) s)"

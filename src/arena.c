@@ -247,6 +247,7 @@ static nalloc_status wipe_locked(nalloc_arena *a, void *stream)
             return st;
     }
     reset_locked(a);
+    na_track_release(a, 0, end); /* the reset released [0, offset); the wipe touched [0, end) */
     nalloc_atomic_store(&a->dirty_end, 0);
     __atomic_fetch_add(&a->wipes, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&a->wiped_bytes, zeroed, __ATOMIC_RELAXED);
@@ -306,16 +307,17 @@ static void *fail(nalloc_arena *a, nalloc_status status)
 /* The allocation path: one CAS, the thread's statistics, the tool hooks. */
 static inline void *alloc_at(nalloc_arena *a, size_t size, size_t align)
 {
-    size_t begin, pad;
+    size_t begin, pad, extent; /* extent: size plus a redzone in checker builds (track.h) */
     if (na_unlikely(size == 0))
         return fail(a, NALLOC_ERR_INVALID);
-    if (na_unlikely(!nalloc_bump_reserve(&a->bump, size, align, &begin, &pad)))
+    if (na_unlikely(!na_track_extent(a, size, &extent) ||
+                    !nalloc_bump_reserve(&a->bump, extent, na_track_align(align), &begin, &pad)))
         return fail(a, NALLOC_ERR_NOMEM);
     na_stats_note_alloc(a, begin, size, pad);
     if (a->on_alloc)
         a->on_alloc(a, begin, size);
     void *p = (void *)(a->bump.base + begin);
-    na_track_alloc(a, p, size);
+    na_track_alloc(a, p, size, extent);
     return p;
 }
 
@@ -350,12 +352,15 @@ void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t ali
     size_t bytes;
     if (__builtin_mul_overflow(count, size, &bytes) || (align != 0 && !nalloc_is_pow2(align)))
         return fail(a, NALLOC_ERR_INVALID);
-    /* Bytes at or above the dirty extent were never handed out since the last wipe. Allocations
-     * racing with this one only hand out bytes above ours, so the extent read now is enough. */
-    size_t dirty = nalloc_atomic_load(&a->dirty_end);
     char *p = alloc_at(a, bytes, align ? align : policy_align(a, bytes));
     if (p == NULL)
         return NULL;
+    /* Bytes at or above the dirty extent were never handed out since the last wipe. Read it after
+     * the allocation: a free_last racing with us folds the block it gives back into the extent
+     * before its release CAS moves the offset down, and our acquire CAS in nalloc_bump_reserve
+     * orders that fold before this read whenever our block reuses those bytes. Read before, it
+     * could miss them. */
+    size_t dirty = nalloc_atomic_load(&a->dirty_end);
     size_t begin = (size_t)((uintptr_t)p - a->bump.base);
     if (begin < dirty) {
         size_t len = dirty - begin < bytes ? dirty - begin : bytes;
@@ -365,6 +370,7 @@ void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t ali
             return fail(a, st);
         }
     }
+    na_track_zeroed(a, p, bytes);
     return p;
 }
 
@@ -383,27 +389,38 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
     if (ptr == NULL || p < a->bump.base || p - a->bump.base > capacity)
         return NALLOC_ERR_INVALID;
     size_t begin = (size_t)(p - a->bump.base);
-    if (old_size > capacity - begin)
+    size_t old_extent, new_extent; /* sizes plus redzones in checker builds (track.h) */
+    if (!na_track_extent(a, old_size, &old_extent) || old_extent > capacity - begin)
         return NALLOC_ERR_INVALID;
-    if (new_size > capacity - begin)
+    if (!na_track_extent(a, new_size, &new_extent) || new_extent > capacity - begin)
         return NALLOC_ERR_NOMEM;
-    size_t old_end = begin + old_size, new_end = begin + new_size;
+    size_t old_end = begin + old_extent, new_end = begin + new_extent;
     if (begin < nalloc_atomic_load(&a->mark_floor))
         return NALLOC_ERR_STATE; /* a mark was taken after the block */
     size_t seen = nalloc_atomic_load(&a->bump.offset);
     if (seen != old_end)
-        return NALLOC_ERR_STATE; /* not the most recent block */
-    if (new_end < old_end) { /* old_end was the offset just now: fold it into the lazy peaks */
+        return NALLOC_ERR_STATE; /* not the most recent block: checkers are told nothing */
+    bool shrink = new_end < old_end;
+    if (shrink) { /* old_end was the offset just now: fold it into the lazy peaks */
         nalloc_atomic_max(&a->high_water, old_end);
         nalloc_atomic_max(&a->dirty_end, old_end);
         na_lanes_settle(a, old_end);
+        na_track_resize(a, ptr, old_size, new_size); /* before anyone else can get the bytes */
     }
-    while (!nalloc_atomic_cas(&a->bump.offset, &seen, new_end)) {
-        if (seen != old_end)
+    /* Release: whoever is handed these bytes next (an acquire CAS in nalloc_bump_reserve) sees
+     * our use of them and the folds above. Acquire: a growing block takes bytes that another
+     * thread may have given back. */
+    while (!__atomic_compare_exchange_n(&a->bump.offset, &seen, new_end, true, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED)) {
+        if (seen != old_end) {
+            if (shrink)
+                na_track_resize_undo(a, ptr, old_size, new_size);
             return NALLOC_ERR_STATE; /* not the most recent block */
+        }
     }
-    na_track_resize(a, ptr, old_size, new_size);
-    if (new_end < old_end && a->backing->on_release)
+    if (!shrink)
+        na_track_resize(a, ptr, old_size, new_size);
+    if (shrink && a->backing->on_release)
         a->backing->on_release(a, new_end);
     else if (new_end > old_end && a->on_alloc)
         a->on_alloc(a, begin, new_size); /* a block grown in place is handed out anew */
@@ -601,6 +618,9 @@ nalloc_status nalloc_arena_stats(const nalloc_arena *a, nalloc_stats *s)
     s->secret = (a->in_force & NALLOC_FLAG_SECRET) != 0;
     s->pinned = a->pinned;
     s->pin_fallback = a->pin_fallback;
+    s->checkers = a->track_checkers;
+    s->redzone = a->track_redzone;
+    s->redzone_bytes = __atomic_load_n(&a->track_redzone_bytes, __ATOMIC_RELAXED);
     return NALLOC_OK;
 }
 

@@ -165,6 +165,13 @@ struct nalloc_arena {
     unsigned history_len;    /* records in history (control lock) */
     na_rollback_record history[NA_ROLLBACK_HISTORY]; /* (control lock) */
     size_t resets, rollbacks, wipes, wiped_bytes;
+    /* Memory-checker state (track.h); stays zero unless a checker is compiled in. */
+    unsigned track_checkers;    /* NALLOC_CHECKER_* watching this arena; 0 for device arenas */
+    size_t track_redzone;       /* bytes kept poisoned after each block: config.redzone while a
+                                   checker watches, else 0 (read by allocations in checker builds) */
+    size_t track_redzone_bytes; /* redzone bytes reserved by allocations since creation */
+    size_t track_frontier;      /* bytes: ASan shadow of [0, frontier) is set by track.h; grows
+                                   in steps (control lock), never shrinks */
     pthread_mutex_t control; /* serializes rollback, reset, wipe and destroy */
     nalloc_ctx *owner;       /* the context this arena belongs to, or NULL */
 

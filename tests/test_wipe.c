@@ -8,7 +8,7 @@
 static bool all_zero(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (p[i] != 0)
+        if (peek_released(p, i) != 0)
             return false;
     return true;
 }

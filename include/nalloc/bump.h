@@ -179,7 +179,15 @@ NALLOC_HD bool nalloc_bump_reserve(nalloc_bump *b, size_t size, size_t align, si
         size_t first, end;
         if (!nalloc_bump_fit(b->base, b->capacity, offset, size, align, &first, &end))
             return false;
+#if defined(__CUDA_ARCH__)
         if (nalloc_atomic_cas(&b->offset, &offset, end)) {
+#else
+        /* Acquire on the host: bytes another thread gave back with nalloc_free_last (a release
+         * CAS) are reused only after everything it did with them, as malloc after free. The
+         * same lock cmpxchg as relaxed on x86. */
+        if (__atomic_compare_exchange_n(&b->offset, &offset, end, true, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED)) {
+#endif
             *begin = first;
             *pad = first - offset;
             return true;

@@ -13,8 +13,12 @@
  * wipe zeroes everything ever handed out and then resets. The most recent block can be freed or
  * resized in place, which is what a growing vector or a Rust GlobalAlloc needs.
  *
- * Thread safety. nalloc_alloc*, nalloc_free_last, nalloc_resize_last, nalloc_mark_get and
- * nalloc_arena_stats may be called from any number of threads at once on the same arena.
+ * Thread safety. nalloc_alloc*, nalloc_realloc, nalloc_free_last, nalloc_resize_last,
+ * nalloc_mark_get and nalloc_arena_stats may be called from any number of threads at once on the
+ * same arena (tests/test_soak.c, under ThreadSanitizer too). Bytes one thread gives back with
+ * free_last and another is handed are ordered as free and malloc would order them. A mark taken
+ * while another thread frees its last block may point past the offset afterwards; a rollback to
+ * it is then refused, or releases what was allocated after it, never an older live block.
  * nalloc_rollback, nalloc_reset, nalloc_wipe and nalloc_arena_destroy are phase boundaries: the
  * caller guarantees that no other thread is using the arena's memory or allocating from it while
  * they run (they serialize among themselves, so two of them never corrupt the arena, but a block
@@ -123,7 +127,9 @@ typedef struct nalloc_arena_config {
                                the page size; 0 means one page */
     void *fixed_address;    /* host: place the arena's first byte exactly here (MAP_FIXED_NOREPLACE;
                                a clash fails with NALLOC_ERR_OS/EEXIST); NULL: anywhere */
-    size_t redzone;         /* bytes of poisoned gap after every block in sanitizer builds; 0: none */
+    size_t redzone;         /* bytes of poisoned gap after every block while a memory checker
+                               (nalloc_checker) watches the arena, so an overflow into the next
+                               block is reported; ignored otherwise; 0: none */
     int device;             /* device: CUDA device ordinal (default 0) */
     double device_fraction; /* device, when capacity is 0: this fraction (0, 1] of free memory */
     size_t device_slack;    /* device: bytes always left free for kernel loading (default 256 MiB) */
@@ -293,7 +299,21 @@ typedef struct nalloc_stats {
     bool secret;            /* memfd_secret backing: out of the kernel's direct map */
     bool pinned;            /* page-locked and registered with CUDA */
     bool pin_fallback;      /* PINNED was asked for, but it is locked host memory (no driver) */
+    unsigned checkers;      /* NALLOC_CHECKER_* told about every block (host and pinned arenas) */
+    size_t redzone;         /* bytes of poisoned gap kept after each block: config.redzone while a
+                               checker watches the arena, 0 otherwise (the config is then ignored) */
+    size_t redzone_bytes;   /* bytes of those gaps reserved by successful allocations since creation
+                               (like padding: counted in used while the block lives) */
 } nalloc_stats;
+
+/* Memory checkers that can see inside an arena (nalloc_stats.checkers). Without them an arena is
+ * one big mapping to AddressSanitizer and Valgrind, and an overflow from one block into free space
+ * or a read after a reset goes unnoticed. README, "Sanitizers, Valgrind and fuzzing". */
+enum nalloc_checker {
+    NALLOC_CHECKER_ASAN = 1u << 0,    /* built with AddressSanitizer: free space is poisoned */
+    NALLOC_CHECKER_VALGRIND = 1u << 1 /* built with NALLOC_VALGRIND and running under Valgrind:
+                                         the arena is a Memcheck mempool */
+};
 
 /* Fill *stats with a snapshot of the arena. Concurrent allocations may or may not be counted. */
 NALLOC_API nalloc_status nalloc_arena_stats(const nalloc_arena *arena, nalloc_stats *stats);
