@@ -62,29 +62,6 @@ static inline uint64_t gl_mul(uint64_t a, uint64_t b)
     return gl_reduce128((unsigned __int128)a * b);
 }
 
-static inline uint64_t gl_pow(uint64_t base, uint64_t e)
-{
-    uint64_t r = 1;
-    while (e) {
-        if (e & 1)
-            r = gl_mul(r, base);
-        base = gl_mul(base, base);
-        e >>= 1;
-    }
-    return r;
-}
-
-static inline uint64_t gl_inv(uint64_t a) /* a != 0 */
-{
-    return gl_pow(a, GL_P - 2);
-}
-
-/* A primitive 2^log_n-th root of unity (log_n <= GL_TWO_ADICITY). */
-static inline uint64_t gl_root_of_unity(unsigned log_n)
-{
-    return gl_pow(GL_GENERATOR, (GL_P - 1) >> log_n);
-}
-
 /* ---- BabyBear ---- */
 
 #define BB_P 2013265921u /* 15 * 2^27 + 1 */
@@ -107,26 +84,35 @@ static inline uint32_t bb_mul(uint32_t a, uint32_t b)
     return (uint32_t)(((uint64_t)a * b) % BB_P);
 }
 
-static inline uint32_t bb_pow(uint32_t base, uint64_t e)
-{
-    uint32_t r = 1;
-    while (e) {
-        if (e & 1)
-            r = bb_mul(r, base);
-        base = bb_mul(base, base);
-        e >>= 1;
+/* ---- What both fields derive from their multiplication ---- */
+
+/* The constants under the functions' prefixes, for code written once for both fields. */
+#define gl_P GL_P
+#define gl_GENERATOR GL_GENERATOR
+#define bb_P BB_P
+#define bb_GENERATOR BB_GENERATOR
+
+/* F_pow(base, e), F_inv(a) for a != 0 (Fermat: a^(p-2)), and F_root_of_unity(log_n), a primitive
+ * 2^log_n-th root of unity for log_n up to the field's two-adicity. */
+#define FIELD_DERIVED(F, T)                                                                        \
+    static inline T F##_pow(T base, uint64_t e)                                                    \
+    {                                                                                              \
+        T r = 1;                                                                                   \
+        for (; e; e >>= 1, base = F##_mul(base, base))                                             \
+            if (e & 1)                                                                             \
+                r = F##_mul(r, base);                                                              \
+        return r;                                                                                  \
+    }                                                                                              \
+    static inline T F##_inv(T a)                                                                   \
+    {                                                                                              \
+        return F##_pow(a, (uint64_t)F##_P - 2);                                                    \
+    }                                                                                              \
+    static inline T F##_root_of_unity(unsigned log_n)                                              \
+    {                                                                                              \
+        return F##_pow(F##_GENERATOR, ((uint64_t)F##_P - 1) >> log_n);                             \
     }
-    return r;
-}
 
-static inline uint32_t bb_inv(uint32_t a) /* a != 0 */
-{
-    return bb_pow(a, BB_P - 2);
-}
-
-static inline uint32_t bb_root_of_unity(unsigned log_n)
-{
-    return bb_pow(BB_GENERATOR, (uint64_t)(BB_P - 1) >> log_n);
-}
+FIELD_DERIVED(gl, uint64_t)
+FIELD_DERIVED(bb, uint32_t)
 
 #endif /* NALLOC_BENCH_FIELD_H */

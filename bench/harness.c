@@ -322,36 +322,6 @@ double bench_median(double *v, size_t n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-bool bench_parse_size(const char *text, size_t *out)
-{
-    errno = 0;
-    char *end;
-    if (text == NULL || !isdigit((unsigned char)text[0]))
-        return false;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (end == text || errno != 0)
-        return false;
-    unsigned shift = 0;
-    switch (tolower((unsigned char)*end)) {
-    case 'k':
-        shift = 10;
-        end++;
-        break;
-    case 'm':
-        shift = 20;
-        end++;
-        break;
-    case 'g':
-        shift = 30;
-        end++;
-        break;
-    }
-    if (*end != '\0' || (shift && v > (SIZE_MAX >> shift)))
-        return false;
-    *out = (size_t)v << shift;
-    return true;
-}
-
 bool bench_parse_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out)
 {
     errno = 0;

@@ -4,7 +4,7 @@
  * resident set read from /proc (with the peak reset between proofs through clear_refs, so each
  * proof gets its own peak), a description of the machine and the build (every benchmark prints
  * it next to its figures), a small thread pool for the prover's parallel loops, a deterministic
- * random generator, medians, and argument parsing helpers. Linux only, like the benchmarks.
+ * random generator, medians, and an argument parser. Linux only, like the benchmarks.
  */
 #ifndef NALLOC_BENCH_HARNESS_H
 #define NALLOC_BENCH_HARNESS_H
@@ -80,8 +80,6 @@ static inline uint64_t bench_random(uint64_t *state) /* splitmix64 */
 
 double bench_median(double *values, size_t n); /* sorts values; 0 for n == 0 */
 
-/* Parse "123", "64k", "16m", "2g" (binary suffixes). False on anything else. */
-bool bench_parse_size(const char *text, size_t *out);
 /* Parse an unsigned integer in [min, max]. False otherwise. */
 bool bench_parse_uint(const char *text, unsigned long min, unsigned long max, unsigned long *out);
 

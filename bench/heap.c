@@ -159,7 +159,8 @@ static bool create_nalloc(heap *h, const size_t capacity[NALLOC_KIND_COUNT],
     }
     nalloc_status st = nalloc_ctx_create(&config, &h->ctx);
     if (st != NALLOC_OK) {
-        fprintf(stderr, "bench: nalloc_ctx_create: %s (%s)\n", nalloc_strerror(st), strerror(errno));
+        fprintf(stderr, "bench: nalloc_ctx_create: %s (%s)\n", nalloc_strerror(st),
+                strerror(errno));
         return false;
     }
     for (int k = 0; k < NALLOC_KIND_COUNT; k++)

@@ -55,7 +55,7 @@
             a[k] = a[n - k];                                                                       \
             a[n - k] = t;                                                                          \
         }                                                                                          \
-        T n_inv = F##_inv((T)(n % F##_P_VALUE));                                                   \
+        T n_inv = F##_inv((T)(n % F##_P));                                                         \
         for (size_t k = 0; k < n; k++)                                                             \
             a[k] = F##_mul(a[k], n_inv);                                                           \
     }                                                                                              \
@@ -90,8 +90,6 @@
         }                                                                                          \
     }
 
-#define gl_P_VALUE GL_P
-#define bb_P_VALUE BB_P
 
 NTT_DEFINE(gl, uint64_t)
 NTT_DEFINE(bb, uint32_t)

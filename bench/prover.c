@@ -60,6 +60,7 @@ typedef struct job {
     unsigned cols;          /* columns of the matrix being extended or hashed */
     const void *tw;         /* twiddles for size n */
     const void *src;        /* input matrix */
+    bool src_row_major;     /* extend: src is h x cols row-major (else cols columns of h) */
     void *dst;              /* output matrix */
     void *tmp;              /* scratch */
     const void *aux;        /* a small table (zinv) */
@@ -80,8 +81,8 @@ void prover_params_default(prover_params *p)
 {
     *p = (prover_params){
         .traces = 40,
-        .min_log_height = 6,
-        .max_log_height = 15,
+        .min_log_height = 5,
+        .max_log_height = 12,
         .small_percent = 70,
         .min_width = 8,
         .max_width = 400,
@@ -117,7 +118,8 @@ const char *prover_params_check(const prover_params *p)
     return NULL;
 }
 
-static unsigned perm_width(const prover_table *t) /* extension-field columns, two base columns each */
+/* Permutation columns: extension-field values, two base columns each. */
+static unsigned perm_width(const prover_table *t)
 {
     return 2 * (1 + t->width / 16);
 }
@@ -236,7 +238,8 @@ static void hash_leaves(void *arg, size_t begin, size_t end)
     for (size_t i = begin; i < end; i++) {
         uint64_t lane[DIGEST_WORDS] = {1, 2, 3, 4};
         for (unsigned c = 0; c < j->cols; c++)
-            lane[c & 3] = lane_absorb(lane[c & 3], load_elem(j->src, j->elem, (size_t)c * j->rows + i));
+            lane[c & 3] =
+                lane_absorb(lane[c & 3], load_elem(j->src, j->elem, (size_t)c * j->rows + i));
         digest *d = &j->tree[j->rows + i];
         for (unsigned l = 0; l < DIGEST_WORDS; l++)
             d->w[l] = bench_mix64(lane[l] ^ j->cols);
@@ -294,6 +297,13 @@ static uint64_t transcript_challenge(uint64_t *t, uint64_t modulus)
 static inline uint64_t gl_from_random(uint64_t x) { return x >= GL_P ? x - GL_P : x; }
 static inline uint32_t bb_from_random(uint64_t x) { return (uint32_t)(x % BB_P); }
 
+/* A field's kernels, picked once per table by its element size. */
+typedef struct field_kernels {
+    bench_pool_fn fill_rows, extend_columns, perm_columns, quotient_rows;
+    void (*vanishing_inverses)(void *zinv, unsigned log_h, unsigned log_blowup);
+    void (*twiddles)(void *tw, unsigned log_n);
+} field_kernels;
+
 #define PROVER_KERNELS(F, T)                                                                       \
     /* Trace generation, rows [begin, end) of the row-major witness dst (cols columns). */         \
     static void F##_fill_rows(void *arg, size_t begin, size_t end)                                 \
@@ -307,24 +317,24 @@ static inline uint32_t bb_from_random(uint64_t x) { return (uint32_t)(x % BB_P);
             }                                                                                      \
     }                                                                                              \
                                                                                                    \
-    /* Extend columns [begin, end): column c of src (row-major h x cols when j->aux is NULL,     \
-     * else column-major) into column c of dst (n rows). */                                        \
+    /* Extend columns [begin, end): column c of src (h rows, row-major or column-major) into       \
+     * column c of dst (n rows), in place there. */                                                \
     static void F##_extend_columns(void *arg, size_t begin, size_t end)                            \
     {                                                                                              \
         const job *j = arg;                                                                        \
         const T *src = j->src;                                                                     \
         for (size_t c = begin; c < end; c++) {                                                     \
-            T *col = (T *)j->dst + c * j->n;                                               \
-            if (j->aux == NULL)                                                                    \
+            T *col = (T *)j->dst + c * j->n;                                                       \
+            if (j->src_row_major)                                                                  \
                 for (size_t r = 0; r < j->h; r++)                                                  \
                     col[r] = src[r * j->cols + c];                                                 \
             else                                                                                   \
                 memcpy(col, src + c * j->h, j->h * sizeof(T));                                     \
-            F##_lde(col, j->log_h, j->log_n - j->log_h, F##_GENERATOR_VALUE, j->tw, col);          \
+            F##_lde(col, j->log_h, j->log_n - j->log_h, F##_GENERATOR, j->tw, col);                \
         }                                                                                          \
     }                                                                                              \
                                                                                                    \
-    /* Running products, permutation columns [begin, end): den = beta_k + witness value, then     \
+    /* Running products, permutation columns [begin, end): den = beta_k + witness value, then      \
      * perm[k][r] = prod of den[k][0..r]. src: the row-major witness (t->width columns). */        \
     static void F##_perm_columns(void *arg, size_t begin, size_t end)                              \
     {                                                                                              \
@@ -332,7 +342,7 @@ static inline uint32_t bb_from_random(uint64_t x) { return (uint32_t)(x % BB_P);
         const T *w = j->src;                                                                       \
         for (size_t k = begin; k < end; k++) {                                                     \
             T *den = (T *)j->tmp + k * j->h, *perm = (T *)j->dst + k * j->h;                       \
-            T beta = (T)((j->beta + k) % F##_P_VALUE);                                             \
+            T beta = (T)((j->beta + k) % F##_P);                                                   \
             unsigned col = (unsigned)(k % j->t->width);                                            \
             for (size_t r = 0; r < j->h; r++)                                                      \
                 den[r] = F##_add(beta, w[r * j->t->width + col]);                                  \
@@ -342,50 +352,69 @@ static inline uint32_t bb_from_random(uint64_t x) { return (uint32_t)(x % BB_P);
         }                                                                                          \
     }                                                                                              \
                                                                                                    \
-    /* Constraint evaluation, rows [begin, end) of the extended domain: two accumulators (tmp)   \
-     * sum alpha^c times every main and permutation column, then divide by the vanishing         \
-     * polynomial (aux: its inverses, period blowup) into the two quotient columns (dst). */      \
+    /* acc[i] += coef_c * col_c[i] over `cols` columns of n rows, rows [begin, end); coef_c        \
+     * runs through the powers of alpha from *coef on, and *coef is left at the next power. */     \
+    static void F##_accumulate(T *acc, const T *matrix, unsigned cols, size_t n, size_t begin,     \
+                               size_t end, T alpha, T *coef)                                       \
+    {                                                                                              \
+        for (unsigned c = 0; c < cols; c++, *coef = F##_mul(*coef, alpha)) {                       \
+            const T *col = matrix + (size_t)c * n;                                                 \
+            for (size_t i = begin; i < end; i++)                                                   \
+                acc[i] = F##_add(acc[i], F##_mul(*coef, col[i]));                                  \
+        }                                                                                          \
+    }                                                                                              \
+                                                                                                   \
+    /* Constraint evaluation, rows [begin, end) of the extended domain: two accumulators (tmp)     \
+     * sum alpha^c times every main (src) and permutation (src2) column, then divide by the        \
+     * vanishing polynomial (aux: its inverses, period blowup) into the quotient columns (dst). */ \
     static void F##_quotient_rows(void *arg, size_t begin, size_t end)                             \
     {                                                                                              \
         const job *j = arg;                                                                        \
         T *acc0 = (T *)j->tmp, *acc1 = (T *)j->tmp + j->n, *q = j->dst;                            \
         const T *zinv = j->aux;                                                                    \
         size_t blowup_mask = ((size_t)1 << (j->log_n - j->log_h)) - 1;                             \
-        T alpha = (T)(j->alpha % F##_P_VALUE), coef = 1;                                           \
+        T alpha = (T)(j->alpha % F##_P), coef = 1;                                                 \
         memset(acc0 + begin, 0, (end - begin) * sizeof(T));                                        \
         memset(acc1 + begin, 0, (end - begin) * sizeof(T));                                        \
-        for (unsigned c = 0; c < j->cols; c++, coef = F##_mul(coef, alpha)) {                      \
-            const T *col = (const T *)j->src + (size_t)c * j->n;                                   \
-            for (size_t i = begin; i < end; i++)                                                   \
-                acc0[i] = F##_add(acc0[i], F##_mul(coef, col[i]));                                 \
-        }                                                                                          \
-        for (unsigned c = 0; c < j->cols2; c++, coef = F##_mul(coef, alpha)) {                     \
-            const T *col = (const T *)j->src2 + (size_t)c * j->n;                                  \
-            for (size_t i = begin; i < end; i++)                                                   \
-                acc1[i] = F##_add(acc1[i], F##_mul(coef, col[i]));                                 \
-        }                                                                                          \
+        F##_accumulate(acc0, j->src, j->cols, j->n, begin, end, alpha, &coef);                     \
+        F##_accumulate(acc1, j->src2, j->cols2, j->n, begin, end, alpha, &coef);                   \
         for (size_t i = begin; i < end; i++) {                                                     \
             q[i] = F##_mul(acc0[i], zinv[i & blowup_mask]);                                        \
             q[j->n + i] = F##_mul(acc1[i], zinv[i & blowup_mask]);                                 \
         }                                                                                          \
     }                                                                                              \
                                                                                                    \
-    /* 1 / (x^h - 1) on the coset g * <w_n>: x^h = g^h w_B^i takes blowup values. */              \
-    static void F##_vanishing_inverses(T *zinv, unsigned log_h, unsigned log_blowup)               \
+    /* 1 / (x^h - 1) on the coset g * <w_n>: x^h = g^h w_B^i takes blowup values. */               \
+    static void F##_vanishing_inverses(void *out, unsigned log_h, unsigned log_blowup)             \
     {                                                                                              \
-        T gh = F##_pow(F##_GENERATOR_VALUE, (uint64_t)1 << log_h);                                 \
-        T wb = F##_root_of_unity(log_blowup), x = gh;                                              \
+        T *zinv = out, x = F##_pow(F##_GENERATOR, (uint64_t)1 << log_h);                           \
+        T wb = F##_root_of_unity(log_blowup);                                                      \
         for (size_t i = 0; i < ((size_t)1 << log_blowup); i++, x = F##_mul(x, wb))                 \
             zinv[i] = F##_inv(F##_sub(x, 1));                                                      \
-    }
+    }                                                                                              \
+                                                                                                   \
+    static void F##_twiddle_table(void *tw, unsigned log_n)                                        \
+    {                                                                                              \
+        F##_twiddles(tw, log_n);                                                                   \
+    }                                                                                              \
+                                                                                                   \
+    static const field_kernels F##_kernels = {                                                     \
+        .fill_rows = F##_fill_rows,                                                                \
+        .extend_columns = F##_extend_columns,                                                      \
+        .perm_columns = F##_perm_columns,                                                          \
+        .quotient_rows = F##_quotient_rows,                                                        \
+        .vanishing_inverses = F##_vanishing_inverses,                                              \
+        .twiddles = F##_twiddle_table,                                                             \
+    };
 
-#define gl_P_VALUE GL_P
-#define bb_P_VALUE BB_P
-#define gl_GENERATOR_VALUE GL_GENERATOR
-#define bb_GENERATOR_VALUE BB_GENERATOR
 
 PROVER_KERNELS(gl, uint64_t)
 PROVER_KERNELS(bb, uint32_t)
+
+static const field_kernels *kernels(unsigned elem)
+{
+    return elem == 8 ? &gl_kernels : &bb_kernels;
+}
 
 /* FRI over Goldilocks: f[i] = sum over tables of alpha^t (q0 + q1)[i mod n_t]. */
 typedef struct fri_job {
@@ -406,7 +435,8 @@ static void fri_combine_rows(void *arg, size_t begin, size_t end)
         size_t n = (size_t)1 << (tb->log_height + p->params.log_blowup), mask = n - 1;
         const void *q = p->state[t].quotient;
         for (size_t i = begin; i < end; i++) {
-            uint64_t v = gl_add(load_elem(q, tb->elem, i & mask), load_elem(q, tb->elem, n + (i & mask)));
+            uint64_t v =
+                gl_add(load_elem(q, tb->elem, i & mask), load_elem(q, tb->elem, n + (i & mask)));
             j->f[i] = gl_add(j->f[i], gl_mul(coef, v));
         }
     }
@@ -432,14 +462,6 @@ static job table_job(const prover *p, const prover_table *t)
     return j;
 }
 
-static void twiddles(void *tw, unsigned elem, unsigned log_n)
-{
-    if (elem == 8)
-        gl_twiddles(tw, log_n);
-    else
-        bb_twiddles(tw, log_n);
-}
-
 /* Trace generation: each table's rows, in witness memory. */
 static void phase_trace(prover *p, heap *h, unsigned index, bool dry)
 {
@@ -449,7 +471,7 @@ static void phase_trace(prover *p, heap *h, unsigned index, bool dry)
         j.dst = p->state[i].witness = heap_alloc(h, NALLOC_KIND_WITNESS, j.h * j.cols * j.elem);
         j.seed = bench_mix64(p->params.seed ^ ((uint64_t)index << 32) ^ i);
         if (!dry)
-            bench_pool_run(p->pool, j.h, ROW_CHUNK / 4, j.elem == 8 ? gl_fill_rows : bb_fill_rows, &j);
+            bench_pool_run(p->pool, j.h, ROW_CHUNK / 4, kernels(j.elem)->fill_rows, &j);
     }
 }
 
@@ -462,11 +484,12 @@ static void phase_commit(prover *p, heap *h, uint64_t *transcript, bool dry)
         void *tw = heap_alloc(h, NALLOC_KIND_SCRATCH, j.n / 2 * j.elem);
         j.cols = j.t->width;
         j.src = p->state[i].witness;
+        j.src_row_major = true;
         j.tw = tw;
         j.dst = p->state[i].lde = heap_alloc(h, NALLOC_KIND_POLY, j.n * j.cols * j.elem);
         if (!dry) {
-            twiddles(tw, j.elem, j.log_n);
-            bench_pool_run(p->pool, j.cols, 1, j.elem == 8 ? gl_extend_columns : bb_extend_columns, &j);
+            kernels(j.elem)->twiddles(tw, j.log_n);
+            bench_pool_run(p->pool, j.cols, 1, kernels(j.elem)->extend_columns, &j);
         }
         transcript_absorb_digest(transcript, merkle_commit(p, h, j.dst, j.cols, j.n, j.elem));
         heap_scope_end(h, scope);
@@ -488,14 +511,14 @@ static void phase_permutation(prover *p, heap *h, uint64_t *transcript, bool dry
         j.tmp = heap_alloc(h, NALLOC_KIND_SCRATCH, j.h * width * j.elem);
         void *perm = j.dst = heap_alloc(h, NALLOC_KIND_WITNESS, j.h * width * j.elem);
         if (!dry)
-            bench_pool_run(p->pool, width, 1, j.elem == 8 ? gl_perm_columns : bb_perm_columns, &j);
-        j.tw = heap_alloc(h, NALLOC_KIND_SCRATCH, j.n / 2 * j.elem);
+            bench_pool_run(p->pool, width, 1, kernels(j.elem)->perm_columns, &j);
+        void *tw = heap_alloc(h, NALLOC_KIND_SCRATCH, j.n / 2 * j.elem);
+        j.tw = tw;
         j.src = perm;
-        j.aux = perm; /* column-major input */
         j.dst = p->state[i].perm_lde = heap_alloc(h, NALLOC_KIND_POLY, j.n * width * j.elem);
         if (!dry) {
-            twiddles((void *)j.tw, j.elem, j.log_n);
-            bench_pool_run(p->pool, width, 1, j.elem == 8 ? gl_extend_columns : bb_extend_columns, &j);
+            kernels(j.elem)->twiddles(tw, j.log_n);
+            bench_pool_run(p->pool, width, 1, kernels(j.elem)->extend_columns, &j);
         }
         transcript_absorb_digest(transcript, merkle_commit(p, h, j.dst, width, j.n, j.elem));
         heap_scope_end(h, scope);
@@ -516,19 +539,25 @@ static void phase_quotient(prover *p, heap *h, uint64_t *transcript, bool dry)
         j.src2 = p->state[i].perm_lde;
         j.cols2 = perm_width(j.t);
         j.tmp = heap_alloc(h, NALLOC_KIND_SCRATCH, 2 * j.n * j.elem);
-        void *zinv = heap_alloc(h, NALLOC_KIND_SCRATCH, ((size_t)1 << p->params.log_blowup) * j.elem);
+        size_t blowup = (size_t)1 << p->params.log_blowup;
+        void *zinv = heap_alloc(h, NALLOC_KIND_SCRATCH, blowup * j.elem);
         j.aux = zinv;
         j.dst = p->state[i].quotient = heap_alloc(h, NALLOC_KIND_POLY, 2 * j.n * j.elem);
         if (!dry) {
-            if (j.elem == 8)
-                gl_vanishing_inverses(zinv, j.log_h, p->params.log_blowup);
-            else
-                bb_vanishing_inverses(zinv, j.log_h, p->params.log_blowup);
-            bench_pool_run(p->pool, j.n, ROW_CHUNK, j.elem == 8 ? gl_quotient_rows : bb_quotient_rows, &j);
+            kernels(j.elem)->vanishing_inverses(zinv, j.log_h, p->params.log_blowup);
+            bench_pool_run(p->pool, j.n, ROW_CHUNK, kernels(j.elem)->quotient_rows, &j);
         }
         transcript_absorb_digest(transcript, merkle_commit(p, h, j.dst, 2, j.n, j.elem));
         heap_scope_end(h, scope);
     }
+}
+
+/* A query opens one row of a column-major matrix: every value goes into the transcript. */
+static void open_row(uint64_t *transcript, const void *matrix, unsigned cols, size_t n, size_t row,
+                     unsigned elem)
+{
+    for (unsigned c = 0; c < cols; c++)
+        transcript_absorb(transcript, load_elem(matrix, elem, (size_t)c * n + row));
 }
 
 /* FRI: batch every quotient into one codeword over the largest domain, fold it in half until 8
@@ -564,12 +593,9 @@ static void phase_fri(prover *p, heap *h, uint64_t *transcript, bool dry)
         for (unsigned i = 0; i < p->count; i++) {
             const prover_table *t = &p->tables[i];
             size_t n = (size_t)1 << (t->log_height + p->params.log_blowup), row = index & (n - 1);
-            for (unsigned c = 0; c < t->width; c++)
-                transcript_absorb(transcript, load_elem(p->state[i].lde, t->elem, c * n + row));
-            for (unsigned c = 0; c < perm_width(t); c++)
-                transcript_absorb(transcript, load_elem(p->state[i].perm_lde, t->elem, c * n + row));
-            for (unsigned c = 0; c < 2; c++)
-                transcript_absorb(transcript, load_elem(p->state[i].quotient, t->elem, c * n + row));
+            open_row(transcript, p->state[i].lde, t->width, n, row, t->elem);
+            open_row(transcript, p->state[i].perm_lde, perm_width(t), n, row, t->elem);
+            open_row(transcript, p->state[i].quotient, 2, n, row, t->elem);
         }
         for (unsigned l = 0; l < p->fri_layers; l++)
             transcript_absorb(transcript, p->fri[l][index & (((size_t)1 << p->fri_log[l]) - 1)]);

@@ -2,7 +2,7 @@
  *
  * Shaped after OpenVM's allocator benchmark (DESIGN.md section 5): a proof covers some 40 traces
  * (AIR tables), 70% of them small, of height 2^a..2^b and 8..400 columns of 8-byte Goldilocks or
- * 4-byte BabyBear elements, and runs four phases:
+ * 4-byte BabyBear elements, and runs these phases:
  *
  *   trace generation  the witness: each trace's rows (witness memory)
  *   commit            each trace's columns extended by `blowup` with an inverse and a forward NTT
@@ -43,8 +43,11 @@ typedef struct prover_params {
     uint64_t seed;            /* the shape and the witness values */
 } prover_params;
 
-/* The defaults: 40 tables of 2^6..2^16 rows (70% in the lower half), 8..400 columns, Goldilocks,
- * blowup 2, 30 queries. At scale 16 the heights are OpenVM's 2^10..2^20. */
+/* The defaults: 40 tables of 2^5..2^12 rows (70% drawn from 2^5..2^8), 8..400 columns,
+ * Goldilocks, blowup 2, 30 queries: about 110 MiB live per proof and half a second of work on two
+ * cores, so that every allocator and the floor run in about a minute (scripts/run.sh). The
+ * scales 4 and 16 (scripts/bench.sh) reach 2^16 rows and about 1.7 GiB live, close to OpenVM's
+ * 2^8..2^19 at a size that still fits a 24 GiB machine with room to spare. */
 void prover_params_default(prover_params *params);
 /* Why `params` cannot be run (a static string), or NULL when it can. */
 const char *prover_params_check(const prover_params *params);

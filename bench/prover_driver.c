@@ -27,9 +27,7 @@
 #define MAX_ARGS 64
 
 static const char *const default_modes = "floor,glibc,jemalloc,mimalloc,nalloc,nalloc-huge,"
-                                         "nalloc-populate";
-static const char *const all_modes = "floor,glibc,jemalloc,mimalloc,nalloc,nalloc-huge,"
-                                     "nalloc-populate,nalloc-populate-huge";
+                                         "nalloc-populate,nalloc-populate-huge";
 
 typedef struct sample { /* one proof of one worker process */
     unsigned round, proof;
@@ -41,7 +39,7 @@ typedef struct sample { /* one proof of one worker process */
 
 typedef struct mode_run {
     char name[32];
-    char executable[PATH_MAX];
+    char executable[PATH_MAX + 64]; /* the worker that runs this mode */
     sample *samples;
     size_t count, capacity;
     char malloc_version[128];
@@ -64,8 +62,7 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: bench_prover [options] [worker options]\n"
-            "  --modes LIST   comma-separated (default %s;\n"
-            "                 'all' adds nalloc-populate-huge)\n"
+            "  --modes LIST   comma-separated, from (and by default) %s\n"
             "  --rounds N     processes per allocator, alternating (default 3)\n"
             "  --proofs N     proofs per process: the first, then the steady state (default 4)\n"
             "  --csv FILE     every proof of every process, as CSV\n"
@@ -241,42 +238,54 @@ static double mib(double bytes)
 static void print_table(FILE *out, const mode_run *modes, unsigned count, const dry_info *dry,
                         unsigned rounds, unsigned proofs)
 {
-    const mode_run *floor = NULL;
+    summary floor[2] = {{0}, {0}}; /* first, steady */
     for (unsigned m = 0; m < count; m++)
-        if (strcmp(modes[m].name, "floor") == 0)
-            floor = &modes[m];
-    summary ff = {0}, fs = {0};
-    if (floor != NULL) {
-        ff = summarize(floor, true);
-        fs = summarize(floor, false);
-    }
+        if (strcmp(modes[m].name, "floor") == 0) {
+            floor[0] = summarize(&modes[m], true);
+            floor[1] = summarize(&modes[m], false);
+        }
     fprintf(out, "\nnalloc prover-shaped benchmark\n");
     for (unsigned i = 0; i < dry->header_lines; i++)
         fprintf(out, "  %s\n", dry->header[i]);
     fprintf(out, "  %u rounds x %u proofs per process, allocators alternating; medians of the "
-                 "first proof (one per round) and of proofs 2..%u (steady state)\n",
+                 "first proof (one per round) and of proofs 2..%u (the steady state)\n",
             rounds, proofs, proofs);
-    fprintf(out, "  peak live bytes per proof (lower bound on resident memory): %.1f MiB\n",
-            mib((double)dry->peak_live));
-    fprintf(out, "  x floor: wall time over the floor's (same schedule, prefaulted memory, no "
-                 "allocator)\n\n");
-    fprintf(out, "%-21s|%47s |%47s |%16s\n", "", "first proof", "steady state", "peak RSS");
-    fprintf(out, "%-21s|%9s %7s %9s %8s %9s |%9s %7s %9s %8s %9s |%9s %6s\n", "allocator",
-            "wall ms", "x floor", "user ms", "sys ms", "minflt", "wall ms", "x floor", "user ms",
-            "sys ms", "minflt", "MiB", "x live");
+    fprintf(out, "  x floor: wall time over the floor's (the same schedule on prefaulted memory, "
+                 "no allocator); +ms: the difference\n\n");
+    fprintf(out, "%-21s|%40s |%40s\n", "time", "first proof", "steady state (median)");
+    fprintf(out, "%-21s|%8s %7s %7s %7s %7s |%8s %7s %7s %7s %7s\n", "allocator", "wall ms",
+            "x floor", "+ms", "user ms", "sys ms", "wall ms", "x floor", "+ms", "user ms",
+            "sys ms");
+    for (unsigned m = 0; m < count; m++) {
+        fprintf(out, "%-21s|", modes[m].name);
+        for (int phase = 0; phase < 2; phase++) {
+            if (phase == 1)
+                fprintf(out, " |");
+            summary s = summarize(&modes[m], phase == 0);
+            double fw = floor[phase].wall;
+            if (s.samples == 0)
+                fprintf(out, "%8s %7s %7s %7s %7s", "-", "-", "-", "-", "-");
+            else if (fw > 0)
+                fprintf(out, "%8.1f %7.2f %+7.1f %7.1f %7.1f", s.wall * 1e3, s.wall / fw,
+                        (s.wall - fw) * 1e3, s.user * 1e3, s.sys * 1e3);
+            else
+                fprintf(out, "%8.1f %7s %7s %7.1f %7.1f", s.wall * 1e3, "-", "-", s.user * 1e3,
+                        s.sys * 1e3);
+        }
+        fprintf(out, "\n");
+    }
+    fprintf(out, "\n%-21s|%21s |%32s\n", "memory", "minor faults", "peak RSS MiB");
+    fprintf(out, "%-21s|%10s %10s |%10s %10s %10s\n", "allocator", "first", "steady", "first",
+            "steady", "x live");
     for (unsigned m = 0; m < count; m++) {
         summary f = summarize(&modes[m], true), s = summarize(&modes[m], false);
         double rss = f.peak_rss > s.peak_rss ? f.peak_rss : s.peak_rss;
-        fprintf(out, "%-21s|%9.1f %7.2f %9.1f %8.1f %9.0f |", modes[m].name, f.wall * 1e3,
-                floor ? f.wall / ff.wall : 0, f.user * 1e3, f.sys * 1e3, f.minflt);
-        if (s.samples > 0)
-            fprintf(out, "%9.1f %7.2f %9.1f %8.1f %9.0f |", s.wall * 1e3,
-                    floor ? s.wall / fs.wall : 0, s.user * 1e3, s.sys * 1e3, s.minflt);
-        else
-            fprintf(out, "%9s %7s %9s %8s %9s |", "-", "-", "-", "-", "-");
-        fprintf(out, "%9.1f %6.2f\n", mib(rss), rss / (double)dry->peak_live);
+        fprintf(out, "%-21s|%10.0f %10.0f |%10.1f %10.1f %10.2f\n", modes[m].name, f.minflt,
+                s.samples ? s.minflt : 0, mib(f.peak_rss), mib(s.peak_rss),
+                rss / (double)dry->peak_live);
     }
-    fprintf(out, "\n");
+    fprintf(out, "  peak live bytes per proof (the lower bound on resident memory): %.1f MiB; "
+                 "x live: the larger peak RSS over it\n\n", mib((double)dry->peak_live));
     for (unsigned m = 0; m < count; m++) {
         summary f = summarize(&modes[m], true);
         if (strncmp(modes[m].name, "nalloc", 6) == 0)
@@ -288,7 +297,6 @@ static void print_table(FILE *out, const mode_run *modes, unsigned count, const 
         else
             fprintf(out, "  %s: %s\n", modes[m].name, modes[m].malloc_version);
     }
-    (void)fs;
 }
 
 static void write_summary(const char *path, const char *label, const mode_run *modes,
@@ -370,7 +378,7 @@ int main(int argc, char **argv)
         } else if (v == NULL) {
             die("%s needs a value", a);
         } else if (strcmp(a, "--modes") == 0) {
-            modes_arg = strcmp(v, "all") == 0 ? all_modes : v;
+            modes_arg = v;
         } else if (strcmp(a, "--rounds") == 0) {
             if (!bench_parse_uint(v, 1, 1000, &rounds))
                 die("bad --rounds %s", v);
@@ -405,8 +413,6 @@ int main(int argc, char **argv)
         npass = n;
         rounds = 1;
         proofs = proofs > 2 ? 2 : proofs;
-        if (modes_arg == default_modes)
-            modes_arg = all_modes;
     }
 
     char dir[PATH_MAX];
@@ -483,7 +489,8 @@ int main(int argc, char **argv)
                         m->name, status, m->count - before, proofs);
                 return 1;
             }
-            fprintf(stderr, "bench_prover: [round %u/%lu] %-20s %lu proofs in %6.2f s (%.0f s so far)\n",
+            fprintf(stderr,
+                    "bench_prover: [round %u/%lu] %-20s %lu proofs in %6.2f s (%.0f s so far)\n",
                     r + 1, rounds, m->name, proofs, bench_now() - t0, bench_now() - start);
         }
     }
