@@ -4,8 +4,9 @@
     python3 scripts/plot_bench.py bench-results/<date>
 
 Reads the CSVs bench.sh wrote and draws, next to them:
-  prover.png   the prover trace at the smallest scale: wall time over the floor (first proof and
-               steady state), minor page faults per proof, peak RSS over the peak-live bound
+  prover.png   the prover trace at the largest scale measured (where allocators differ most):
+               wall time over the floor (first proof and steady state), minor page faults per
+               proof, peak RSS over the peak-live bound
   scaling.png  the same ratios at every scale measured (1x, 4x, 16x)
   alloc.png    ns per allocation call against size, one thread and every CPU
   wipe.png     nalloc_wipe against memset and explicit_bzero, GB/s against size
@@ -74,7 +75,7 @@ def machine_line(folder):
 
 
 def plot_prover(folder, summaries):
-    scale = min(summaries)
+    scale = max(summaries)
     rows = summaries[scale]
     modes = modes_in_order(rows)
     x = range(len(modes))
