@@ -1,0 +1,508 @@
+/* bench/prover_driver.c - bench_prover: the prover-shaped benchmark, every allocator, medians.
+ *
+ * Each allocator runs in its own process (bench_prover_worker, built once per malloc), so no
+ * allocator inherits another's heap, page cache or huge pages. Rounds alternate the order of the
+ * allocators, so slow drift in the machine (other tenants, thermal state) spreads over all of them
+ * instead of landing on one. Every figure is a median: over rounds for the first proof, over
+ * every proof 2..N of every round for the steady state.
+ *
+ * Every allocator is shown as a ratio to the floor, the same schedule over memory that was
+ * mapped and prefaulted before timing started and is carved with no allocator at all. The floor
+ * is what the work itself costs; what an allocator adds on top of it is its overhead.
+ *
+ * The driver also checks the work: each proof's transcript checksum must be the same under every
+ * allocator and in every round, or the run fails (the smoke test relies on that).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define MAX_MODES 16
+#define MAX_ARGS 64
+
+static const char *const default_modes = "floor,glibc,jemalloc,mimalloc,nalloc,nalloc-huge,"
+                                         "nalloc-populate,nalloc-populate-huge";
+
+typedef struct sample { /* one proof of one worker process */
+    unsigned round, proof;
+    double wall, user, sys;
+    double minflt, majflt;
+    double peak_rss, peak_live, setup;
+    unsigned long long checksum;
+} sample;
+
+typedef struct mode_run {
+    char name[32];
+    char executable[PATH_MAX + 64]; /* the worker that runs this mode */
+    sample *samples;
+    size_t count, capacity;
+    char malloc_version[128];
+} mode_run;
+
+typedef struct summary { /* medians of one mode and phase */
+    size_t samples;
+    double wall, user, sys, minflt, majflt, peak_rss, setup;
+} summary;
+
+static void die(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "bench_prover: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    exit(1);
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: bench_prover [options] [worker options]\n"
+            "  --modes LIST   comma-separated, from (and by default) %s\n"
+            "  --rounds N     processes per allocator, alternating (default 3)\n"
+            "  --proofs N     proofs per process: the first, then the steady state (default 4)\n"
+            "  --csv FILE     every proof of every process, as CSV\n"
+            "  --summary FILE the table's medians, as CSV\n"
+            "  --label TEXT   first column of the summary CSV (e.g. the scale)\n"
+            "  --force        run even if the memory estimate exceeds what is available\n"
+            "  --smoke        a tiny trace, 1 round, 2 proofs: checks that everything runs and\n"
+            "                 that every allocator computes the same proofs (a few seconds)\n"
+            "Worker options (the trace shape, --threads, --scale...): bench_prover_worker --help\n",
+            default_modes);
+}
+
+/* The directory this executable lives in: the workers are built next to it. */
+static void self_dir(char *out, size_t size)
+{
+    ssize_t n = readlink("/proc/self/exe", out, size - 1);
+    if (n <= 0)
+        die("cannot read /proc/self/exe: %s", strerror(errno));
+    out[n] = '\0';
+    char *slash = strrchr(out, '/');
+    if (slash != NULL)
+        *slash = '\0';
+}
+
+/* Run `argv` with its stdout on a pipe; call line_fn for every line; return its exit status. */
+static int run_worker(char *const argv[], void (*line_fn)(void *, char *), void *ctx)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        die("pipe: %s", strerror(errno));
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0)
+        die("fork: %s", strerror(errno));
+    if (pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execv(argv[0], argv);
+        fprintf(stderr, "bench_prover: cannot run %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *in = fdopen(fds[0], "r");
+    if (in == NULL)
+        die("fdopen: %s", strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, in) > 0) {
+        line[strcspn(line, "\n")] = '\0';
+        line_fn(ctx, line);
+    }
+    free(line);
+    fclose(in);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            die("waitpid: %s", strerror(errno));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* ---- The dry run: shape, machine, sizes ---- */
+
+typedef struct dry_info {
+    char header[8][512]; /* the worker's machine and trace lines */
+    unsigned header_lines;
+    size_t peak_live, capacity[3];
+} dry_info;
+
+static void dry_line(void *ctx, char *line)
+{
+    dry_info *d = ctx;
+    if (strncmp(line, "#dry ", 5) == 0) {
+        sscanf(line, "#dry peak_live=%zu poly=%zu witness=%zu scratch=%zu", &d->peak_live,
+               &d->capacity[0], &d->capacity[1], &d->capacity[2]);
+    } else if (strncmp(line, "# ", 2) == 0 && strncmp(line, "# mode", 6) != 0 &&
+               strncmp(line, "# malloc", 8) != 0 && d->header_lines < 8) {
+        snprintf(d->header[d->header_lines++], sizeof d->header[0], "%s", line + 2);
+    }
+}
+
+/* ---- Worker output ---- */
+
+static void sample_line(void *ctx, char *line)
+{
+    mode_run *m = ctx;
+    if (strncmp(line, "# malloc: ", 10) == 0) {
+        snprintf(m->malloc_version, sizeof m->malloc_version, "%s", line + 10);
+        return;
+    }
+    if (line[0] == '#' || strncmp(line, "mode,", 5) == 0)
+        return;
+    sample s;
+    char name[64];
+    if (sscanf(line, "%63[^,],%u,%u,%lf,%lf,%lf,%lf,%lf,%lf,%*f,%lf,%lf,%llx", name, &s.round,
+               &s.proof, &s.wall, &s.user, &s.sys, &s.minflt, &s.majflt, &s.peak_rss,
+               &s.peak_live, &s.setup, &s.checksum) != 12)
+        die("unreadable worker output: %s", line);
+    if (m->count == m->capacity) {
+        m->capacity = m->capacity ? 2 * m->capacity : 64;
+        m->samples = realloc(m->samples, m->capacity * sizeof *m->samples);
+        if (m->samples == NULL)
+            die("%s", "out of memory");
+    }
+    m->samples[m->count++] = s;
+}
+
+static double median_of(const mode_run *m, bool first, size_t field_offset)
+{
+    double *v = malloc((m->count + 1) * sizeof *v);
+    size_t n = 0;
+    if (v == NULL)
+        die("%s", "out of memory");
+    for (size_t i = 0; i < m->count; i++)
+        if ((m->samples[i].proof == 1) == first)
+            v[n++] = *(const double *)((const char *)&m->samples[i] + field_offset);
+    double r = bench_median(v, n);
+    free(v);
+    return r;
+}
+
+static summary summarize(const mode_run *m, bool first)
+{
+    summary s = {0};
+    for (size_t i = 0; i < m->count; i++)
+        s.samples += (m->samples[i].proof == 1) == first;
+#define MEDIAN(field) median_of(m, first, offsetof(sample, field))
+    s.wall = MEDIAN(wall);
+    s.user = MEDIAN(user);
+    s.sys = MEDIAN(sys);
+    s.minflt = MEDIAN(minflt);
+    s.majflt = MEDIAN(majflt);
+    s.peak_rss = MEDIAN(peak_rss);
+    s.setup = MEDIAN(setup);
+#undef MEDIAN
+    return s;
+}
+
+/* Every proof index must give the same checksum under every allocator and in every round. */
+static void check_checksums(const mode_run *modes, unsigned count, unsigned proofs)
+{
+    for (unsigned p = 1; p <= proofs; p++) {
+        const sample *ref = NULL;
+        const char *ref_mode = NULL;
+        for (unsigned m = 0; m < count; m++)
+            for (size_t i = 0; i < modes[m].count; i++) {
+                const sample *s = &modes[m].samples[i];
+                if (s->proof != p)
+                    continue;
+                if (ref == NULL) {
+                    ref = s;
+                    ref_mode = modes[m].name;
+                } else if (s->checksum != ref->checksum) {
+                    fprintf(stderr,
+                            "bench_prover: proof %u computed %016llx under %s (round %u) but "
+                            "%016llx under %s (round %u)\n",
+                            p, s->checksum, modes[m].name, s->round, ref->checksum, ref_mode,
+                            ref->round);
+                    exit(1);
+                }
+            }
+    }
+}
+
+/* ---- Output ---- */
+
+static double mib(double bytes)
+{
+    return bytes / (double)BENCH_MIB;
+}
+
+static void print_table(FILE *out, const mode_run *modes, unsigned count, const dry_info *dry,
+                        unsigned rounds, unsigned proofs)
+{
+    summary floor[2] = {{0}, {0}}; /* first, steady */
+    for (unsigned m = 0; m < count; m++)
+        if (strcmp(modes[m].name, "floor") == 0) {
+            floor[0] = summarize(&modes[m], true);
+            floor[1] = summarize(&modes[m], false);
+        }
+    fprintf(out, "\nnalloc prover-shaped benchmark\n");
+    for (unsigned i = 0; i < dry->header_lines; i++)
+        fprintf(out, "  %s\n", dry->header[i]);
+    fprintf(out, "  %u rounds x %u proofs per process, allocators alternating; medians of the "
+                 "first proof (one per round) and of proofs 2..%u (the steady state)\n",
+            rounds, proofs, proofs);
+    fprintf(out, "  x floor: wall time over the floor's (the same schedule on prefaulted memory, "
+                 "no allocator); +ms: the difference\n\n");
+    fprintf(out, "%-21s|%40s |%40s\n", "time", "first proof", "steady state (median)");
+    fprintf(out, "%-21s|%8s %7s %7s %7s %7s |%8s %7s %7s %7s %7s\n", "allocator", "wall ms",
+            "x floor", "+ms", "user ms", "sys ms", "wall ms", "x floor", "+ms", "user ms",
+            "sys ms");
+    for (unsigned m = 0; m < count; m++) {
+        fprintf(out, "%-21s|", modes[m].name);
+        for (int phase = 0; phase < 2; phase++) {
+            if (phase == 1)
+                fprintf(out, " |");
+            summary s = summarize(&modes[m], phase == 0);
+            double fw = floor[phase].wall;
+            if (s.samples == 0)
+                fprintf(out, "%8s %7s %7s %7s %7s", "-", "-", "-", "-", "-");
+            else if (fw > 0)
+                fprintf(out, "%8.1f %7.2f %+7.1f %7.1f %7.1f", s.wall * 1e3, s.wall / fw,
+                        (s.wall - fw) * 1e3, s.user * 1e3, s.sys * 1e3);
+            else
+                fprintf(out, "%8.1f %7s %7s %7.1f %7.1f", s.wall * 1e3, "-", "-", s.user * 1e3,
+                        s.sys * 1e3);
+        }
+        fprintf(out, "\n");
+    }
+    fprintf(out, "\n%-21s|%21s |%32s\n", "memory", "minor faults", "peak RSS MiB");
+    fprintf(out, "%-21s|%10s %10s |%10s %10s %10s\n", "allocator", "first", "steady", "first",
+            "steady", "x live");
+    for (unsigned m = 0; m < count; m++) {
+        summary f = summarize(&modes[m], true), s = summarize(&modes[m], false);
+        double rss = f.peak_rss > s.peak_rss ? f.peak_rss : s.peak_rss;
+        fprintf(out, "%-21s|%10.0f %10.0f |%10.1f %10.1f %10.2f\n", modes[m].name, f.minflt,
+                s.samples ? s.minflt : 0, mib(f.peak_rss), mib(s.peak_rss),
+                rss / (double)dry->peak_live);
+    }
+    fprintf(out, "  peak live bytes per proof (the lower bound on resident memory): %.1f MiB; "
+                 "x live: the larger peak RSS over it\n\n", mib((double)dry->peak_live));
+    for (unsigned m = 0; m < count; m++) {
+        summary f = summarize(&modes[m], true);
+        if (strncmp(modes[m].name, "nalloc", 6) == 0)
+            fprintf(out, "  %s: creating the arenas took %.1f ms of its first proof\n",
+                    modes[m].name, f.setup * 1e3);
+        else if (strcmp(modes[m].name, "floor") == 0)
+            fprintf(out, "  floor: mapping and prefaulting took %.1f ms before timing (not "
+                         "counted)\n", f.setup * 1e3);
+        else
+            fprintf(out, "  %s: %s\n", modes[m].name, modes[m].malloc_version);
+    }
+}
+
+static void write_summary(const char *path, const char *label, const mode_run *modes,
+                          unsigned count, const dry_info *dry)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        die("cannot write the summary: %s", strerror(errno));
+    summary floor[2] = {{0}, {0}};
+    for (unsigned m = 0; m < count; m++)
+        if (strcmp(modes[m].name, "floor") == 0) {
+            floor[0] = summarize(&modes[m], true);
+            floor[1] = summarize(&modes[m], false);
+        }
+    fprintf(f, "label,mode,phase,samples,wall_s,wall_x_floor,over_floor_s,user_s,sys_s,minflt,"
+               "majflt,peak_rss_bytes,peak_live_bytes,rss_x_live,setup_s,malloc\n");
+    for (unsigned m = 0; m < count; m++)
+        for (int phase = 0; phase < 2; phase++) {
+            summary s = summarize(&modes[m], phase == 0);
+            if (s.samples == 0)
+                continue;
+            double fw = floor[phase].wall;
+            fprintf(f, "%s,%s,%s,%zu,%.6f,%.4f,%.6f,%.6f,%.6f,%.0f,%.0f,%.0f,%zu,%.4f,%.6f,%s\n",
+                    label, modes[m].name, phase == 0 ? "first" : "steady", s.samples, s.wall,
+                    fw > 0 ? s.wall / fw : 0, fw > 0 ? s.wall - fw : 0, s.user, s.sys, s.minflt,
+                    s.majflt, s.peak_rss, dry->peak_live, s.peak_rss / (double)dry->peak_live,
+                    s.setup, modes[m].malloc_version);
+        }
+    fclose(f);
+}
+
+static void write_raw(const char *path, const char *label, const mode_run *modes, unsigned count)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        die("cannot write the CSV: %s", strerror(errno));
+    fprintf(f, "label,mode,round,proof,wall_s,user_s,sys_s,minflt,majflt,peak_rss_bytes,"
+               "peak_live_bytes,setup_s,checksum\n");
+    for (unsigned m = 0; m < count; m++)
+        for (size_t i = 0; i < modes[m].count; i++) {
+            const sample *s = &modes[m].samples[i];
+            fprintf(f, "%s,%s,%u,%u,%.6f,%.6f,%.6f,%.0f,%.0f,%.0f,%.0f,%.6f,%016llx\n", label,
+                    modes[m].name, s->round, s->proof, s->wall, s->user, s->sys, s->minflt,
+                    s->majflt, s->peak_rss, s->peak_live, s->setup, s->checksum);
+        }
+    fclose(f);
+}
+
+/* ---- main ---- */
+
+static const char *worker_for(const char *mode) /* the executable suffix that runs a mode */
+{
+    if (strcmp(mode, "jemalloc") == 0)
+        return "bench_prover_worker_jemalloc";
+    if (strcmp(mode, "mimalloc") == 0)
+        return "bench_prover_worker_mimalloc";
+    return "bench_prover_worker";
+}
+
+int main(int argc, char **argv)
+{
+    const char *modes_arg = default_modes, *csv = NULL, *summary_csv = NULL, *label = "1";
+    unsigned long rounds = 3, proofs = 4;
+    bool force = false, smoke = false;
+    char *pass[MAX_ARGS];
+    int npass = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        bool takes_value = true;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--force") == 0) {
+            force = true;
+            takes_value = false;
+        } else if (strcmp(a, "--smoke") == 0) {
+            smoke = true;
+            takes_value = false;
+        } else if (v == NULL) {
+            die("%s needs a value", a);
+        } else if (strcmp(a, "--modes") == 0) {
+            modes_arg = v;
+        } else if (strcmp(a, "--rounds") == 0) {
+            if (!bench_parse_uint(v, 1, 1000, &rounds))
+                die("bad --rounds %s", v);
+        } else if (strcmp(a, "--proofs") == 0) {
+            if (!bench_parse_uint(v, 1, 10000, &proofs))
+                die("bad --proofs %s", v);
+        } else if (strcmp(a, "--csv") == 0) {
+            csv = v;
+        } else if (strcmp(a, "--summary") == 0) {
+            summary_csv = v;
+        } else if (strcmp(a, "--label") == 0) {
+            label = v;
+        } else { /* a worker option and its value */
+            if (npass + 2 >= MAX_ARGS - 12)
+                die("%s", "too many options");
+            pass[npass++] = argv[i];
+            pass[npass++] = argv[i + 1];
+        }
+        if (takes_value)
+            i++;
+    }
+    if (smoke) { /* a tiny trace that still has every phase; explicit options win */
+        static char *smoke_args[] = {"--traces", "6", "--min-log-height", "3", "--max-log-height",
+                                     "6", "--max-width", "24", "--queries", "4"};
+        char *merged[MAX_ARGS];
+        int n = 0;
+        for (size_t i = 0; i < sizeof smoke_args / sizeof smoke_args[0]; i++)
+            merged[n++] = smoke_args[i];
+        for (int i = 0; i < npass; i++)
+            merged[n++] = pass[i];
+        memcpy(pass, merged, (size_t)n * sizeof *pass);
+        npass = n;
+        rounds = 1;
+        proofs = proofs > 2 ? 2 : proofs;
+    }
+
+    char dir[PATH_MAX];
+    self_dir(dir, sizeof dir);
+
+    /* The modes, and the executables that run them; missing mallocs are skipped, said so. */
+    mode_run modes[MAX_MODES];
+    unsigned count = 0;
+    char list[1024];
+    snprintf(list, sizeof list, "%s", modes_arg);
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        if (count == MAX_MODES)
+            die("%s", "too many modes");
+        mode_run *m = &modes[count];
+        memset(m, 0, sizeof *m);
+        snprintf(m->name, sizeof m->name, "%s", tok);
+        snprintf(m->executable, sizeof m->executable, "%s/%s", dir, worker_for(tok));
+        if (access(m->executable, X_OK) != 0) {
+            fprintf(stderr, "bench_prover: skipping %s: %s was not built (install lib%s-dev and "
+                            "reconfigure)\n", tok, worker_for(tok), tok);
+            continue;
+        }
+        count++;
+    }
+    if (count == 0)
+        die("%s", "no allocator to run");
+
+    /* The dry run: the shape, the sizes, and whether this fits in memory. */
+    char *argv_worker[MAX_ARGS];
+    int n = 0;
+    char dry_exe[PATH_MAX + 32], round_text[16], proofs_text[16];
+    snprintf(dry_exe, sizeof dry_exe, "%s/bench_prover_worker", dir);
+    argv_worker[n++] = dry_exe;
+    argv_worker[n++] = "--dry";
+    for (int i = 0; i < npass; i++)
+        argv_worker[n++] = pass[i];
+    argv_worker[n] = NULL;
+    dry_info dry = {0};
+    if (run_worker(argv_worker, dry_line, &dry) != 0 || dry.peak_live == 0)
+        die("%s", "the dry run failed (see above)");
+    size_t arenas = dry.capacity[0] + dry.capacity[1] + dry.capacity[2];
+    size_t need = arenas > dry.peak_live * 3 / 2 ? arenas : dry.peak_live * 3 / 2;
+    size_t available = bench_mem_available();
+    fprintf(stderr, "bench_prover: peak live %.1f MiB per proof; the largest footprint expected "
+                    "is %.1f MiB of %.1f MiB available\n",
+            mib((double)dry.peak_live), mib((double)need), mib((double)available));
+    if (available > 0 && need > available / 10 * 9 && !force)
+        die("%s", "not enough memory for this size (--force to try anyway)");
+
+    /* The rounds: every mode once per round, the order rotated each round. */
+    double start = bench_now();
+    for (unsigned r = 0; r < rounds; r++) {
+        for (unsigned k = 0; k < count; k++) {
+            mode_run *m = &modes[(k + r) % count];
+            n = 0;
+            snprintf(round_text, sizeof round_text, "%u", r);
+            snprintf(proofs_text, sizeof proofs_text, "%lu", proofs);
+            argv_worker[n++] = m->executable;
+            argv_worker[n++] = "--mode";
+            argv_worker[n++] = m->name;
+            argv_worker[n++] = "--round";
+            argv_worker[n++] = round_text;
+            argv_worker[n++] = "--proofs";
+            argv_worker[n++] = proofs_text;
+            for (int i = 0; i < npass; i++)
+                argv_worker[n++] = pass[i];
+            argv_worker[n] = NULL;
+            double t0 = bench_now();
+            size_t before = m->count;
+            int status = run_worker(argv_worker, sample_line, m);
+            if (status != 0 || m->count - before != proofs) {
+                fprintf(stderr, "bench_prover: %s exited with status %d after %zu of %lu proofs\n",
+                        m->name, status, m->count - before, proofs);
+                return 1;
+            }
+            fprintf(stderr,
+                    "bench_prover: [round %u/%lu] %-20s %lu proofs in %6.2f s (%.0f s so far)\n",
+                    r + 1, rounds, m->name, proofs, bench_now() - t0, bench_now() - start);
+        }
+    }
+    check_checksums(modes, count, (unsigned)proofs);
+    print_table(stdout, modes, count, &dry, (unsigned)rounds, (unsigned)proofs);
+    if (summary_csv != NULL)
+        write_summary(summary_csv, label, modes, count, &dry);
+    if (csv != NULL)
+        write_raw(csv, label, modes, count);
+    for (unsigned m = 0; m < count; m++)
+        free(modes[m].samples);
+    fprintf(stderr, "bench_prover: every allocator computed the same %lu proofs (checksums "
+                    "match)\n", proofs);
+    return 0;
+}
