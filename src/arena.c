@@ -181,11 +181,13 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     a->parent_offset = parent_offset;
     a->shared_slot.owner = NA_SLOT_SHARED;
     pthread_mutex_init(&a->control, NULL);
+    pthread_mutex_init(&a->track_lock, NULL);
 
     st = backing->create(a);
     if (st != NALLOC_OK) {
         int err = errno;
         pthread_mutex_destroy(&a->control);
+        pthread_mutex_destroy(&a->track_lock);
         na_handle_free(a);
         na_trace_pop();
         errno = err;
@@ -277,6 +279,7 @@ nalloc_status na_arena_destroy(nalloc_arena *a)
     a->backing->destroy(a);
     pthread_mutex_unlock(&a->control);
     pthread_mutex_destroy(&a->control);
+    pthread_mutex_destroy(&a->track_lock);
     na_handle_free(a);
     na_trace_pop();
     return st == NALLOC_OK ? NALLOC_OK : na_set_error(st);

@@ -171,7 +171,9 @@ struct nalloc_arena {
                                    checker watches, else 0 (read by allocations in checker builds) */
     size_t track_redzone_bytes; /* redzone bytes reserved by allocations since creation */
     size_t track_frontier;      /* bytes: ASan shadow of [0, frontier) is set by track.h; grows
-                                   in steps (control lock), never shrinks */
+                                   in steps (track_lock), never shrinks */
+    pthread_mutex_t track_lock; /* serializes frontier moves; its own lock, because allocations
+                                   that move it can run under the control lock (a lane split) */
     pthread_mutex_t control; /* serializes rollback, reset, wipe and destroy */
     nalloc_ctx *owner;       /* the context this arena belongs to, or NULL */
 

@@ -40,6 +40,7 @@
  * mark and the most lanes per split complete what nalloc_ctx_profile reports.
  */
 #include "internal.h"
+#include "track.h"
 #include "prim.h"
 
 #include <sched.h>
@@ -139,8 +140,12 @@ static nalloc_status plan_split(const nalloc_arena *p, size_t count, size_t lane
     if (!nalloc_bump_fit(p->bump.base, p->bump.capacity, offset, 1, plan->align, &first, &end))
         return NALLOC_ERR_NOMEM;
     size_t room = p->bump.capacity - first;
+    /* In checker builds with redzones the block is reserved with a redzone after it. */
+    size_t one, overhead;
+    (void)na_track_extent(p, 1, &one);
+    overhead = one - 1;
     if (lane_capacity == 0) { /* an equal share of the room left, in whole alignment units */
-        plan->stride = room / count & ~(plan->align - 1);
+        plan->stride = (room > overhead ? room - overhead : 0) / count & ~(plan->align - 1);
         plan->capacity = plan->stride;
         if (plan->stride == 0)
             return NALLOC_ERR_NOMEM;
@@ -151,7 +156,10 @@ static nalloc_status plan_split(const nalloc_arena *p, size_t count, size_t lane
     }
     size_t head;
     if (__builtin_mul_overflow(count - 1, plan->stride, &head) ||
-        __builtin_add_overflow(head, plan->capacity, &plan->block) || plan->block > room)
+        __builtin_add_overflow(head, plan->capacity, &plan->block))
+        return NALLOC_ERR_NOMEM;
+    size_t extent;
+    if (!na_track_extent(p, plan->block, &extent) || extent > room)
         return NALLOC_ERR_NOMEM;
     return NALLOC_OK;
 }

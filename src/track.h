@@ -14,7 +14,7 @@
  *    threads that allocate at once from writing the same shadow byte. Shadow costs one byte per
  *    granule, so a big arena is not poisoned at creation (a 1 TiB reservation has 128 GiB of
  *    shadow): a poisoned "frontier" grows in steps of NA_TRACK_STEP just ahead of the blocks,
- *    under the control lock, before any block beyond it is unpoisoned. Shadow above the frontier
+ *    under its own lock, before any block beyond it is unpoisoned. Shadow above the frontier
  *    was never written, so it reads as addressable and a block there needs no unpoisoning: the
  *    cost follows what is handed out, not the capacity. Only the first NA_TRACK_LIMIT bytes of an
  *    arena are watched, which bounds the shadow written per arena (512 MiB) even for a huge block
@@ -124,7 +124,7 @@ static __attribute__((noinline, cold)) size_t na_track_extend(nalloc_arena *a, s
 {
     size_t limit = begin + size; /* another thread moved the frontier: it poisoned our bytes */
     size_t cap = na_track_min(a->bump.capacity, NA_TRACK_LIMIT);
-    pthread_mutex_lock(&a->control);
+    pthread_mutex_lock(&a->track_lock);
     size_t frontier = a->track_frontier;
     if (end >= frontier && frontier < cap) {
         size_t to = end - end % NA_TRACK_STEP + NA_TRACK_STEP;
@@ -139,7 +139,7 @@ static __attribute__((noinline, cold)) size_t na_track_extend(nalloc_arena *a, s
         __atomic_store_n(&a->track_frontier, to, __ATOMIC_RELEASE);
         limit = begin > frontier ? begin : frontier;
     }
-    pthread_mutex_unlock(&a->control);
+    pthread_mutex_unlock(&a->track_lock);
     return limit;
 }
 

@@ -188,6 +188,20 @@ static void test_zeroed_allocations_with_redzones_read_zero_after_reuse(void **s
     nalloc_arena_destroy(a);
 }
 
+static void test_an_equal_share_split_leaves_room_for_the_redzone(void **state)
+{
+    (void)state;
+    nalloc_arena *p = make_redzone_arena(4 * MiB, 64);
+    (void)nalloc_alloc(p, 100);
+    nalloc_arena *lanes[3];
+    assert_int_equal(nalloc_arena_split(p, 3, 0, lanes), NALLOC_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_non_null(nalloc_alloc(lanes[i], 1000));
+        assert_int_equal(nalloc_arena_destroy(lanes[i]), NALLOC_OK);
+    }
+    nalloc_arena_destroy(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -199,6 +213,7 @@ int main(void)
         cmocka_unit_test(test_rollback_and_reset_release_redzones_too),
         cmocka_unit_test(test_a_redzone_that_cannot_fit_fails_the_request_cleanly),
         cmocka_unit_test(test_zeroed_allocations_with_redzones_read_zero_after_reuse),
+        cmocka_unit_test(test_an_equal_share_split_leaves_room_for_the_redzone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
