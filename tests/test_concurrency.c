@@ -8,6 +8,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 
 enum { THREADS = 8, PER_THREAD = 4000 };
@@ -34,8 +35,8 @@ static atomic_int go;
 static void *allocate(void *arg)
 {
     worker *w = arg;
-    while (!atomic_load(&go)) {
-    }
+    while (!atomic_load(&go))
+        sched_yield(); /* more threads than cores: let the one that starts them run */
     for (int i = 0; i < PER_THREAD; i++) {
         uint64_t r = test_rand(&w->seed);
         size_t size = 1 + (size_t)(r % 2000);
@@ -161,6 +162,7 @@ static void *observe(void *arg)
         o->violations += !ok;
         last_allocations = s.allocations;
         o->samples++;
+        sched_yield();
     }
     return NULL;
 }
