@@ -141,7 +141,7 @@ static nalloc_status plan_split(const nalloc_arena *p, size_t count, size_t lane
         return NALLOC_ERR_NOMEM;
     size_t room = p->bump.capacity - first;
     /* In checker builds with redzones the block is reserved with a redzone after it. */
-    size_t one, overhead;
+    size_t one = 1, overhead;
     (void)na_track_extent(p, 1, &one);
     overhead = one - 1;
     if (lane_capacity == 0) { /* an equal share of the room left, in whole alignment units */

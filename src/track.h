@@ -417,8 +417,12 @@ static inline void na_track_destroy(nalloc_arena *a)
     ASAN_UNPOISON_MEMORY_REGION(base + capacity, na_track_mapped(a) - capacity);
 #endif
 #if NA_TRACK_VALGRIND
-    if (a->track_checkers & NALLOC_CHECKER_VALGRIND)
+    if (a->track_checkers & NALLOC_CHECKER_VALGRIND) {
         VALGRIND_DESTROY_MEMPOOL(a);
+        /* As under ASan: a lane's memory goes back to its parent's block, which is allocated
+         * and holds what the lane left there; a mapping about to be unmapped does not care. */
+        VALGRIND_MAKE_MEM_DEFINED(na_track_base(a), na_track_mapped(a));
+    }
 #endif
     a->track_checkers = 0;
 #else

@@ -313,6 +313,8 @@ static bool resident(const void *p)
 static void test_parent_wipe_skips_the_block_its_lanes_keep_clean(void **state)
 {
     (void)state;
+    if (under_valgrind())
+        skip(); /* checks page residency */
     /* A dry-run-sized witness: 1 GiB of address space, four lanes of about 256 MiB that use a
      * page each. Zeroing the block would fault in (and lock) the whole GiB. */
     nalloc_arena_config c;
@@ -454,6 +456,8 @@ static void run_lanes(bool threads, FILE *out)
 static void test_threads_on_lanes_give_the_same_digests_in_separate_processes(void **state)
 {
     (void)state;
+    if (under_valgrind())
+        skip(); /* re-executes /proc/self/exe */
     char here[2048] = "", first[2048], second[2048];
     FILE *out = fmemopen(here, sizeof here - 1, "w");
     run_lanes(false, out);
