@@ -26,9 +26,11 @@
  * mark. The parent must not wipe the block as well: to the parent the whole block was handed out,
  * and in a dry run the block is tens of GiB of which the lanes touched a few MiB, so zeroing it
  * would commit all of it. So the parent keeps one "clean" range, the lane block whose lanes keep
- * it clean, and its own wipes (nalloc_wipe, destroy, exit) skip it. A lane that dies with dirty
- * memory (it does not wipe on destroy) spoils the range, and the parent then zeroes the whole
- * block, which is always correct. When the parent later releases the block, its dirty extent drops
+ * it clean, and its own wipes (nalloc_wipe, destroy, exit) skip it. The bytes between two lanes
+ * (a stride is the capacity rounded up to the lane alignment) belong to no lane, so the split
+ * zeroes what of them the parent had dirtied: the block is then clean once its lanes are. A lane
+ * that dies with dirty memory (it does not wipe on destroy) spoils the range, and the parent then
+ * zeroes the whole block, which is always correct. When the parent later releases the block, its dirty extent drops
  * back to what it was below the block, if nothing above the block was dirtied meanwhile.
  *
  * Sizing. A dry run splits a parent reserved far larger than needed, so its lanes get far more
@@ -164,6 +166,25 @@ static nalloc_status plan_split(const nalloc_arena *p, size_t count, size_t lane
     return NALLOC_OK;
 }
 
+/* The bytes between one lane's last byte and the next lane's base (stride - capacity of them,
+ * less than a lane alignment) belong to no lane, so no lane's wipe reaches them, and the parent's
+ * own wipes skip the block its lanes keep clean. Zero now what the parent handed out there before
+ * the split (below `dirty`), so the block really is clean once its lanes are. */
+static nalloc_status zero_gaps(nalloc_arena *p, size_t begin, size_t count, const split_plan *plan,
+                               size_t dirty)
+{
+    size_t gap = plan->stride - plan->capacity;
+    for (size_t i = 0; gap > 0 && i + 1 < count; i++) {
+        size_t from = begin + i * plan->stride + plan->capacity;
+        if (from >= dirty)
+            break;
+        nalloc_status st = p->backing->zero(p, from, dirty - from < gap ? dirty - from : gap, NULL);
+        if (st != NALLOC_OK)
+            return st;
+    }
+    return NALLOC_OK;
+}
+
 nalloc_status nalloc_arena_split(nalloc_arena *p, size_t count, size_t lane_capacity,
                                  nalloc_arena **lanes)
 {
@@ -193,6 +214,8 @@ nalloc_status nalloc_arena_split(nalloc_arena *p, size_t count, size_t lane_capa
         st = block != NULL ? NALLOC_OK : nalloc_last_error();
     }
     size_t begin = block != NULL ? (size_t)((uintptr_t)block - p->bump.base) : 0;
+    if (st == NALLOC_OK)
+        st = zero_gaps(p, begin, count, &plan, dirty);
     size_t made = 0;
     if (st == NALLOC_OK) {
         /* Only now is count known to be sane (at least a page of the parent per lane). */

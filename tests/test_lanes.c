@@ -379,6 +379,41 @@ static void test_lanes_that_keep_their_data_leave_it_to_the_parent(void **state)
     }
 }
 
+static void test_parent_wipe_reaches_the_gaps_between_lanes(void **state)
+{
+    (void)state;
+    /* Lanes of 100 bytes start a page apart: the rest of each page belongs to no lane. Bytes
+     * the parent handed out there before the split must still be zeroed by the parent's wipe,
+     * and read as zero when the parent hands them out zeroed again. */
+    const size_t secret_size = 2 * page_size(); /* under lanes 0 and 1, and their gaps */
+    for (int zeroed = 0; zeroed < 2; zeroed++) {
+        nalloc_arena *p = make_arena(NALLOC_KIND_WITNESS, 1 * MiB);
+        unsigned char *secret = nalloc_alloc(p, secret_size);
+        memset(secret, 0x5a, secret_size);
+        nalloc_reset(p); /* released, not wiped */
+        nalloc_mark before = nalloc_mark_get(p);
+        nalloc_arena *lanes[LANES];
+        assert_int_equal(nalloc_arena_split(p, LANES, 100, lanes), NALLOC_OK);
+        assert_int_equal(stats_of(lanes[1]).base - stats_of(lanes[0]).base, page_size());
+        for (int i = 0; i < LANES; i++)
+            assert_int_equal(nalloc_arena_destroy(lanes[i]), NALLOC_OK); /* each wipes itself */
+        if (zeroed) {
+            assert_int_equal(nalloc_rollback(p, before), NALLOC_OK);
+            unsigned char *z = nalloc_alloc_zeroed(p, secret_size, 1, 1);
+            assert_ptr_equal(z, secret);
+            for (size_t i = 0; i < secret_size; i++)
+                if (z[i] != 0)
+                    fail_msg("zeroed byte %zu is %#x", i, z[i]);
+        } else {
+            assert_int_equal(nalloc_wipe(p), NALLOC_OK);
+            for (size_t i = 0; i < secret_size; i++)
+                if (peek_released(secret, i) != 0)
+                    fail_msg("byte %zu survived the wipe: %#x", i, peek_released(secret, i));
+        }
+        assert_int_equal(nalloc_arena_destroy(p), NALLOC_OK);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Threads with random timing, per-lane digests repeated across processes
  * ------------------------------------------------------------------------------------------- */
@@ -492,6 +527,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_lane_over_dirty_parent_memory_zeroes_what_it_must),
         cmocka_unit_test(test_parent_wipe_skips_the_block_its_lanes_keep_clean),
         cmocka_unit_test(test_lanes_that_keep_their_data_leave_it_to_the_parent),
+        cmocka_unit_test(test_parent_wipe_reaches_the_gaps_between_lanes),
         cmocka_unit_test(test_threads_on_lanes_give_the_same_digests_in_separate_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
