@@ -13,8 +13,10 @@
  *    statistics) instead of on every allocation.
  *
  *  - A mark is (arena uid, generation, epoch, offset). Reset and wipe bump the generation, so
- *    older marks are refused. A rollback to offset T at epoch E releases every byte from T up, so
- *    a mark taken before E at an offset above T points into released memory and is stale. The
+ *    older marks are refused; every phase boundary (rollback, reset, wipe) bumps the epoch, which
+ *    the layout digest also mixes into each block. A rollback to offset T at epoch E releases
+ *    every byte from T up, so a mark taken before E at an offset above T points into released
+ *    memory and is stale. The
  *    arena keeps those rollbacks as records (epoch, target) with increasing targets (a later
  *    rollback to a lower target hides earlier ones): a mark is stale if the first record after
  *    its epoch has a target below its offset. When more records would be kept than fit, the two
@@ -231,6 +233,7 @@ static void reset_locked(nalloc_arena *a)
     size_t offset = settle(a);
     release_to(a, 0, offset);
     __atomic_fetch_add(&a->generation, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&a->epoch, 1, __ATOMIC_RELAXED); /* a phase boundary too */
     a->history_len = 0;
 }
 

@@ -161,7 +161,8 @@ struct nalloc_arena {
                                 resize_last never move the offset below it */
     size_t failures;         /* requests refused */
     uint64_t generation;     /* resets and wipes so far: marks of older generations are stale */
-    uint64_t epoch;          /* rollbacks so far (control lock) */
+    uint64_t epoch;          /* phase boundaries so far: rollbacks, resets and wipes; changed
+                                under the control lock, read by every allocation (layout digest) */
     unsigned history_len;    /* records in history (control lock) */
     na_rollback_record history[NA_ROLLBACK_HISTORY]; /* (control lock) */
     size_t resets, rollbacks, wipes, wiped_bytes;
@@ -337,10 +338,9 @@ static inline void na_stats_note_alloc(nalloc_arena *a, size_t offset, size_t si
     bool shared = s == &a->shared_slot;
     na_slot_add(&s->allocations, 1, shared);
     na_slot_add(&s->padding, pad, shared);
-    /* generation and epoch change only at phase boundaries, never during allocations, so their
-     * cache line stays shared in every core and these loads hit L1. */
-    uint64_t phase = __atomic_load_n(&a->generation, __ATOMIC_RELAXED) +
-                     __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
+    /* The epoch changes only at phase boundaries, never during allocations, so its cache line
+     * (on_alloc's, read above anyway) stays shared in every core and this load hits L1. */
+    uint64_t phase = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
     na_slot_add(&s->digest, (size_t)na_layout_mix(offset, size, phase), shared);
 }
 

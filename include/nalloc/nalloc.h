@@ -199,7 +199,7 @@ NALLOC_API void *nalloc_realloc(nalloc_arena *arena, void *ptr, size_t old_size,
 /* A position in an arena to roll back to. The fields are private. */
 typedef struct nalloc_mark {
     uint64_t arena_uid; /* private: which arena */
-    uint64_t epoch;     /* private: rollbacks done before the mark was taken */
+    uint64_t epoch;     /* private: rollbacks, resets and wipes done before the mark was taken */
     uint64_t generation;/* private: resets and wipes done before the mark was taken */
     size_t offset;      /* private: bytes in use when the mark was taken */
 } nalloc_mark;
