@@ -134,6 +134,14 @@ static void wipe_all_at_exit(void)
     na_handle_foreach(wipe_one_at_exit, &pid);
 }
 
+void na_arena_after_fork(void *handle, void *unused)
+{
+    nalloc_arena *a = handle;
+    (void)unused;
+    if (na_arena_alive(a) && (a->in_force & NALLOC_FLAG_SECRET)) /* lanes inherit in_force */
+        __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
+}
+
 static void register_exit_wipe(void)
 {
     atexit(wipe_all_at_exit); /* if registration fails, destroy-time wipes still happen */

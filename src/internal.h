@@ -246,6 +246,11 @@ nalloc_status na_arena_destroy(nalloc_arena *a);
  * synchronously (NULL). Takes the control lock. arena.c; the CUDA layer's nalloc_wipe_async. */
 nalloc_status na_arena_wipe(nalloc_arena *a, void *stream);
 
+/* In a forked child, for every handle slot (handle.c): an arena whose memory the child has no
+ * mapping of (secret memory is MADV_DONTFORK) is marked destroyed there, so calls on it are refused
+ * instead of handing out, zeroing or wiping addresses the child does not have. arena.c. */
+void na_arena_after_fork(void *handle, void *unused);
+
 /* ---- Lanes (lane.c) ---- */
 
 /* Create an arena as `config` asks, with `backing` giving it memory; `parent` and

@@ -362,6 +362,40 @@ static void test_secret_arena_is_out_of_the_direct_map_where_supported(void **st
     assert_null(w);
 }
 
+/* The secret arena and its lane are absent in a forked child: nalloc must refuse them there
+ * rather than hand out, zero or wipe memory the child does not have. */
+static void child_uses_parent_secret_arena(void *arg)
+{
+    nalloc_arena **arenas = arg;
+    for (int i = 0; i < 2; i++) {
+        nalloc_arena *a = arenas[i];
+        CHILD_CHECK(nalloc_alloc(a, 64) == NULL && nalloc_last_error() == NALLOC_ERR_STATE);
+        CHILD_CHECK(nalloc_alloc_zeroed(a, 1, 64, 0) == NULL);
+        CHILD_CHECK(nalloc_wipe(a) == NALLOC_ERR_STATE);
+        CHILD_CHECK(nalloc_arena_destroy(a) == NALLOC_ERR_STATE);
+    }
+    fflush(NULL);
+    exit(0); /* the exit-time wipe leaves them alone too */
+}
+
+static void test_forked_child_is_refused_the_parents_secret_arena(void **state)
+{
+    (void)state;
+    if (!kernel_has_memfd_secret())
+        skip();
+    nalloc_arena *w = try_arena(NALLOC_KIND_WITNESS, 1 * MiB, NALLOC_FLAG_SECRET, 0, NULL);
+    assert_non_null(w);
+    assert_true(stats_of(w).secret);
+    nalloc_arena *arenas[2] = {w, NULL};
+    assert_int_equal(nalloc_arena_split(w, 1, 64 * KiB, &arenas[1]), NALLOC_OK);
+    memset(nalloc_alloc(arenas[1], 4096), 0x3c, 4096);
+    memset(nalloc_alloc(w, 4096), 0x3c, 4096);
+    assert_int_equal(child_exit_code(run_in_child(child_uses_parent_secret_arena, arenas)), 0);
+    /* The parent's arenas are untouched by what the child did. */
+    assert_non_null(nalloc_alloc(arenas[1], 64));
+    assert_int_equal(nalloc_arena_destroy(w), NALLOC_OK);
+}
+
 static void child_without_memfd_secret(void *unused)
 {
     (void)unused;
@@ -607,6 +641,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_witness_mapping_is_locked_nodump_and_wipeonfork),
         cmocka_unit_test(test_scratch_mapping_has_none_of_the_witness_flags),
         cmocka_unit_test(test_forked_child_reads_zeros_from_the_witness),
+        cmocka_unit_test(test_forked_child_is_refused_the_parents_secret_arena),
         cmocka_unit_test(test_low_memlock_limit_gives_an_unlocked_arena_and_says_so),
         cmocka_unit_test(test_secret_arena_is_out_of_the_direct_map_where_supported),
         cmocka_unit_test(test_secret_arena_reports_unsupported_without_memfd_secret),

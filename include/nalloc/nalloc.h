@@ -101,7 +101,8 @@ enum nalloc_flag {
     NALLOC_FLAG_NODUMP = 1u << 3,          /* MADV_DONTDUMP: not in core dumps (WITNESS) */
     NALLOC_FLAG_WIPEONFORK = 1u << 4,      /* a forked child never sees the contents: it reads
                                               zeros (MADV_WIPEONFORK), or, for a SECRET arena, has
-                                              no mapping there (MADV_DONTFORK) (WITNESS) */
+                                              no mapping there (MADV_DONTFORK), and the arena and
+                                              its lanes are destroyed in the child (WITNESS) */
     NALLOC_FLAG_WIPE_ON_DESTROY = 1u << 5, /* nalloc_wipe before the memory is released (WITNESS) */
     NALLOC_FLAG_WIPE_AT_EXIT = 1u << 6,    /* wiped at process exit if still alive (WITNESS) */
     NALLOC_FLAG_SECRET = 1u << 7,          /* memfd_secret backing: out of the kernel direct map;
