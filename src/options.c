@@ -32,13 +32,16 @@ static option_desc options[NA_OPTION_COUNT] = {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* Parse "123", "64k", "1M", "2g". False on anything else or on overflow. */
+/* Parse "123", "64k", "1M", "2g". False on anything else or on overflow. A digit first: strtoull
+ * would skip blanks and take " -1" as 2^64 - 1. */
 static bool parse_size(const char *text, size_t *out)
 {
+    if (!isdigit((unsigned char)text[0]))
+        return false;
     errno = 0;
     char *end;
     unsigned long long v = strtoull(text, &end, 10);
-    if (end == text || errno != 0 || text[0] == '-')
+    if (errno != 0)
         return false;
     unsigned shift = 0;
     switch (tolower((unsigned char)*end)) {

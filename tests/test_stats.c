@@ -179,6 +179,7 @@ static void test_options_come_from_the_environment(void **state)
     check_defaults_with("NALLOC_LARGE_ALIGN=3000", "1048576 4096 64", true);
     check_defaults_with("NALLOC_LARGE_THRESHOLD=lots", "1048576 4096 64", true);
     check_defaults_with("NALLOC_HOST_ALIGN=-64", "1048576 4096 64", true);
+    check_defaults_with("NALLOC_LARGE_THRESHOLD= -1", "1048576 4096 64", true); /* strtoull: 2^64-1 */
 }
 
 int main(int argc, char **argv)
