@@ -102,7 +102,7 @@ int na_prim_map(size_t size, size_t align, size_t guard, void *fixed, unsigned f
         align = page;
     if ((align & (align - 1)) != 0 || ((uintptr_t)fixed % page) != 0)
         return EINVAL;
-    if (size > SIZE_MAX - 2 * guard)
+    if (guard > (SIZE_MAX - size) / 2) /* 2 * guard itself may wrap */
         return ENOMEM;
     size_t length = size + 2 * guard;
 

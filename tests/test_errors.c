@@ -184,6 +184,7 @@ static void spoil(nalloc_arena_config *c, unsigned which)
     case 6: c->large_align = 3; break;
     case 7: c->flags |= 1u << 30; break;
     case 8: c->guard_size = SIZE_MAX; break;
+    case 9: c->guard_size = SIZE_MAX / 2 + 1; break; /* page-aligned; 2 * guard wraps to 0 */
     }
 }
 
@@ -199,7 +200,8 @@ static void test_bad_configurations_are_refused(void **state)
 
     static const char *const cases[] = {"zero capacity",    "SIZE_MAX capacity", "bad kind",
                                         "bad memory",       "default_align 0",   "default_align 48",
-                                        "large_align 3",    "unknown flag",      "guard SIZE_MAX"};
+                                        "large_align 3",    "unknown flag",      "guard SIZE_MAX",
+                                        "guard 2^63"};
     for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_HOST, 4096);
         spoil(&c, i);
