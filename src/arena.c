@@ -190,14 +190,18 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     a->parent = parent;
     a->parent_offset = parent_offset;
     a->shared_slot.owner = NA_SLOT_SHARED;
+    /* A slot's mutexes are destroyed when the slot is taken again, not when its arena dies (a
+     * racing destroy may still be waiting on the control lock then): this forgets whatever the
+     * slot's previous arena left in them (thread checkers key mutexes by address). A zeroed slot
+     * holds a valid unlocked mutex to destroy. */
+    pthread_mutex_destroy(&a->control);
+    pthread_mutex_destroy(&a->track_lock);
     pthread_mutex_init(&a->control, NULL);
     pthread_mutex_init(&a->track_lock, NULL);
 
     st = backing->create(a);
     if (st != NALLOC_OK) {
         int err = errno;
-        pthread_mutex_destroy(&a->control);
-        pthread_mutex_destroy(&a->track_lock);
         na_handle_free(a);
         na_trace_pop();
         errno = err;
@@ -288,9 +292,10 @@ nalloc_status na_arena_destroy(nalloc_arena *a)
     __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
     na_track_destroy(a);
     a->backing->destroy(a);
+    /* The mutexes are not destroyed: another destroy (or rollback, reset, wipe) may be waiting on
+     * the control lock, and finds the arena dead once it gets it. The slot is never unmapped; a
+     * creation that takes it again destroys and initializes them afresh. */
     pthread_mutex_unlock(&a->control);
-    pthread_mutex_destroy(&a->control);
-    pthread_mutex_destroy(&a->track_lock);
     na_handle_free(a);
     na_trace_pop();
     return st == NALLOC_OK ? NALLOC_OK : na_set_error(st);

@@ -220,6 +220,53 @@ static void test_statistics_stay_exact_with_more_threads_than_slots(void **state
     nalloc_arena_destroy(a);
 }
 
+/* Phase boundaries serialize among themselves (nalloc.h): two destroys of one arena, or of a
+ * parent and its lane, may race; one wins, the other is refused, and no mutex is used after it
+ * was destroyed (ThreadSanitizer checks that part). */
+typedef struct racer {
+    nalloc_arena *arena;
+    atomic_int *ready;
+    nalloc_status status;
+} racer;
+
+static void *destroy_when_ready(void *arg)
+{
+    racer *r = arg;
+    atomic_fetch_add(r->ready, 1);
+    while (atomic_load(r->ready) < 2)
+        sched_yield();
+    r->status = nalloc_arena_destroy(r->arena);
+    return NULL;
+}
+
+static void test_destroys_racing_on_one_arena_serialize(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 200; round++) {
+        bool lanes = round % 2 == 1; /* a parent against one of its lanes */
+        nalloc_arena *a = make_arena(NALLOC_KIND_WITNESS, 1 * MiB), *lane[2] = {NULL, NULL};
+        if (lanes)
+            assert_int_equal(nalloc_arena_split(a, 2, 0, lane), NALLOC_OK);
+        nalloc_arena *loser = lanes ? lane[1] : a;
+        memset(nalloc_alloc(loser, 64 * KiB), 0x77, 64 * KiB); /* a wipe long enough to wait on */
+        atomic_int ready = 0;
+        racer r[2] = {{a, &ready, NALLOC_OK}, {loser, &ready, NALLOC_OK}};
+        pthread_t t[2];
+        for (int i = 0; i < 2; i++)
+            assert_int_equal(pthread_create(&t[i], NULL, destroy_when_ready, &r[i]), 0);
+        for (int i = 0; i < 2; i++)
+            pthread_join(t[i], NULL);
+        if (lanes) {
+            assert_int_equal(r[0].status, NALLOC_OK); /* the parent always goes */
+            assert_true(r[1].status == NALLOC_OK || r[1].status == NALLOC_ERR_STATE);
+            assert_int_equal(nalloc_arena_destroy(lane[0]), NALLOC_ERR_STATE);
+        } else {
+            assert_true((r[0].status == NALLOC_OK) != (r[1].status == NALLOC_OK));
+            assert_int_equal(r[0].status + r[1].status, NALLOC_ERR_STATE);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +274,7 @@ int main(void)
         cmocka_unit_test(test_threads_exhausting_an_arena_still_get_disjoint_blocks),
         cmocka_unit_test(test_marks_and_statistics_while_others_allocate),
         cmocka_unit_test(test_statistics_stay_exact_with_more_threads_than_slots),
+        cmocka_unit_test(test_destroys_racing_on_one_arena_serialize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
