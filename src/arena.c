@@ -106,7 +106,7 @@ static const na_backing *backing_for(nalloc_memory memory)
 
 /* At process exit, zero every live host-accessible arena that asked for it. Only the memory is
  * touched, not the arena's state: other threads may still be running, and zeroing twice is
- * harmless. Device arenas are left to the driver, which tears their context down at exit; the
+ * harmless; one that destroys an arena meanwhile unmaps it under the handle lock this runs under. Device arenas are left to the driver, which tears their context down at exit; the
  * CUDA runtime may already be unloaded by the time this runs. */
 static void wipe_one_at_exit(void *handle, void *pid)
 {
@@ -271,6 +271,15 @@ static nalloc_status wipe_locked(nalloc_arena *a, void *stream)
     return NALLOC_OK;
 }
 
+/* Mark the arena dead and give its memory back (under the handle lock: na_handle_exclusive). */
+static void retire(void *handle)
+{
+    nalloc_arena *a = handle;
+    __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
+    na_track_destroy(a);
+    a->backing->destroy(a);
+}
+
 nalloc_status na_arena_destroy(nalloc_arena *a)
 {
     na_trace_push("nalloc_arena_destroy", a);
@@ -288,10 +297,10 @@ nalloc_status na_arena_destroy(nalloc_arena *a)
     if (na_option_get(NA_OPTION_VERBOSE))
         nalloc_arena_print_stats(a, stderr);
     /* A witness arena whose wipe failed (a device fault) is still released: keeping it would leak
-     * the memory and the secret both. The failure is reported. */
-    __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
-    na_track_destroy(a);
-    a->backing->destroy(a);
+     * the memory and the secret both. The failure is reported. Retired under the handle lock: the
+     * exit-time wipe (another thread may call exit meanwhile) sees the arena alive and mapped, or
+     * dead. */
+    na_handle_exclusive(retire, a);
     /* The mutexes are not destroyed: another destroy (or rollback, reset, wipe) may be waiting on
      * the control lock, and finds the arena dead once it gets it. The slot is never unmapped; a
      * creation that takes it again destroys and initializes them afresh. */

@@ -109,6 +109,13 @@ void na_handle_free(void *handle)
     pthread_mutex_unlock(&lock);
 }
 
+void na_handle_exclusive(void (*fn)(void *handle), void *handle)
+{
+    pthread_mutex_lock(&lock);
+    fn(handle);
+    pthread_mutex_unlock(&lock);
+}
+
 void na_handle_foreach(void (*fn)(void *handle, void *arg), void *arg)
 {
     pthread_mutex_lock(&lock);

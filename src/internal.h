@@ -289,6 +289,9 @@ void *na_handle_alloc(void);
 void na_handle_free(void *handle);
 /* Call fn(handle, arg) on every slot ever handed out, live or not, under the handle lock. */
 void na_handle_foreach(void (*fn)(void *handle, void *arg), void *arg);
+/* Call fn(handle) under the handle lock, so that no na_handle_foreach callback runs meanwhile: an
+ * arena is retired this way, so the exit-time wipe never zeroes memory being unmapped. */
+void na_handle_exclusive(void (*fn)(void *handle), void *handle);
 
 /* ---- Statistics (stats.c) ---- */
 

@@ -3,6 +3,7 @@
  * witness arena is wiped when destroyed (observed through NALLOC_VERBOSE in a child) and at exit. */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <stdio.h>
 
 static bool all_zero(const unsigned char *p, size_t n)
@@ -128,6 +129,48 @@ static void test_scratch_arenas_are_not_wiped_on_destroy_by_default(void **state
     nalloc_arena_destroy(a);
 }
 
+/* A thread that creates, fills and destroys arenas until the process exits. They are wiped at
+ * exit but not on destroy, so a destroy unmaps at once, and most of the time an arena is alive
+ * and dirty: the exit-time wipe is likely to be zeroing one when the thread unmaps it. */
+static void *churn_arenas(void *unused)
+{
+    (void)unused;
+    nalloc_arena_config c;
+    nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_HOST, 16 * MiB);
+    c.flags = NALLOC_FLAG_WIPE_AT_EXIT;
+    for (;;) {
+        nalloc_arena *a;
+        if (nalloc_arena_create(&c, &a) != NALLOC_OK)
+            continue;
+        memset(nalloc_alloc(a, 16 * MiB), 0x42, 16 * MiB);
+        nalloc_arena_destroy(a);
+    }
+    return NULL;
+}
+
+static void child_exits_while_a_thread_destroys_arenas(void *round)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, churn_arenas, NULL) != 0)
+        _exit(3);
+    usleep(2000 + (useconds_t)(uintptr_t)round * 397 % 5000);
+    exit(0); /* the exit-time wipe runs while the thread goes on */
+}
+
+static void test_exit_wipe_is_safe_against_a_thread_destroying_arenas(void **state)
+{
+    (void)state;
+    if (under_valgrind())
+        skip(); /* slow there, and the timing it needs is gone */
+    for (uintptr_t round = 0; round < 20; round++) {
+        int status = run_in_child(child_exits_while_a_thread_destroys_arenas, (void *)round);
+        if (!exited_ok(status))
+            fail_msg("round %zu: the child %s %d", (size_t)round,
+                     WIFSIGNALED(status) ? "died of signal" : "exited with",
+                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "destroy-verbosely") == 0)
@@ -139,6 +182,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_wipe_makes_old_marks_stale),
         cmocka_unit_test(test_destroying_a_witness_arena_wipes_it_and_verbose_reports_it),
         cmocka_unit_test(test_scratch_arenas_are_not_wiped_on_destroy_by_default),
+        cmocka_unit_test(test_exit_wipe_is_safe_against_a_thread_destroying_arenas),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
