@@ -414,6 +414,123 @@ static void test_parent_wipe_reaches_the_gaps_between_lanes(void **state)
     }
 }
 
+/* Random sequences over a parent and a tree of lanes: allocations filled with a secret pattern,
+ * marks, rollbacks, resets, free_last, splits (equal shares and odd capacities), lane destroys,
+ * wipes and zeroed allocations. Whatever the sequence, a successful wipe leaves the wiped arena's
+ * memory all zero and a zeroed block reads zero. Deterministic: a failure names its seed. */
+enum { TREE = 16, TREE_CAPACITY = 256 * 1024 };
+
+typedef struct tree_node {
+    nalloc_arena *arena;
+    nalloc_mark marks[4];
+    int marks_taken;
+} tree_node;
+
+static bool wiped_clean(const unsigned char *p, size_t n, const char *what, unsigned seed, int step)
+{
+    for (size_t i = 0; i < n; i++)
+        if (peek_released(p, i) != 0) {
+            print_error("seed %u step %d: %s: byte %zu is %#x\n", seed, step, what, i,
+                        peek_released(p, i));
+            return false;
+        }
+    return true;
+}
+
+static bool run_lane_sequence(unsigned seed)
+{
+    uint64_t rng = (uint64_t)seed * UINT64_C(0x9e3779b97f4a7c15) | 1;
+    nalloc_arena_config c;
+    nalloc_arena_config_init(&c, seed % 2 ? NALLOC_KIND_WITNESS : NALLOC_KIND_SCRATCH,
+                             NALLOC_MEMORY_HOST, TREE_CAPACITY);
+    c.flags &= ~(unsigned)NALLOC_FLAG_LOCK; /* many arenas: stay clear of RLIMIT_MEMLOCK */
+    nalloc_arena *parent = make_arena_with(&c);
+    unsigned char *base = (unsigned char *)stats_of(parent).base;
+    tree_node tree[TREE] = {{parent, {{0}}, 0}};
+    int nodes = 1;
+    bool ok = true;
+    for (int step = 0; step < 300 && ok; step++) {
+        int i = (int)(test_rand(&rng) % (uint64_t)nodes);
+        tree_node *n = &tree[i];
+        nalloc_stats s;
+        if (nalloc_arena_stats(n->arena, &s) != NALLOC_OK) { /* a lane destroyed with its parent */
+            tree[i] = tree[--nodes];
+            continue;
+        }
+        uint64_t r = test_rand(&rng);
+        size_t size = 1 + (size_t)(r >> 40) % 20000;
+        switch (r % 12) {
+        case 0: case 1: case 2: {
+            unsigned char *p = nalloc_alloc(n->arena, size);
+            if (p != NULL)
+                memset(p, 0xa5, size);
+            break;
+        }
+        case 3:
+            n->marks[n->marks_taken < 4 ? n->marks_taken++ : (int)((r >> 8) % 4)] =
+                nalloc_mark_get(n->arena);
+            break;
+        case 4:
+            if (n->marks_taken > 0)
+                (void)nalloc_rollback(n->arena, n->marks[(r >> 8) % (uint64_t)n->marks_taken]);
+            break;
+        case 5:
+            nalloc_reset(n->arena);
+            break;
+        case 6:
+            if (nalloc_wipe(n->arena) == NALLOC_OK)
+                ok = wiped_clean((unsigned char *)s.base, s.capacity, s.name, seed, step);
+            break;
+        case 7: {
+            unsigned char *p = nalloc_alloc_zeroed(n->arena, size, 1, 0);
+            if (p != NULL) {
+                ok = wiped_clean(p, size, "zeroed block", seed, step);
+                memset(p, 0xa5, size);
+            }
+            break;
+        }
+        case 8: case 9: {
+            size_t count = 1 + (r >> 8) % 3, capacity = (r >> 12) % 2 ? 0 : size;
+            nalloc_arena *lanes[3];
+            if (nodes + (int)count <= TREE &&
+                nalloc_arena_split(n->arena, count, capacity, lanes) == NALLOC_OK)
+                for (size_t j = 0; j < count; j++)
+                    tree[nodes++] = (tree_node){lanes[j], {{0}}, 0};
+            break;
+        }
+        case 10:
+            if (i > 0)
+                (void)nalloc_arena_destroy(n->arena);
+            break;
+        case 11: {
+            unsigned char *p = nalloc_alloc(n->arena, size);
+            if (p != NULL) {
+                memset(p, 0xa5, size);
+                (void)nalloc_free_last(n->arena, p, size);
+            }
+            break;
+        }
+        }
+    }
+    for (int i = 1; i < nodes; i++)
+        (void)nalloc_arena_destroy(tree[i].arena);
+    if (ok) {
+        assert_int_equal(nalloc_wipe(parent), NALLOC_OK);
+        ok = wiped_clean(base, TREE_CAPACITY, "the parent at the end", seed, -1);
+    }
+    assert_int_equal(nalloc_arena_destroy(parent), NALLOC_OK);
+    return ok;
+}
+
+static void test_random_lane_sequences_leave_no_secret_behind_a_wipe(void **state)
+{
+    (void)state;
+    unsigned seeds = under_valgrind() ? 20 : 300;
+    for (unsigned seed = 1; seed <= seeds; seed++)
+        if (!run_lane_sequence(seed))
+            fail_msg("seed %u left a secret byte behind (details above)", seed);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Threads with random timing, per-lane digests repeated across processes
  * ------------------------------------------------------------------------------------------- */
@@ -528,6 +645,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_parent_wipe_skips_the_block_its_lanes_keep_clean),
         cmocka_unit_test(test_lanes_that_keep_their_data_leave_it_to_the_parent),
         cmocka_unit_test(test_parent_wipe_reaches_the_gaps_between_lanes),
+        cmocka_unit_test(test_random_lane_sequences_leave_no_secret_behind_a_wipe),
         cmocka_unit_test(test_threads_on_lanes_give_the_same_digests_in_separate_processes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
