@@ -284,6 +284,9 @@ static void find_lane(void *handle, void *arg)
 
 void na_lanes_destroy_all(nalloc_arena *a)
 {
+    /* A lane that another thread destroyed first, or whose wipe failed (it spoils the parent's
+     * clean range, so the parent's wipe covers it), is no failure of the parent's destroy. */
+    nalloc_status last_error = nalloc_last_error();
     while (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0) {
         lane_search s = {a, NULL};
         na_handle_foreach(find_lane, &s);
@@ -293,6 +296,7 @@ void na_lanes_destroy_all(nalloc_arena *a)
         }
         (void)na_arena_destroy(s.found); /* NALLOC_ERR_STATE if another thread got there first */
     }
+    na_set_error(last_error);
 }
 
 void na_lanes_settle(nalloc_arena *a, size_t offset)

@@ -227,6 +227,7 @@ typedef struct racer {
     nalloc_arena *arena;
     atomic_int *ready;
     nalloc_status status;
+    nalloc_status last_error; /* the thread's nalloc_last_error() afterwards (NALLOC_OK before) */
 } racer;
 
 static void *destroy_when_ready(void *arg)
@@ -236,6 +237,7 @@ static void *destroy_when_ready(void *arg)
     while (atomic_load(r->ready) < 2)
         sched_yield();
     r->status = nalloc_arena_destroy(r->arena);
+    r->last_error = nalloc_last_error();
     return NULL;
 }
 
@@ -250,7 +252,7 @@ static void test_destroys_racing_on_one_arena_serialize(void **state)
         nalloc_arena *loser = lanes ? lane[1] : a;
         memset(nalloc_alloc(loser, 64 * KiB), 0x77, 64 * KiB); /* a wipe long enough to wait on */
         atomic_int ready = 0;
-        racer r[2] = {{a, &ready, NALLOC_OK}, {loser, &ready, NALLOC_OK}};
+        racer r[2] = {{a, &ready, NALLOC_OK, NALLOC_OK}, {loser, &ready, NALLOC_OK, NALLOC_OK}};
         pthread_t t[2];
         for (int i = 0; i < 2; i++)
             assert_int_equal(pthread_create(&t[i], NULL, destroy_when_ready, &r[i]), 0);
@@ -258,6 +260,7 @@ static void test_destroys_racing_on_one_arena_serialize(void **state)
             pthread_join(t[i], NULL);
         if (lanes) {
             assert_int_equal(r[0].status, NALLOC_OK); /* the parent always goes */
+            assert_int_equal(r[0].last_error, NALLOC_OK); /* a lane it lost to is no error */
             assert_true(r[1].status == NALLOC_OK || r[1].status == NALLOC_ERR_STATE);
             assert_int_equal(nalloc_arena_destroy(lane[0]), NALLOC_ERR_STATE);
         } else {
