@@ -218,13 +218,18 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     return NALLOC_OK;
 }
 
-/* Fold the current offset into the lazy high-water mark and dirty extent; returns the offset. */
-static size_t settle(nalloc_arena *a)
+void na_arena_fold(nalloc_arena *a, size_t offset)
 {
-    size_t offset = nalloc_atomic_load(&a->bump.offset);
     nalloc_atomic_max(&a->high_water, offset);
     nalloc_atomic_max(&a->dirty_end, offset);
     na_lanes_settle(a, offset);
+}
+
+/* Fold the current offset into the lazy peaks; returns the offset. */
+static size_t settle(nalloc_arena *a)
+{
+    size_t offset = nalloc_atomic_load(&a->bump.offset);
+    na_arena_fold(a, offset);
     return offset;
 }
 
@@ -430,9 +435,7 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
         return NALLOC_ERR_STATE; /* not the most recent block: checkers are told nothing */
     bool shrink = new_end < old_end;
     if (shrink) { /* old_end was the offset just now: fold it into the lazy peaks */
-        nalloc_atomic_max(&a->high_water, old_end);
-        nalloc_atomic_max(&a->dirty_end, old_end);
-        na_lanes_settle(a, old_end);
+        na_arena_fold(a, old_end);
         na_track_resize(a, ptr, old_size, new_size); /* before anyone else can get the bytes */
     }
     /* Release: whoever is handed these bytes next (an acquire CAS in nalloc_bump_reserve) sees
@@ -617,8 +620,7 @@ nalloc_status nalloc_arena_stats(const nalloc_arena *a, nalloc_stats *s)
     s->memory = a->config.memory;
     s->capacity = a->bump.capacity;
     s->used = nalloc_atomic_load(&a->bump.offset);
-    size_t hw = nalloc_atomic_load(&a->high_water);
-    s->high_water = hw > s->used ? hw : s->used;
+    s->high_water = na_arena_peak(a);
     for (int i = -1; i < NA_STAT_SLOTS; i++) {
         const na_stat_slot *slot = i < 0 ? &a->shared_slot : &a->slots[i];
         s->allocations += __atomic_load_n(&slot->allocations, __ATOMIC_RELAXED);

@@ -175,7 +175,7 @@ struct nalloc_arena {
                                    in steps (track_lock), never shrinks */
     pthread_mutex_t track_lock; /* serializes frontier moves; its own lock, because allocations
                                    that move it can run under the control lock (a lane split) */
-    pthread_mutex_t control; /* serializes rollback, reset, wipe and destroy */
+    pthread_mutex_t control; /* serializes rollback, reset, wipe, split and destroy */
     nalloc_ctx *owner;       /* the context this arena belongs to, or NULL */
 
     nalloc_arena_config config; /* as created; config.name points at name */
@@ -236,6 +236,18 @@ static inline nalloc_status na_arena_check(const nalloc_arena *a)
     if (a == NULL)
         return NALLOC_ERR_INVALID;
     return na_arena_alive(a) ? NALLOC_OK : NALLOC_ERR_STATE;
+}
+
+/* Fold `offset`, the arena's offset now or one it had until just now, into the lazily kept
+ * high-water mark, dirty extent and own peak (lane.c). Called wherever the offset is about to
+ * move down (or the peaks are read); between two such moves it only grows. arena.c. */
+void na_arena_fold(nalloc_arena *a, size_t offset);
+
+/* The high-water mark as it stands now: the folded peak, or the offset if that is higher. */
+static inline size_t na_arena_peak(const nalloc_arena *a)
+{
+    size_t peak = nalloc_atomic_load(&a->high_water), offset = nalloc_atomic_load(&a->bump.offset);
+    return peak > offset ? peak : offset;
 }
 
 /* The whole teardown of a live arena (wipe if asked, release, handle freed); arena.c. Used by

@@ -75,10 +75,8 @@ static nalloc_status lane_create(nalloc_arena *a)
 static void lane_destroy(nalloc_arena *a)
 {
     nalloc_arena *p = a->parent;
-    size_t used = nalloc_atomic_load(&a->bump.offset);
-    size_t peak = nalloc_atomic_load(&a->high_water);
-    nalloc_atomic_max(&p->lane_peak, peak > used ? peak : used);
-    if (used > 0 || nalloc_atomic_load(&a->dirty_end) > 0) /* not wiped: the parent must */
+    nalloc_atomic_max(&p->lane_peak, na_arena_peak(a));
+    if (nalloc_atomic_load(&a->bump.offset) > 0 || nalloc_atomic_load(&a->dirty_end) > 0) /* not wiped: the parent must */
         nalloc_atomic_store(&p->clean_end, 0);
     /* Release: the parent reads the lane's last bookkeeping after it sees the count drop. */
     __atomic_fetch_sub(&p->lanes_alive, 1, __ATOMIC_RELEASE);
@@ -202,10 +200,7 @@ nalloc_status nalloc_arena_split(nalloc_arena *p, size_t count, size_t lane_capa
     if (st == NALLOC_OK) {
         /* The parent's lazy extents, settled so the lanes see which of their bytes are dirty and
          * the own peak before the block is lent. */
-        size_t offset = nalloc_atomic_load(&p->bump.offset);
-        nalloc_atomic_max(&p->high_water, offset);
-        nalloc_atomic_max(&p->dirty_end, offset);
-        na_lanes_settle(p, offset);
+        na_arena_fold(p, nalloc_atomic_load(&p->bump.offset));
         dirty = nalloc_atomic_load(&p->dirty_end);
         /* One ordinary allocation of the parent: counted, digested and shown to tools as such. It
          * cannot fail after plan_split unless another thread allocates from the parent during
@@ -290,7 +285,7 @@ void na_lanes_destroy_all(nalloc_arena *a)
     while (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0) {
         lane_search s = {a, NULL};
         na_handle_foreach(find_lane, &s);
-        if (s.found == NULL) { /* another thread is between marking a lane dead and releasing it */
+        if (s.found == NULL) { /* another thread retired the last one since the count was read */
             sched_yield();
             continue;
         }

@@ -53,9 +53,7 @@ static void live_lane_peak(void *handle, void *arg)
     lane_peak_search *s = arg;
     if (!na_arena_alive(a) || a->parent != s->parent)
         return;
-    size_t used = nalloc_atomic_load(&a->bump.offset);
-    size_t peak = nalloc_atomic_load(&a->high_water);
-    peak = peak > used ? peak : used;
+    size_t peak = na_arena_peak(a);
     if (peak > s->peak)
         s->peak = peak;
 }
