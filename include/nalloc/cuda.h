@@ -32,9 +32,13 @@ NALLOC_API const char *nalloc_cuda_error_string(void);
  * reset. For a device arena the memset kernel is enqueued on `stream` and this returns without
  * waiting; the caller must not let any kernel or copy touch the arena's old blocks after it in
  * stream order, and must not reuse the arena from another stream before the wipe completes. For
- * host and pinned arenas the wipe is synchronous and `stream` is ignored. Stream 0 is the legacy
- * default stream (as for every nalloc call that takes a stream, whatever the caller's
- * --default-stream setting); pass cudaStreamPerThread for the per-thread one.
+ * a pinned arena the wipe waits for `stream` (copies queued on it into the arena would otherwise
+ * land after the wipe), then zeroes on the host and returns; a failed wait is reported
+ * (NALLOC_ERR_CUDA) after the bytes were zeroed anyway, and the arena is then not reset. For a
+ * host arena `stream` is ignored and the wipe is synchronous. Stream 0 is the legacy default
+ * stream (as for every nalloc call that takes a stream, whatever the caller's --default-stream
+ * setting); pass cudaStreamPerThread for the per-thread one. nalloc_wipe on a pinned arena waits
+ * for no stream: copies into it must have finished, as for any host memory.
  *
  * What the caller must have synchronized, for a device arena:
  *  - nalloc_wipe_async(arena, stream): every kernel or copy that reads or writes the arena's
