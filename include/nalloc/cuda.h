@@ -8,6 +8,20 @@
  * nalloc_last_error() == NALLOC_ERR_NO_DEVICE); nothing crashes, and host arenas are unaffected.
  * A failing CUDA call gives NALLOC_ERR_CUDA, with the CUDA error's text in
  * nalloc_cuda_error_string().
+ *
+ * Errors that are sticky for a CUDA context (a kernel's illegal address, for one) make every later
+ * CUDA call in the process fail: from then on every nalloc call that reaches CUDA (wipes of device
+ * arenas, windows, staging, creating device or pinned arenas) answers NALLOC_ERR_CUDA, while
+ * allocation from existing device arenas, which is host-side bookkeeping, goes on handing out
+ * addresses nothing can use. nalloc_arena_destroy still releases every arena (reporting a wipe it
+ * could not do). Only a new process recovers.
+ *
+ * cudaDeviceReset (or anything else that destroys a device's primary context) frees the memory of
+ * every device arena on that device, and later allocations may be given the same addresses:
+ * destroy device arenas first. A device arena notices that its block is gone: its wipes answer
+ * NALLOC_ERR_STATE and its destroy frees nothing, so nalloc never zeroes or frees what has become
+ * somebody else's memory. Windows and staging copies do not check; using them after a reset
+ * writes through dangling pointers.
  */
 #ifndef NALLOC_CUDA_H
 #define NALLOC_CUDA_H
