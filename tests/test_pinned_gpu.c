@@ -179,6 +179,29 @@ static void test_a_pinned_wipe_follows_the_copies_queued_on_its_stream(void **st
     assert_int_equal(nalloc_arena_destroy(device), NALLOC_OK);
 }
 
+/* The fastest of 5 uploads of n bytes from `src` (a block of the pinned arena `from`) to `dst`
+ * (a block of the device arena `to`), in milliseconds. */
+static float fastest_upload(nalloc_arena *to, void *dst, nalloc_arena *from, const void *src,
+                            size_t n, cudaStream_t s)
+{
+    cudaEvent_t e0, e1;
+    CUDA_OK(cudaEventCreate(&e0));
+    CUDA_OK(cudaEventCreate(&e1));
+    float best = 1e30f;
+    for (int r = 0; r < 5; r++) {
+        float ms;
+        CUDA_OK(cudaEventRecord(e0, s));
+        assert_int_equal(nalloc_stage_async(to, dst, from, src, n, s), NALLOC_OK);
+        CUDA_OK(cudaEventRecord(e1, s));
+        CUDA_OK(cudaEventSynchronize(e1));
+        CUDA_OK(cudaEventElapsedTime(&ms, e0, e1));
+        best = ms < best ? ms : best;
+    }
+    CUDA_OK(cudaEventDestroy(e0));
+    CUDA_OK(cudaEventDestroy(e1));
+    return best;
+}
+
 /* An arena registered in many chunks is one pinned range to the copy engines: copies that cross
  * chunk boundaries (a polynomial of a large pinned arena does, every pin_chunk bytes) are correct
  * in both directions, and go as fast as copies inside one chunk. */
@@ -210,30 +233,11 @@ static void test_copies_across_pin_chunks_make_the_round_trip(void **state)
     /* Timing: the crossing copy against the same copy from a single-chunk arena. A copy the
      * driver could not treat as pinned would be staged through a bounce buffer, several times
      * slower; a factor of 2 leaves room for noise. */
-    cudaEvent_t e0, e1;
-    CUDA_OK(cudaEventCreate(&e0));
-    CUDA_OK(cudaEventCreate(&e1));
-    float crossing = 1e30f, single = 1e30f;
-    for (int r = 0; r < 5; r++) {
-        float ms;
-        CUDA_OK(cudaEventRecord(e0, s));
-        assert_int_equal(nalloc_stage_async(device, dev, pinned, in, n, s), NALLOC_OK);
-        CUDA_OK(cudaEventRecord(e1, s));
-        CUDA_OK(cudaEventSynchronize(e1));
-        CUDA_OK(cudaEventElapsedTime(&ms, e0, e1));
-        crossing = ms < crossing ? ms : crossing;
-        CUDA_OK(cudaEventRecord(e0, s));
-        assert_int_equal(nalloc_stage_async(device, dev, one, ref, n, s), NALLOC_OK);
-        CUDA_OK(cudaEventRecord(e1, s));
-        CUDA_OK(cudaEventSynchronize(e1));
-        CUDA_OK(cudaEventElapsedTime(&ms, e0, e1));
-        single = ms < single ? ms : single;
-    }
+    float crossing = fastest_upload(device, dev, pinned, in, n, s);
+    float single = fastest_upload(device, dev, one, ref, n, s);
     fprintf(stderr, "24 MiB upload: %.3f ms across 1 MiB pin chunks, %.3f ms from one chunk\n",
             crossing, single);
     assert_true(crossing <= 2 * single);
-    CUDA_OK(cudaEventDestroy(e0));
-    CUDA_OK(cudaEventDestroy(e1));
     CUDA_OK(cudaStreamDestroy(s));
     assert_int_equal(nalloc_arena_destroy(device), NALLOC_OK);
     assert_int_equal(nalloc_arena_destroy(one), NALLOC_OK);

@@ -11,6 +11,8 @@
 #include "nalloc/nalloc.h"
 #include "nalloc/thrust.cuh"
 
+#include "cxx_check.h"
+
 #include <thrust/execution_policy.h>
 #include <thrust/memory.h>
 
@@ -19,15 +21,6 @@
 #include <limits>
 #include <new>
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);         \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 static const std::size_t capacity = std::size_t(1) << 20;
 
@@ -174,9 +167,5 @@ int main()
     thrust_takes_its_temporary_storage_from_the_arena(a);
     with_temp_storage_sizes_calls_and_gives_back(a);
     CHECK(nalloc_arena_destroy(a) == NALLOC_OK);
-    if (failures)
-        std::fprintf(stderr, "%d checks failed\n", failures);
-    else
-        std::printf("all thrust allocator checks passed\n");
-    return failures ? 1 : 0;
+    return checks_exit_status("thrust allocator");
 }
