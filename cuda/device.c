@@ -47,11 +47,12 @@ static void find_pointer_attribute(void)
     void *fn = NULL;
     enum cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
     if (cudaGetDriverEntryPointByVersion("cuPointerGetAttribute", &fn, 12000, cudaEnableDefault,
-                                         &found) == cudaSuccess &&
-        found == cudaDriverEntryPointSuccess && fn != NULL)
+                                         &found) != cudaSuccess) {
+        (void)cudaGetLastError(); /* our failure: not left for the caller's next check */
+        return;
+    }
+    if (found == cudaDriverEntryPointSuccess && fn != NULL)
         *(void **)&pointer_attribute = fn; /* POSIX: object and function pointers convert */
-    else
-        (void)cudaGetLastError();
 }
 
 /* The driver's id of the allocation that holds device address `p` (CUDA_SUCCESS), or why there
