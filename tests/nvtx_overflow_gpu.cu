@@ -48,7 +48,9 @@ int main(int argc, char **argv)
     }
     int length = std::strcmp(argv[1], "overflow") == 0 ? 1001 : 1000;
     fill<<<(length + 255) / 256, 256>>>(a, length);
-    cudaError_t err = cudaDeviceSynchronize();
+    cudaError_t err = cudaGetLastError(); // a launch that failed (no kernel image) wrote nothing
+    if (err == cudaSuccess)
+        err = cudaDeviceSynchronize();
     std::printf("%s: wrote %d bytes from a block of 1000: %s\n", argv[1], length,
                 cudaGetErrorString(err));
     nalloc_arena_destroy(arena);
