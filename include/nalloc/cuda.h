@@ -43,7 +43,8 @@ NALLOC_API nalloc_status nalloc_cuda_available(void);
 NALLOC_API const char *nalloc_cuda_error_string(void);
 
 /* nalloc_wipe in stream order: zero everything the arena handed out since the last wipe, then
- * reset. For a device arena the memset kernel is enqueued on `stream` and this returns without
+ * reset. For a device arena the memset kernel is enqueued on `stream` (a stream of the arena's
+ * device, config.device; another device's stream gives NALLOC_ERR_CUDA) and this returns without
  * waiting; the caller must not let any kernel or copy touch the arena's old blocks after it in
  * stream order, and must not reuse the arena from another stream before the wipe completes. For
  * a pinned arena the wipe waits for `stream` (copies queued on it into the arena would otherwise
