@@ -184,7 +184,11 @@ static void device_destroy(nalloc_arena *a)
 }
 
 /* stream == NULL: the legacy default stream, then wait for it (see nalloc_wipe_async in
- * nalloc/cuda.h for what that orders against). */
+ * nalloc/cuda.h for what that orders against). A stream-ordered wipe also waits when a memory
+ * tool watches the arena (a->nvtx: cuda/nvtx.c found one): the wipe registers its range as a
+ * region only until the arena is reset, right after this returns, and a kernel still running
+ * then would be checked against a heap with no regions and reported. Without a tool, a->nvtx is
+ * NULL and nothing waits. */
 static nalloc_status device_zero(nalloc_arena *a, size_t offset, size_t length, void *stream)
 {
     if (length == 0)
@@ -201,7 +205,7 @@ static nalloc_status device_zero(nalloc_arena *a, size_t offset, size_t length, 
     cudaStream_t s = stream != NULL ? (cudaStream_t)stream : cudaStreamLegacy;
     void *p = (void *)(a->bump.base + offset);
     st = na_cuda_status(na_cuda_wipe(a->config.device, p, length, s), "nalloc wipe kernel launch");
-    if (st == NALLOC_OK && stream == NULL)
+    if (st == NALLOC_OK && (stream == NULL || a->nvtx != NULL))
         st = na_cuda_status(cudaStreamSynchronize(s), "cudaStreamSynchronize (wipe)");
     na_cuda_leave(a->config.device, previous);
     return st;
