@@ -45,7 +45,8 @@ NALLOC_API const char *nalloc_cuda_error_string(void);
 /* nalloc_wipe in stream order: zero everything the arena handed out since the last wipe, then
  * reset. For a device arena the memset kernel is enqueued on `stream` (a stream of the arena's
  * device, config.device; another device's stream gives NALLOC_ERR_CUDA) and this returns without
- * waiting; the caller must not let any kernel or copy touch the arena's old blocks after it in
+ * waiting (except under a memory tool that watches the arena through NVTX, compute-sanitizer: then
+ * it waits for the kernel, which the tool checks against the wipe's registered range); the caller must not let any kernel or copy touch the arena's old blocks after it in
  * stream order, and must not reuse the arena from another stream before the wipe completes. For
  * a pinned arena the wipe waits for `stream` (copies queued on it into the arena would otherwise
  * land after the wipe), then zeroes on the host and returns; a failed wait is reported
