@@ -18,9 +18,85 @@
  * Memory from cudaMalloc is not zeroed and may hold the previous owner's data, so a device arena
  * starts dirty over its whole capacity (fresh_is_zero = false): its first wipe clears it all.
  * Wipes run the memset kernel of cuda/wipe.cu, in stream order when asked.
+ *
+ * The block can die before the arena: cudaDeviceReset (or anything else that destroys the
+ * device's primary context) frees it, and the next cudaMalloc in the new context may be given
+ * the same addresses. A wipe kernel or a cudaFree at the old address would then zero or free
+ * somebody else's memory. So the arena keeps the driver's process-wide unique id of its block
+ * (CU_POINTER_ATTRIBUTE_BUFFER_ID, never reused), and wipes and destroy first check that the
+ * address still belongs to that block: if not, a wipe answers NALLOC_ERR_STATE and destroy frees
+ * nothing. The id comes from cuPointerGetAttribute through the runtime's driver entry-point
+ * query, so the library still links against cudart alone; without it nothing is checked.
  */
 #include "cuda_internal.h"
 #include "wipe.h"
+
+#include <cuda.h> /* CUpointer_attribute, CUdeviceptr, CUresult: types only, no libcuda */
+
+/* ---------------------------------------------------------------------------------------------
+ * Which block is this? (the driver's buffer id)
+ * ------------------------------------------------------------------------------------------- */
+
+typedef CUresult (*na_pointer_attribute_fn)(void *data, CUpointer_attribute attribute,
+                                            CUdeviceptr ptr);
+static na_pointer_attribute_fn pointer_attribute; /* NULL when the driver does not offer it */
+static pthread_once_t pointer_attribute_once = PTHREAD_ONCE_INIT;
+
+static void find_pointer_attribute(void)
+{
+    void *fn = NULL;
+    enum cudaDriverEntryPointQueryResult found = cudaDriverEntryPointSymbolNotFound;
+    if (cudaGetDriverEntryPointByVersion("cuPointerGetAttribute", &fn, 12000, cudaEnableDefault,
+                                         &found) != cudaSuccess) {
+        (void)cudaGetLastError(); /* our failure: not left for the caller's next check */
+        return;
+    }
+    if (found == cudaDriverEntryPointSuccess && fn != NULL)
+        *(void **)&pointer_attribute = fn; /* POSIX: object and function pointers convert */
+}
+
+/* The driver's id of the allocation that holds device address `p` (CUDA_SUCCESS), or why there
+ * is none: CUDA_ERROR_INVALID_VALUE for an address no allocation holds, CUDA_ERROR_NOT_SUPPORTED
+ * when the query itself is not available. */
+static CUresult buffer_id_of(uintptr_t p, unsigned long long *id)
+{
+    pthread_once(&pointer_attribute_once, find_pointer_attribute);
+    if (pointer_attribute == NULL)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    return pointer_attribute(id, CU_POINTER_ATTRIBUTE_BUFFER_ID, (CUdeviceptr)p);
+}
+
+/* a->cuda holds the block's buffer id (0: unknown, nothing is checked). */
+static unsigned long long block_id(const nalloc_arena *a)
+{
+    return (unsigned long long)(uintptr_t)a->cuda;
+}
+
+/* NALLOC_ERR_STATE when the arena's base address no longer belongs to the block it allocated
+ * (freed with its context, perhaps handed out again); NALLOC_OK otherwise, including when the
+ * query fails for another reason (a context with a sticky error: the CUDA call that follows
+ * reports it). */
+static nalloc_status block_alive(const nalloc_arena *a)
+{
+    unsigned long long id = 0;
+    if (block_id(a) == 0)
+        return NALLOC_OK;
+    CUresult res = buffer_id_of(a->bump.base, &id);
+    if (res == CUDA_ERROR_INVALID_CONTEXT) {
+        /* A reset left this thread without a current context: the runtime makes its primary
+         * context current again on its next call (cudaFree(NULL) frees nothing). */
+        if (cudaFree(NULL) != cudaSuccess)
+            (void)cudaGetLastError();
+        res = buffer_id_of(a->bump.base, &id);
+    }
+    if (res == CUDA_ERROR_INVALID_VALUE || (res == CUDA_SUCCESS && id != block_id(a)))
+        return NALLOC_ERR_STATE;
+    return NALLOC_OK;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The backing
+ * ------------------------------------------------------------------------------------------- */
 
 /* Capacity for a fractional arena: that fraction of (free - slack), rounded down to 4 KiB.
  * NALLOC_ERR_NOMEM when nothing is left. */
@@ -76,6 +152,9 @@ static nalloc_status device_create(nalloc_arena *a)
         (void)cudaFree(base);
         st = NALLOC_ERR_INVALID;
     }
+    unsigned long long id = 0;
+    if (st == NALLOC_OK && buffer_id_of((uintptr_t)base, &id) != CUDA_SUCCESS)
+        id = 0; /* unknown: wipes and destroy will not check */
     na_cuda_leave(c->device, previous);
     if (st != NALLOC_OK)
         return st;
@@ -85,7 +164,7 @@ static nalloc_status device_create(nalloc_arena *a)
     a->guard_size = 0;
     a->guard_pages = false;
     a->in_force = 0;
-    a->cuda = NULL;
+    a->cuda = (void *)(uintptr_t)id;
     na_nvtx_heap_register(a);
     return NALLOC_OK;
 }
@@ -96,14 +175,20 @@ static void device_destroy(nalloc_arena *a)
     int previous;
     if (na_cuda_enter(a->config.device, &previous) != NALLOC_OK)
         return;
-    (void)na_cuda_status(cudaFree((void *)a->bump.base), "cudaFree");
+    if (block_alive(a) == NALLOC_OK) /* else its context took it: the address may be another's */
+        (void)na_cuda_status(cudaFree((void *)a->bump.base), "cudaFree");
     na_cuda_leave(a->config.device, previous);
     a->bump.base = 0;
     a->reserved = 0;
+    a->cuda = NULL;
 }
 
 /* stream == NULL: the legacy default stream, then wait for it (see nalloc_wipe_async in
- * nalloc/cuda.h for what that orders against). */
+ * nalloc/cuda.h for what that orders against). A stream-ordered wipe also waits when a memory
+ * tool watches the arena (a->nvtx: cuda/nvtx.c found one): the wipe registers its range as a
+ * region only until the arena is reset, right after this returns, and a kernel still running
+ * then would be checked against a heap with no regions and reported. Without a tool, a->nvtx is
+ * NULL and nothing waits. */
 static nalloc_status device_zero(nalloc_arena *a, size_t offset, size_t length, void *stream)
 {
     if (length == 0)
@@ -112,10 +197,15 @@ static nalloc_status device_zero(nalloc_arena *a, size_t offset, size_t length, 
     nalloc_status st = na_cuda_enter(a->config.device, &previous);
     if (st != NALLOC_OK)
         return st;
+    st = block_alive(a);
+    if (st != NALLOC_OK) {
+        na_cuda_leave(a->config.device, previous);
+        return st;
+    }
     cudaStream_t s = stream != NULL ? (cudaStream_t)stream : cudaStreamLegacy;
     void *p = (void *)(a->bump.base + offset);
     st = na_cuda_status(na_cuda_wipe(a->config.device, p, length, s), "nalloc wipe kernel launch");
-    if (st == NALLOC_OK && stream == NULL)
+    if (st == NALLOC_OK && (stream == NULL || a->nvtx != NULL))
         st = na_cuda_status(cudaStreamSynchronize(s), "cudaStreamSynchronize (wipe)");
     na_cuda_leave(a->config.device, previous);
     return st;

@@ -19,7 +19,8 @@
  * with CUDA, so NALLOC_FLAG_SECRET is refused with NALLOC_ERR_UNSUPPORTED.
  *
  * Teardown order: arena.c wipes a witness arena first (through host_zero, while the pages are
- * still ours), then destroy unregisters every chunk and releases the mapping.
+ * still ours), then destroy unregisters every chunk and releases the mapping. A wipe in stream
+ * order (nalloc_wipe_async) waits for the stream before zeroing (pinned_zero).
  */
 #include "cuda_internal.h"
 #include "prim.h"
@@ -111,9 +112,21 @@ static void pinned_destroy(nalloc_arena *a)
     na_backing_host.destroy(a);
 }
 
+/* Copies into a pinned arena are DMA that the CPU's stores do not order against: a copy still
+ * queued when the CPU zeroes the bytes lands after the wipe and puts the data back. So a wipe in
+ * stream order (nalloc_wipe_async: `stream` set) first waits for the work queued on `stream`,
+ * then zeroes on the host. The bytes are zeroed even when the wait fails (a sticky CUDA error),
+ * and the failure is reported: the wipe was not ordered after the stream's copies. Synchronous
+ * wipes (stream NULL: nalloc_wipe, destroy, exit, zeroed allocations) wait for nothing; their
+ * callers have finished the copies, as for any host memory they hand back. */
 static nalloc_status pinned_zero(nalloc_arena *a, size_t offset, size_t length, void *stream)
 {
-    return na_backing_host.zero(a, offset, length, stream);
+    nalloc_status waited = NALLOC_OK;
+    if (stream != NULL && a->pinned)
+        waited = na_cuda_status(cudaStreamSynchronize((cudaStream_t)stream),
+                                "cudaStreamSynchronize (pinned wipe)");
+    nalloc_status st = na_backing_host.zero(a, offset, length, stream);
+    return st != NALLOC_OK ? st : waited;
 }
 
 const na_backing na_backing_pinned = {

@@ -4,8 +4,10 @@
  * wipe. It is bandwidth-bound, so the kernel is as plain as a memset can be: 16-byte stores over
  * the aligned body of the range, grid-stride, with the unaligned head and tail done byte by byte
  * (the split is in wipe_plan.h, where the host tests check it). The grid is one full wave of
- * resident blocks (8 blocks of 256 threads per SM), capped by the work there is: more blocks than
- * that only add scheduling, fewer leave store bandwidth idle.
+ * resident blocks (as many 256-thread blocks per SM as its thread limit allows: 8 on sm_80 and
+ * sm_90, 6 on sm_86 and sm_89), capped by the work there is: more blocks than that run as a
+ * second, partial wave that leaves most of the memory bandwidth idle while it drains, fewer leave
+ * store bandwidth idle throughout.
  *
  * Launches go through cudaLaunchKernel so that the launch's own status comes back, rather than
  * whatever error an earlier unrelated call left for cudaGetLastError.
@@ -14,7 +16,7 @@
 
 #include "wipe_plan.h"
 
-enum { threads_per_block = 256, blocks_per_sm = 8 };
+enum { threads_per_block = 256 };
 
 static __global__ void __launch_bounds__(threads_per_block)
     na_wipe_kernel(unsigned char *p, size_t len)
@@ -28,10 +30,15 @@ extern "C" cudaError_t na_cuda_wipe(int device, void *p, size_t len, cudaStream_
 {
     if (len == 0)
         return cudaSuccess;
-    int sms = 0;
+    int sms = 0, threads_per_sm = 0;
     cudaError_t err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+    if (err == cudaSuccess)
+        err = cudaDeviceGetAttribute(&threads_per_sm, cudaDevAttrMaxThreadsPerMultiProcessor,
+                                     device);
     if (err != cudaSuccess)
         return err;
+    size_t blocks_per_sm =
+        threads_per_sm >= threads_per_block ? (size_t)threads_per_sm / threads_per_block : 1;
     size_t words = len / 16 + 1;
     size_t wanted = (words + threads_per_block - 1) / threads_per_block;
     size_t wave = (size_t)(sms > 0 ? sms : 1) * blocks_per_sm;

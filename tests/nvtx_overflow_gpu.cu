@@ -6,7 +6,8 @@
 // cudaMalloc block, so without nalloc's NVTX annotations memcheck sees every byte written here as
 // valid. With them, the padding belongs to no region, and a write there is reported.
 //
-//   nvtx_overflow_gpu inside    writes a[0..999]: clean
+//   nvtx_overflow_gpu inside    writes a[0..999], then wipes the arena in stream order (its
+//                               kernel stores to the padding too): clean
 //   nvtx_overflow_gpu overflow  writes a[0..1000]: one byte into the padding, an error
 // Exits 77 without a device.
 #include "nalloc/cuda.h"
@@ -48,9 +49,26 @@ int main(int argc, char **argv)
     }
     int length = std::strcmp(argv[1], "overflow") == 0 ? 1001 : 1000;
     fill<<<(length + 255) / 256, 256>>>(a, length);
-    cudaError_t err = cudaDeviceSynchronize();
+    cudaError_t err = cudaGetLastError(); // a launch that failed (no kernel image) wrote nothing
+    if (err == cudaSuccess)
+        err = cudaDeviceSynchronize();
     std::printf("%s: wrote %d bytes from a block of 1000: %s\n", argv[1], length,
                 cudaGetErrorString(err));
+    if (err == cudaSuccess && length == 1000) {
+        // The wipe kernel writes the whole handed-out range, padding included: nalloc registers
+        // that range for the wipe, which must not be reported, stream-ordered or not.
+        cudaStream_t stream;
+        nalloc_status st = NALLOC_ERR_CUDA;
+        if (cudaStreamCreate(&stream) == cudaSuccess) {
+            st = nalloc_wipe_async(arena, stream);
+            if (st == NALLOC_OK && cudaStreamSynchronize(stream) != cudaSuccess)
+                st = NALLOC_ERR_CUDA;
+            cudaStreamDestroy(stream);
+        }
+        std::printf("inside: wipe in stream order: %s\n", nalloc_strerror(st));
+        if (st != NALLOC_OK)
+            err = cudaErrorUnknown;
+    }
     nalloc_arena_destroy(arena);
     return err == cudaSuccess ? 0 : 1;
 }

@@ -539,6 +539,32 @@ static void test_zeroed_allocations_at_every_start_alignment(void **state)
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
 }
 
+/* cudaDeviceReset frees every device arena's block with its context, and the next cudaMalloc may
+ * get the same addresses. A witness arena's wipe and destroy must then touch nothing: neither
+ * zero nor free the memory that is now the caller's. Runs last: the reset ends everything. */
+static void test_a_reset_device_is_not_written_through_a_dead_arena(void **state)
+{
+    (void)state;
+    const size_t n = 4 << 20;
+    nalloc_arena *a = device_arena(NALLOC_KIND_WITNESS, n);
+    void *p = nalloc_alloc(a, n / 2);
+    assert_non_null(p);
+    CUDA_OK(cudaDeviceSynchronize());
+    CUDA_OK(cudaDeviceReset());
+    void *mine;
+    CUDA_OK(cudaMalloc(&mine, n));
+    fprintf(stderr, "after the reset, cudaMalloc %s the arena's addresses\n",
+            (uintptr_t)mine == (uintptr_t)p ? "reused" : "did not reuse");
+    CUDA_OK(cudaMemset(mine, 0x77, n));
+    assert_int_equal(nalloc_wipe(a), NALLOC_ERR_STATE);
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_ERR_STATE); /* released, not wiped */
+    unsigned char *h = host_copy(mine, n);
+    assert_bytes(h, 0, n, 0x77);
+    free(h);
+    CUDA_OK(cudaFree(mine)); /* still ours: nalloc did not free it */
+    CUDA_OK(cudaGetLastError());
+}
+
 int main(void)
 {
     if (nalloc_cuda_available() != NALLOC_OK) {
@@ -558,6 +584,7 @@ int main(void)
         cmocka_unit_test(test_device_wipe_zeroes_what_was_handed_out_and_nothing_else),
         cmocka_unit_test(test_wipe_async_follows_the_kernels_on_its_stream),
         cmocka_unit_test(test_zeroed_allocations_at_every_start_alignment),
+        cmocka_unit_test(test_a_reset_device_is_not_written_through_a_dead_arena), /* last */
     };
     return cmocka_run_group_tests_name("device_gpu", tests, NULL, NULL);
 }

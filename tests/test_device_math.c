@@ -323,6 +323,50 @@ static void test_lane_fit_check_never_wraps(void **state)
     assert_false(nalloc_warp_lane_fits(4000, 80, 32, 4096));
 }
 
+/* The plain path (nalloc_window_alloc) is as sticky as the warp path: a request refused for lack
+ * of room, though it would fit an empty window, fails every later request until the reset, even
+ * the small ones that would still fit in what is left. */
+static void test_a_refused_plain_request_leaves_the_window_full(void **state)
+{
+    (void)state;
+    size_t counter = 4096 - 32, begin;
+    assert_false(nalloc_window_reserve(&counter, 4096, 48, 16, &begin)); /* 32 bytes left */
+    assert_true(counter > 4096);
+    size_t after = counter;
+    assert_false(nalloc_window_reserve(&counter, 4096, 16, 16, &begin)); /* would have fit */
+    assert_false(nalloc_window_reserve(&counter, 4096, 1, 16, &begin));
+    assert_int_equal(counter, after); /* a full window is not bumped further */
+    size_t size[WARP], off[WARP];
+    for (unsigned l = 0; l < WARP; l++)
+        size[l] = 16;
+    warp_alloc(&counter, 4096, 16, 0xffffffffu, size, off);
+    for (unsigned l = 0; l < WARP; l++)
+        assert_int_equal(off[l], FAILED);
+
+    /* What still fits is served, up to the last byte. */
+    counter = 4096 - 32;
+    assert_true(nalloc_window_reserve(&counter, 4096, 17, 16, &begin));
+    assert_int_equal(begin, 4096 - 32);
+    assert_int_equal(counter, 4096);
+    assert_false(nalloc_window_reserve(&counter, 4096, 1, 16, &begin));
+    assert_true(counter > 4096);
+}
+
+/* A request for nothing, or for more than the whole window, fails alone: it leaves the room to
+ * the others (the warp path does the same, test_oversized_lane_leaves_the_room_to_the_others). */
+static void test_zero_and_oversized_plain_requests_fail_alone(void **state)
+{
+    (void)state;
+    size_t counter = 64, begin;
+    assert_false(nalloc_window_reserve(&counter, 4096, 0, 16, &begin));
+    assert_false(nalloc_window_reserve(&counter, 4096, 4097, 16, &begin));
+    assert_false(nalloc_window_reserve(&counter, 4096, SIZE_MAX, 16, &begin));
+    assert_int_equal(counter, 64);
+    assert_true(nalloc_window_reserve(&counter, 4096, 100, 16, &begin));
+    assert_int_equal(begin, 64);
+    assert_int_equal(counter, 64 + 112);
+}
+
 /* Many warps with random masks, interleaved with plain single-thread requests on the same
  * counter, until the window is full: every block served is aligned, inside, and disjoint. */
 static int compare_offsets(const void *x, const void *y)
@@ -357,7 +401,7 @@ static void test_warps_and_plain_requests_share_a_window_disjointly(void **state
             blocks[n++][1] = size[l];
         }
         size_t begin, plain = 1 + rng() % 300;
-        if (nalloc_bump_reserve_add(&counter, capacity, plain, granule, &begin)) {
+        if (nalloc_window_reserve(&counter, capacity, plain, granule, &begin)) {
             blocks[n][0] = begin;
             blocks[n++][1] = plain;
         } else {
@@ -365,7 +409,18 @@ static void test_warps_and_plain_requests_share_a_window_disjointly(void **state
         }
     }
     assert_true(overflowed);
-    assert_true(counter > capacity); /* sticky */
+    assert_true(counter > capacity); /* sticky: */
+    for (int round = 0; round < 100; round++) {
+        size_t begin, size[WARP], off[WARP];
+        assert_false(nalloc_window_reserve(&counter, capacity, 1 + rng() % 300, granule, &begin));
+        for (unsigned l = 0; l < WARP; l++) {
+            size[l] = 1 + rng() % 300;
+            off[l] = FAILED; /* inactive lanes are left as they are */
+        }
+        warp_alloc(&counter, capacity, granule, (unsigned)rng() | 1u, size, off);
+        for (unsigned l = 0; l < WARP; l++)
+            assert_int_equal(off[l], FAILED);
+    }
     qsort(blocks, n, sizeof blocks[0], compare_offsets);
     size_t served = 0;
     for (size_t i = 0; i < n; i++) {
@@ -451,6 +506,8 @@ int main(void)
         cmocka_unit_test(test_oversized_lane_leaves_the_room_to_the_others),
         cmocka_unit_test(test_full_window_is_not_bumped_further),
         cmocka_unit_test(test_lane_fit_check_never_wraps),
+        cmocka_unit_test(test_a_refused_plain_request_leaves_the_window_full),
+        cmocka_unit_test(test_zero_and_oversized_plain_requests_fail_alone),
         cmocka_unit_test(test_warps_and_plain_requests_share_a_window_disjointly),
         cmocka_unit_test(test_wipe_plan_covers_every_range_exactly_once),
         cmocka_unit_test(test_wipe_threads_zero_exactly_the_range_at_every_alignment),

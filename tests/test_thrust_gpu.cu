@@ -9,6 +9,8 @@
 #include "nalloc/nalloc.h"
 #include "nalloc/thrust.cuh"
 
+#include "cxx_check.h"
+
 #include <cub/device/device_radix_sort.cuh>
 #include <thrust/device_ptr.h>
 #include <thrust/execution_policy.h>
@@ -20,15 +22,6 @@
 #include <new>
 #include <vector>
 
-static int failures = 0;
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            std::fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);         \
-            failures++;                                                                            \
-        }                                                                                          \
-    } while (0)
 
 #define CUDA_CHECK(call) CHECK((call) == cudaSuccess)
 
@@ -170,9 +163,5 @@ int main()
     CUDA_CHECK(cudaStreamDestroy(stream));
     CHECK(nalloc_arena_destroy(scratch) == NALLOC_OK);
     CHECK(nalloc_arena_destroy(poly) == NALLOC_OK);
-    if (failures)
-        std::fprintf(stderr, "%d checks failed\n", failures);
-    else
-        std::printf("all thrust checks passed\n");
-    return failures ? 1 : 0;
+    return checks_exit_status("thrust");
 }

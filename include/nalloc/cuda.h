@@ -8,6 +8,20 @@
  * nalloc_last_error() == NALLOC_ERR_NO_DEVICE); nothing crashes, and host arenas are unaffected.
  * A failing CUDA call gives NALLOC_ERR_CUDA, with the CUDA error's text in
  * nalloc_cuda_error_string().
+ *
+ * Errors that are sticky for a CUDA context (a kernel's illegal address, for one) make every later
+ * CUDA call in the process fail: from then on every nalloc call that reaches CUDA (wipes of device
+ * arenas, windows, staging, creating device or pinned arenas) answers NALLOC_ERR_CUDA, while
+ * allocation from existing device arenas, which is host-side bookkeeping, goes on handing out
+ * addresses nothing can use. nalloc_arena_destroy still releases every arena (reporting a wipe it
+ * could not do). Only a new process recovers.
+ *
+ * cudaDeviceReset (or anything else that destroys a device's primary context) frees the memory of
+ * every device arena on that device, and later allocations may be given the same addresses:
+ * destroy device arenas first. A device arena notices that its block is gone: its wipes answer
+ * NALLOC_ERR_STATE and its destroy frees nothing, so nalloc never zeroes or frees what has become
+ * somebody else's memory. Windows and staging copies do not check; using them after a reset
+ * writes through dangling pointers.
  */
 #ifndef NALLOC_CUDA_H
 #define NALLOC_CUDA_H
@@ -29,12 +43,18 @@ NALLOC_API nalloc_status nalloc_cuda_available(void);
 NALLOC_API const char *nalloc_cuda_error_string(void);
 
 /* nalloc_wipe in stream order: zero everything the arena handed out since the last wipe, then
- * reset. For a device arena the memset kernel is enqueued on `stream` and this returns without
- * waiting; the caller must not let any kernel or copy touch the arena's old blocks after it in
+ * reset. For a device arena the memset kernel is enqueued on `stream` (a stream of the arena's
+ * device, config.device; another device's stream gives NALLOC_ERR_CUDA) and this returns without
+ * waiting (except under a memory tool that watches the arena through NVTX, compute-sanitizer: then
+ * it waits for the kernel, which the tool checks against the wipe's registered range); the caller must not let any kernel or copy touch the arena's old blocks after it in
  * stream order, and must not reuse the arena from another stream before the wipe completes. For
- * host and pinned arenas the wipe is synchronous and `stream` is ignored. Stream 0 is the legacy
- * default stream (as for every nalloc call that takes a stream, whatever the caller's
- * --default-stream setting); pass cudaStreamPerThread for the per-thread one.
+ * a pinned arena the wipe waits for `stream` (copies queued on it into the arena would otherwise
+ * land after the wipe), then zeroes on the host and returns; a failed wait is reported
+ * (NALLOC_ERR_CUDA) after the bytes were zeroed anyway, and the arena is then not reset. For a
+ * host arena `stream` is ignored and the wipe is synchronous. Stream 0 is the legacy default
+ * stream (as for every nalloc call that takes a stream, whatever the caller's --default-stream
+ * setting); pass cudaStreamPerThread for the per-thread one. nalloc_wipe on a pinned arena waits
+ * for no stream: copies into it must have finished, as for any host memory.
  *
  * What the caller must have synchronized, for a device arena:
  *  - nalloc_wipe_async(arena, stream): every kernel or copy that reads or writes the arena's

@@ -15,8 +15,9 @@
  * kernel that overflowed does not go on with a random subset of its blocks. (A request larger
  * than the whole window fails alone: it raises the flag but leaves the room to others.)
  *
- * All paths reserve through the one bump core (nalloc/bump.h); the warp path's arithmetic is in
- * nalloc/warp.h, where the host tests exercise it. Blocks are disjoint and inside the window for
+ * All paths reserve through the one bump core (nalloc/bump.h); the plain and warp paths'
+ * arithmetic is in nalloc/warp.h (nalloc_window_reserve, the warp sums), where the host tests
+ * exercise it. Blocks are disjoint and inside the window for
  * any sizes and any interleaving; their contents are not zeroed. Memory ordering is relaxed, as
  * with malloc: a block written by one thread and read by another needs the caller's own
  * synchronization.
@@ -51,7 +52,7 @@ static __device__ __forceinline__ void *nalloc_window_alloc(nalloc_window w, siz
     size_t begin;
     if (size == 0)
         return NULL;
-    if (nalloc_bump_reserve_add(&w.state->used, w.capacity, size, w.granule, &begin))
+    if (nalloc_window_reserve(&w.state->used, w.capacity, size, w.granule, &begin))
         return (char *)w.base + begin;
     nalloc_window_note_overflow(w);
     return NULL;

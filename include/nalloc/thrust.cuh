@@ -23,6 +23,11 @@
  * Memory given back is handed out again by the next allocation at once, without waiting for the
  * GPU: that is safe for work on the same stream (stream order serializes it, as with
  * cudaFreeAsync), and work on another stream must synchronize first, as it must before a rollback.
+ * Thrust gives its temporaries back as soon as it has enqueued the work that uses them, before
+ * that work has run, with thrust::cuda::par too (CCCL's sort returns its buffer, then waits for
+ * the stream). So do not share an arena used through this allocator with other threads or
+ * streams while a Thrust call is in flight: another thread's allocation could be handed the bytes
+ * Thrust's kernels are still using. Give each stream its own scratch arena or lane.
  *
  * Errors. When the arena has no room, allocate throws thrust::system::detail::bad_alloc (a
  * std::bad_alloc), which is what Thrust's own allocators throw; nalloc_last_error() says why.
@@ -50,10 +55,12 @@ public:
 
     explicit thrust_allocator(nalloc_arena *arena) noexcept : arena_(arena) {}
 
-    /* `bytes` bytes at the arena's policy alignment (256 B on device arenas, as CUB wants). */
-    char *allocate(std::ptrdiff_t bytes)
+    /* `bytes` bytes at the arena's policy alignment (256 B on device arenas, as CUB wants); 0
+     * gets a 1-byte block. The count is a size_type, as Thrust's allocator traits pass it: any
+     * count gets all its bytes or throws. */
+    char *allocate(size_type bytes)
     {
-        void *p = nalloc_alloc(arena_, bytes > 0 ? static_cast<std::size_t>(bytes) : 1);
+        void *p = nalloc_alloc(arena_, bytes > 0 ? bytes : 1);
         if (p == nullptr)
             throw thrust::system::detail::bad_alloc(
                 std::string("nalloc_alloc: ") + nalloc_strerror(nalloc_last_error()));
@@ -62,7 +69,7 @@ public:
 
     /* Give the block back if it is the arena's most recent one; otherwise leave it to the
      * caller's rollback. Never throws. */
-    void deallocate(char *p, std::size_t bytes) noexcept
+    void deallocate(char *p, size_type bytes) noexcept
     {
         (void)nalloc_free_last(arena_, p, bytes > 0 ? bytes : 1);
     }

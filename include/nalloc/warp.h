@@ -20,9 +20,12 @@
  * Overflow. The leader adds the total even when only some lanes fit, so a window fills up in the
  * middle of a warp: lane L succeeds iff old + prefix(L) + its bytes <= capacity. Lanes past the
  * first failing one fail too (their prefix is larger), and the counter then stands past the
- * capacity, so every later request fails: the same sticky overflow as nalloc_bump_reserve_add.
+ * capacity, so every later request fails: the same sticky overflow as nalloc_window_reserve.
  * A lane that asks for zero bytes, or for more than the whole window, contributes nothing to the
  * sum and gets NULL.
+ *
+ * The plain path (one atomicAdd per thread) is here too, as nalloc_window_reserve: the bump core's
+ * fetch-add, made as sticky as the warp path.
  */
 #ifndef NALLOC_WARP_H
 #define NALLOC_WARP_H
@@ -101,6 +104,25 @@ NALLOC_HD bool nalloc_warp_lane_fits(size_t old, size_t prefix, size_t bytes, si
 {
     return bytes != 0 && old <= capacity && prefix <= capacity - old &&
            bytes <= capacity - old - prefix;
+}
+
+/* One thread's reservation (nalloc_window_alloc): `size` bytes, rounded up to the granule, with
+ * one fetch-add on *counter, as nalloc_bump_reserve_add does, and as sticky as the warp path. A
+ * request refused for lack of room that would fit an empty window leaves the counter past the
+ * capacity (nalloc_bump_reserve_add refuses it without touching the counter when the check before
+ * its add fails), so every later request fails until the reset, the small ones included: a
+ * kernel never goes on with a random subset of its blocks. A request for 0 bytes, or for more
+ * than the whole window, fails alone and leaves the counter as it was. The counter stays below
+ * capacity * (1 + threads racing) + 1. */
+NALLOC_HD bool nalloc_window_reserve(size_t *counter, size_t capacity, size_t size, size_t granule,
+                                     size_t *begin)
+{
+    if (nalloc_lane_granules(size, granule, capacity) == 0)
+        return false;
+    if (nalloc_bump_reserve_add(counter, capacity, size, granule, begin))
+        return true;
+    nalloc_atomic_max(counter, capacity + 1); /* no wrap: the window is at most 2^40 bytes */
+    return false;
 }
 
 /* The leader's reservation: add `total` bytes to *counter unless the window is already full.
