@@ -6,7 +6,9 @@
  *   pair   malloc immediately followed by free, K times (the general allocators; nalloc's
  *          equivalent, nalloc_alloc + nalloc_free_last, on one thread only: with several
  *          threads on one arena the last block is rarely the caller's).
- * nalloc allocates from one arena shared by all threads (MAP_NORESERVE, so address space only).
+ * nalloc allocates from one arena shared by all threads (MAP_NORESERVE, so address space only),
+ * and, with several threads, also from per-thread lanes of that arena (nalloc_arena_split:
+ * "nalloc-lane", where no two threads share an offset, so `pair` works on every thread too).
  * The benchmark never touches the blocks, but the general allocators do: they write a header in
  * front of (or metadata beside) each block, so a batch of `alloc` that reaches fresh memory pays
  * the page faults for those headers, and glibc returns the top of its heap to the kernel when the
@@ -73,11 +75,13 @@ static void *worker_main(void *arg)
         for (size_t i = 0; i < w->count; i++)
             w->blocks[i] = nalloc_alloc(w->arena, w->size);
     } else if (w->arena != NULL) {
+        size_t failures = 0; /* a local: workers sit side by side, w->failures would share lines */
         for (size_t i = 0; i < w->count; i++) {
             void *p = nalloc_alloc(w->arena, w->size);
             escape(p);
-            w->failures += nalloc_free_last(w->arena, p, w->size) != NALLOC_OK;
+            failures += nalloc_free_last(w->arena, p, w->size) != NALLOC_OK;
         }
+        w->failures += failures;
     } else if (w->operation == OP_ALLOC) {
         for (size_t i = 0; i < w->count; i++)
             w->blocks[i] = malloc(w->size);
@@ -98,8 +102,10 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* One measurement: median over batches of the slowest thread's time; ns per call. */
-static bool measure(const config *c, nalloc_arena *arena, op operation, size_t size,
+/* One measurement: median over batches of the slowest thread's time; ns per call. Thread t
+ * allocates from arenas[t] (the same arena for all, or one lane each), or from malloc when
+ * arenas is NULL. */
+static bool measure(const config *c, nalloc_arena *const *arenas, op operation, size_t size,
                     unsigned threads, size_t count, double *per_call, double *aggregate)
 {
     worker w[MAX_THREADS];
@@ -116,7 +122,8 @@ static bool measure(const config *c, nalloc_arena *arena, op operation, size_t s
         pthread_barrier_t start;
         pthread_barrier_init(&start, NULL, threads);
         for (unsigned t = 0; t < threads; t++) {
-            w[t] = (worker){.start = &start, .arena = arena, .operation = operation, .size = size,
+            w[t] = (worker){.start = &start, .arena = arenas ? arenas[t] : NULL,
+                            .operation = operation, .size = size,
                             .count = count, .blocks = blocks ? blocks + t * count : NULL};
             if (t > 0 && pthread_create(&id[t], NULL, worker_main, &w[t]) != 0) {
                 fprintf(stderr, "bench_alloc: pthread_create: %s\n", strerror(errno));
@@ -132,8 +139,8 @@ static bool measure(const config *c, nalloc_arena *arena, op operation, size_t s
             failures += w[t].failures;
         }
         pthread_barrier_destroy(&start);
-        if (arena != NULL)
-            nalloc_reset(arena);
+        for (unsigned t = 0; arenas != NULL && t < threads; t++)
+            nalloc_reset(arenas[t]);
         if (b > 0)
             samples[b - 1] = slowest;
     }
@@ -161,7 +168,7 @@ static size_t calls_per_batch(const config *c, size_t size)
 static void report(const config *c, const char *allocator, op operation, size_t size,
                    unsigned threads, double per_call, double aggregate)
 {
-    printf("  %-9s %-5s %9zu B %3u thr %10.1f ns %10.1f ns\n", allocator, op_names[operation],
+    printf("  %-11s %-5s %9zu B %3u thr %10.1f ns %10.1f ns\n", allocator, op_names[operation],
            size, threads, per_call, aggregate);
     if (c->csv != NULL)
         fprintf(c->csv, "alloc,%s,%s,%zu,%u,%.3f,%.3f,\n", allocator, op_names[operation], size,
@@ -193,7 +200,7 @@ static int run_alloc(const config *c, bool with_nalloc)
     if (counts[1] > MAX_THREADS)
         counts[1] = MAX_THREADS;
     printf("\nallocation: ns per call (memory not touched), median of %u batches\n", c->batches);
-    printf("  %-9s %-5s %11s %7s %13s %13s\n", "allocator", "op", "size", "threads", "per call",
+    printf("  %-11s %-5s %11s %7s %13s %13s\n", "allocator", "op", "size", "threads", "per call",
            "aggregate");
     for (size_t size = 64; size <= c->max_size; size *= 4) {
         for (unsigned ti = 0; ti < nthreads; ti++) {
@@ -210,15 +217,31 @@ static int run_alloc(const config *c, bool with_nalloc)
             nalloc_arena *a = make_arena(size, count, threads);
             if (a == NULL)
                 return 1;
+            nalloc_arena *shared[MAX_THREADS];
+            for (unsigned t = 0; t < threads; t++)
+                shared[t] = a;
             for (int o = OP_ALLOC; o <= (threads == 1 ? OP_PAIR : OP_ALLOC); o++) {
-                if (!measure(c, a, (op)o, size, threads, count, &per_call, &aggregate))
+                if (!measure(c, shared, (op)o, size, threads, count, &per_call, &aggregate))
                     return 1;
                 report(c, "nalloc", (op)o, size, threads, per_call, aggregate);
             }
-            nalloc_arena_destroy(a);
+            nalloc_arena *lanes[MAX_THREADS];
+            if (threads > 1) { /* one lane per thread: an equal share of the same arena each */
+                nalloc_status st = nalloc_arena_split(a, threads, 0, lanes);
+                if (st != NALLOC_OK) {
+                    fprintf(stderr, "bench_alloc: nalloc_arena_split: %s\n", nalloc_strerror(st));
+                    return 1;
+                }
+                for (int o = OP_ALLOC; o <= OP_PAIR; o++) {
+                    if (!measure(c, lanes, (op)o, size, threads, count, &per_call, &aggregate))
+                        return 1;
+                    report(c, "nalloc-lane", (op)o, size, threads, per_call, aggregate);
+                }
+            }
+            nalloc_arena_destroy(a); /* its lanes with it */
         }
     }
-    printf("  nalloc: one arena shared by every thread (per-thread lanes: not in this build)\n");
+    printf("  nalloc: one arena shared by every thread; nalloc-lane: one lane of it per thread\n");
     return 0;
 }
 

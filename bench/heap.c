@@ -38,11 +38,10 @@ typedef struct heap_ledger {
     size_t capacity;    /* entries allocated */
 } heap_ledger;
 
-typedef struct heap_region { /* FLOOR and DRY */
-    char *base;        /* FLOOR: 2 MiB-aligned, pre-faulted; DRY: NULL */
+typedef struct heap_region { /* FLOOR */
+    char *base;        /* 2 MiB-aligned, pre-faulted */
     size_t capacity;   /* bytes */
     size_t offset;     /* bytes carved so far, padding included */
-    size_t high_water; /* most bytes carved at once */
     size_t dirty;      /* FLOOR witness: bytes written since the last wipe */
     void *map;         /* FLOOR: the mapping (for munmap) */
     size_t map_size;
@@ -53,9 +52,9 @@ struct heap {
     heap_ledger ledger[NALLOC_KIND_COUNT];
     size_t live;                          /* bytes the prover holds now */
     size_t live_peak;                     /* most bytes held at once since the last reset */
-    nalloc_ctx *ctx;                      /* NALLOC */
+    nalloc_ctx *ctx;                      /* NALLOC, DRY */
     nalloc_arena *arena[NALLOC_KIND_COUNT];
-    heap_region region[NALLOC_KIND_COUNT]; /* FLOOR, DRY */
+    heap_region region[NALLOC_KIND_COUNT]; /* FLOOR */
 };
 
 static const char *const kind_names[NALLOC_KIND_COUNT] = {"poly", "witness", "scratch"};
@@ -98,8 +97,6 @@ static size_t region_carve(heap_region *r, size_t size)
     if (r->base != NULL && (begin > r->capacity || size > r->capacity - begin))
         return SIZE_MAX;
     r->offset = begin + size;
-    if (r->offset > r->high_water)
-        r->high_water = r->offset;
     if (r->offset > r->dirty)
         r->dirty = r->offset;
     return begin;
@@ -145,8 +142,11 @@ static bool create_nalloc(heap *h, const size_t capacity[NALLOC_KIND_COUNT],
                           const heap_nalloc_options *o)
 {
     nalloc_ctx_config config;
-    nalloc_ctx_config_init(&config, NALLOC_MEMORY_HOST, capacity[0], capacity[1], capacity[2]);
-    for (int k = 0; k < NALLOC_KIND_COUNT; k++) {
+    if (h->mode == HEAP_DRY) /* address space only: the dry run touches nothing */
+        nalloc_ctx_config_init_dry_run(&config, NALLOC_MEMORY_HOST, 0);
+    else
+        nalloc_ctx_config_init(&config, NALLOC_MEMORY_HOST, capacity[0], capacity[1], capacity[2]);
+    for (int k = 0; k < NALLOC_KIND_COUNT && h->mode != HEAP_DRY; k++) {
         unsigned *flags = &config.arenas[k].flags;
         if (!o->defaults)
             *flags &= ~(unsigned)NALLOC_FLAG_HUGEPAGES;
@@ -177,7 +177,7 @@ heap *heap_create(heap_mode mode, const size_t capacity[NALLOC_KIND_COUNT],
     h->mode = mode;
     double start = bench_now();
     bool ok = true;
-    if (mode == HEAP_NALLOC) {
+    if (mode == HEAP_NALLOC || mode == HEAP_DRY) {
         static const heap_nalloc_options defaults = {.defaults = true};
         ok = create_nalloc(h, capacity, nalloc_options ? nalloc_options : &defaults);
     } else if (mode == HEAP_FLOOR) {
@@ -223,18 +223,18 @@ void *heap_alloc(heap *h, nalloc_kind kind, size_t size)
         p = malloc(size);
         break;
     case HEAP_NALLOC:
+    case HEAP_DRY:
         p = nalloc_alloc(h->arena[kind], size);
         break;
-    case HEAP_FLOOR:
-    case HEAP_DRY: {
+    case HEAP_FLOOR: {
         size_t offset = region_carve(&h->region[kind], size);
         if (offset != SIZE_MAX)
-            p = h->mode == HEAP_FLOOR ? h->region[kind].base + offset : (void *)(offset + 1);
+            p = h->region[kind].base + offset;
         break;
     }
     }
     if (p == NULL)
-        heap_fail(h->mode == HEAP_NALLOC ? nalloc_strerror(nalloc_last_error()) : "allocation",
+        heap_fail(h->ctx != NULL ? nalloc_strerror(nalloc_last_error()) : "allocation",
                   kind, size);
     ledger_push(h, kind, p, size);
     return p;
@@ -246,7 +246,7 @@ heap_scope heap_scope_begin(heap *h)
         .ledger = h->ledger[NALLOC_KIND_SCRATCH].count,
         .offset = h->region[NALLOC_KIND_SCRATCH].offset,
     };
-    if (h->mode == HEAP_NALLOC)
+    if (h->ctx != NULL)
         s.mark = nalloc_mark_get(h->arena[NALLOC_KIND_SCRATCH]);
     return s;
 }
@@ -254,7 +254,7 @@ heap_scope heap_scope_begin(heap *h)
 void heap_scope_end(heap *h, heap_scope s)
 {
     ledger_release(h, NALLOC_KIND_SCRATCH, s.ledger);
-    if (h->mode == HEAP_NALLOC) {
+    if (h->ctx != NULL) {
         nalloc_status st = nalloc_rollback(h->arena[NALLOC_KIND_SCRATCH], s.mark);
         if (st != NALLOC_OK) {
             fprintf(stderr, "bench: nalloc_rollback: %s\n", nalloc_strerror(st));
@@ -269,7 +269,10 @@ void heap_proof_end(heap *h)
 {
     for (int k = 0; k < NALLOC_KIND_COUNT; k++)
         ledger_release(h, (nalloc_kind)k, 0);
-    if (h->mode == HEAP_NALLOC) {
+    if (h->mode == HEAP_DRY) { /* nothing was written: a wipe would only commit the pages */
+        for (int k = 0; k < NALLOC_KIND_COUNT; k++)
+            nalloc_reset(h->arena[k]);
+    } else if (h->mode == HEAP_NALLOC) {
         nalloc_reset(h->arena[NALLOC_KIND_POLY]);
         nalloc_reset(h->arena[NALLOC_KIND_SCRATCH]);
         nalloc_status st = nalloc_wipe(h->arena[NALLOC_KIND_WITNESS]);
@@ -277,9 +280,9 @@ void heap_proof_end(heap *h)
             fprintf(stderr, "bench: nalloc_wipe: %s\n", nalloc_strerror(st));
             exit(2);
         }
-    } else if (h->mode == HEAP_FLOOR || h->mode == HEAP_DRY) {
+    } else if (h->mode == HEAP_FLOOR) {
         heap_region *w = &h->region[NALLOC_KIND_WITNESS];
-        if (h->mode == HEAP_FLOOR && w->dirty > 0)
+        if (w->dirty > 0)
             explicit_bzero(w->base, w->dirty);
         w->dirty = 0;
         for (int k = 0; k < NALLOC_KIND_COUNT; k++)
@@ -297,9 +300,20 @@ void heap_live_peak_reset(heap *h)
     h->live_peak = h->live;
 }
 
-size_t heap_high_water(const heap *h, nalloc_kind kind)
+bool heap_dry_capacity(heap *h, size_t capacity[NALLOC_KIND_COUNT])
 {
-    return h->region[kind].high_water;
+    nalloc_profile profile;
+    nalloc_ctx_config sized;
+    nalloc_status st = h->ctx == NULL ? NALLOC_ERR_INVALID : nalloc_ctx_profile(h->ctx, &profile);
+    if (st == NALLOC_OK)
+        st = nalloc_ctx_config_from_profile(&sized, NALLOC_MEMORY_HOST, &profile, 0.0);
+    if (st != NALLOC_OK) {
+        fprintf(stderr, "bench: sizing from the dry run: %s\n", nalloc_strerror(st));
+        return false;
+    }
+    for (int k = 0; k < NALLOC_KIND_COUNT; k++)
+        capacity[k] = sized.arenas[k].capacity;
+    return true;
 }
 
 nalloc_ctx *heap_nalloc_ctx(heap *h)

@@ -15,8 +15,9 @@
  *    carved by plain pointer arithmetic with nalloc's alignment policy and the same scopes; the
  *    witness region is explicit_bzero'd at the end of each proof like the others. Nothing can do
  *    less work, so every figure is reported as a ratio to this one.
- *  - HEAP_DRY: the floor's arithmetic with no memory behind it. The prover skips all work on it;
- *    it measures each kind's high-water (the arena sizes) and the peak live bytes.
+ *  - HEAP_DRY: nalloc's own dry run (nalloc_ctx_config_init_dry_run: address space only). The
+ *    prover skips all work on it, so nothing is touched; nalloc's sizing helper turns its peaks
+ *    into the arena sizes (heap_dry_capacity), and the ledger gives the peak live bytes.
  *
  * Whatever the back-end, this layer counts the live bytes the prover asked for: their peak is the
  * lower bound on any allocator's resident memory.
@@ -44,9 +45,9 @@ typedef struct heap heap;
 /* A scratch scope: everything allocated from SCRATCH after heap_scope_begin is released by
  * heap_scope_end. Scopes nest. */
 typedef struct heap_scope {
-    nalloc_mark mark;  /* HEAP_NALLOC: the scratch arena's mark */
+    nalloc_mark mark;  /* HEAP_NALLOC, HEAP_DRY: the scratch arena's mark */
     size_t ledger;     /* entries in the scratch ledger when the scope began */
-    size_t offset;     /* HEAP_FLOOR, HEAP_DRY: the scratch region's offset */
+    size_t offset;     /* HEAP_FLOOR: the scratch region's offset */
 } heap_scope;
 
 /* capacity[kind]: bytes per kind, needed by NALLOC, FLOOR (from a DRY run) and ignored by
@@ -66,7 +67,9 @@ void heap_proof_end(heap *h); /* release everything; the witness is wiped first 
 
 size_t heap_live_peak(const heap *h);              /* peak live bytes since the last reset */
 void heap_live_peak_reset(heap *h);
-size_t heap_high_water(const heap *h, nalloc_kind kind); /* FLOOR, DRY: region high-water */
+/* HEAP_DRY, after the proof: each kind's capacity as nalloc's sizing helper gives it
+ * (nalloc_ctx_profile, then nalloc_ctx_config_from_profile with no headroom). */
+bool heap_dry_capacity(heap *h, size_t capacity[NALLOC_KIND_COUNT]);
 nalloc_ctx *heap_nalloc_ctx(heap *h);               /* HEAP_NALLOC: the context, else NULL */
 
 #endif /* NALLOC_BENCH_HEAP_H */

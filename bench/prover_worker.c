@@ -188,14 +188,17 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    /* The dry run: every kind's high-water and the peak live bytes, touching no memory. */
+    /* The dry run, on nalloc's own dry-run context: the arena sizes from its sizing helper and
+     * the peak live bytes, touching no memory. */
     heap *dry = heap_create(HEAP_DRY, (size_t[NALLOC_KIND_COUNT]){0}, NULL, NULL);
     if (dry == NULL)
         return 2;
     prover_prove(p, dry, 0);
     size_t capacity[NALLOC_KIND_COUNT], peak_live = heap_live_peak(dry);
-    for (int k = 0; k < NALLOC_KIND_COUNT; k++)
-        capacity[k] = round_up_2m(heap_high_water(dry, (nalloc_kind)k));
+    if (!heap_dry_capacity(dry, capacity))
+        return 2;
+    for (int k = 0; k < NALLOC_KIND_COUNT; k++) /* whole huge pages, for the huge-page variants */
+        capacity[k] = round_up_2m(capacity[k]);
     heap_destroy(dry);
 
     printf("# mode: %s: %s\n", mode ? mode->name : "dry", mode ? mode->what : "");

@@ -15,8 +15,8 @@
  *    because another allocation succeeded. Host arenas use it. Its price, from bench/bench_bump.c
  *    (64 B requests, the 2-core AMD EPYC development VM, gcc -O3; scripts/bench.sh, README
  *    "Performance"): 4.0 ns per allocation single-threaded against 2.5 ns for a fetch-add, and
- *    with both cores hammering one arena about twice the fetch-add's cost (26-31 against 13.5-15
- *    ns aggregate), because a failed CAS is one more trip of the cache line. We pay that for the
+ *    with both cores hammering one arena about twice the fetch-add's cost (33 against 16 ns
+ *    aggregate), because a failed CAS is one more trip of the cache line. We pay that for the
  *    guarantee only a CAS gives: a refused request consumes nothing. Threads that allocate all the
  *    time should not share one offset anyway: lanes (nalloc_arena_split) give each its own.
  *
