@@ -3,7 +3,8 @@
  * A prover stages NTT inputs and results through host memory that the GPU's copy engines can
  * reach directly. Pageable memory goes through a driver bounce buffer at a fraction of the link's
  * bandwidth; pinned memory is DMA'd in place. Pinning is expensive, though: page-locking runs at
- * about 1-2 GB/s, so a prover that calls cudaHostAlloc per proof pays seconds per proof for it.
+ * about 1-2 GB/s by production provers' reports (not measured here, no GPU), so a prover that
+ * calls cudaHostAlloc per proof pays seconds per proof for it.
  * A pinned arena pays once, at creation, and every proof after that reuses the locked pages.
  *
  * The memory is exactly a host arena's (backing_host.c: one mmap between PROT_NONE guards, huge

@@ -24,6 +24,7 @@ endif()
 set(NALLOC_PTXAS_NO_SPILLS "-Xptxas=--warn-on-spills,--warning-as-error")
 set_source_files_properties(cuda/wipe.cu PROPERTIES COMPILE_OPTIONS "${NALLOC_PTXAS_NO_SPILLS}")
 add_library(nalloc_spill_probe OBJECT cuda/spill_probe.cu)
-target_include_directories(nalloc_spill_probe PRIVATE ${PROJECT_SOURCE_DIR}/include ${PROJECT_BINARY_DIR}/include)
+target_include_directories(nalloc_spill_probe PRIVATE ${PROJECT_SOURCE_DIR}/include
+                                                      ${PROJECT_BINARY_DIR}/include)
 target_compile_options(nalloc_spill_probe PRIVATE ${NALLOC_PTXAS_NO_SPILLS})
 nalloc_target_defaults(nalloc_spill_probe)

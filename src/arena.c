@@ -106,8 +106,9 @@ static const na_backing *backing_for(nalloc_memory memory)
 
 /* At process exit, zero every live host-accessible arena that asked for it. Only the memory is
  * touched, not the arena's state: other threads may still be running, and zeroing twice is
- * harmless; one that destroys an arena meanwhile unmaps it under the handle lock this runs under. Device arenas are left to the driver, which tears their context down at exit; the
- * CUDA runtime may already be unloaded by the time this runs. */
+ * harmless; one that destroys an arena meanwhile unmaps it under the handle lock this runs
+ * under. Device arenas are left to the driver, which tears their context down at exit; the CUDA
+ * runtime may already be unloaded by the time this runs. */
 static void wipe_one_at_exit(void *handle, void *pid)
 {
     nalloc_arena *a = handle;
@@ -346,6 +347,8 @@ static inline void *alloc_at(nalloc_arena *a, size_t size, size_t align)
     if (na_unlikely(!na_track_extent(a, size, &extent) ||
                     !nalloc_bump_reserve(&a->bump, extent, na_track_align(align), &begin, &pad)))
         return fail(a, NALLOC_ERR_NOMEM);
+    na_assert_internal(begin <= a->bump.capacity && extent <= a->bump.capacity - begin);
+    na_assert_internal(((a->bump.base + begin) & (na_track_align(align) - 1)) == 0);
     na_stats_note_alloc(a, begin, size, pad);
     if (a->on_alloc)
         a->on_alloc(a, begin, size);

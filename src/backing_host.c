@@ -18,14 +18,14 @@
  * the kernel refuses is left out of a->in_force; the arena still works unless NALLOC_FLAG_STRICT
  * asks for all or nothing.
  *
- * A memfd_secret arena is a shared mapping that the kernel itself locks and keeps out of core
- * dumps (and mlock refuses, so locking is reported in force without asking). Huge pages do not
- * apply to it (reported missing), and MADV_WIPEONFORK, which only private memory has, is replaced by MADV_DONTFORK. A forked child
- * would otherwise share the secret pages with the parent, reading and writing them; with it, the
- * child has no mapping there at all, which keeps the promise wipe-on-fork makes (the child never
- * sees the contents), so it is reported in force. When memfd_secret is refused (no syscall, the
- * kernel booted without secretmem, RLIMIT_MEMLOCK too low for it), the arena falls back to
- * ordinary memory and reports the secret backing missing.
+ * A memfd_secret arena is a shared mapping that the kernel itself locks and keeps out of core dumps
+ * (and mlock refuses, so locking is reported in force without asking). Huge pages do not apply to
+ * it (reported missing), and MADV_WIPEONFORK, which only private memory has, is replaced by
+ * MADV_DONTFORK. A forked child would otherwise share the secret pages with the parent, reading and
+ * writing them; with it, the child has no mapping there at all, which keeps the promise
+ * wipe-on-fork makes (the child never sees the contents), so it is reported in force. When
+ * memfd_secret is refused (no syscall, the kernel booted without secretmem, RLIMIT_MEMLOCK too low
+ * for it), the arena falls back to ordinary memory and reports the secret backing missing.
  */
 #include "internal.h"
 #include "prim.h"

@@ -19,7 +19,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define NA_HANDLE_SIZE ((sizeof(struct nalloc_arena) + NA_CACHE_LINE - 1) & ~(size_t)(NA_CACHE_LINE - 1))
+#define NA_HANDLE_SIZE                                                                           \
+    ((sizeof(struct nalloc_arena) + NA_CACHE_LINE - 1) & ~(size_t)(NA_CACHE_LINE - 1))
 #define NA_HANDLE_CHUNK 32
 
 typedef struct chunk {

@@ -30,8 +30,9 @@
  * (a stride is the capacity rounded up to the lane alignment) belong to no lane, so the split
  * zeroes what of them the parent had dirtied: the block is then clean once its lanes are. A lane
  * that dies with dirty memory (it does not wipe on destroy) spoils the range, and the parent then
- * zeroes the whole block, which is always correct. When the parent later releases the block, its dirty extent drops
- * back to what it was below the block, if nothing above the block was dirtied meanwhile.
+ * zeroes the whole block, which is always correct. When the parent later releases the block, its
+ * dirty extent drops back to what it was below the block, if nothing above the block was dirtied
+ * meanwhile.
  *
  * Sizing. A dry run splits a parent reserved far larger than needed, so its lanes get far more
  * room than they use and the parent's high-water mark says nothing about what it needed. So the
@@ -76,7 +77,8 @@ static void lane_destroy(nalloc_arena *a)
 {
     nalloc_arena *p = a->parent;
     nalloc_atomic_max(&p->lane_peak, na_arena_peak(a));
-    if (nalloc_atomic_load(&a->bump.offset) > 0 || nalloc_atomic_load(&a->dirty_end) > 0) /* not wiped: the parent must */
+    /* Not wiped: the parent must zero the block itself. */
+    if (nalloc_atomic_load(&a->bump.offset) > 0 || nalloc_atomic_load(&a->dirty_end) > 0)
         nalloc_atomic_store(&p->clean_end, 0);
     /* Release: the parent reads the lane's last bookkeeping after it sees the count drop. */
     __atomic_fetch_sub(&p->lanes_alive, 1, __ATOMIC_RELEASE);

@@ -115,10 +115,11 @@ static inline size_t na_track_min(size_t x, size_t y)
     return x < y ? x : y;
 }
 
-/* Move the frontier past `end` (so the byte after a block is poisoned too) for bytes [begin, begin + size) about to be handed out, whose
- * redzone ends at `end`. Free space between the old and the new frontier is poisoned, the caller's
- * own bytes are skipped (their shadow above the old frontier was never written). Returns the
- * offset below which the caller must still unpoison its bytes. Rare: once per NA_TRACK_STEP. */
+/* Move the frontier past `end` (so the byte after a block is poisoned too) for bytes [begin,
+ * begin + size) about to be handed out, whose redzone ends at `end`. Free space between the old
+ * and the new frontier is poisoned, the caller's own bytes are skipped (their shadow above the
+ * old frontier was never written). Returns the offset below which the caller must still unpoison
+ * its bytes. Rare: once per NA_TRACK_STEP. */
 static __attribute__((noinline, cold)) size_t na_track_extend(nalloc_arena *a, size_t begin,
                                                               size_t size, size_t end)
 {

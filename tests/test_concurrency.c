@@ -108,6 +108,14 @@ static void check_blocks(nalloc_arena *a, worker *w)
     assert_true(s.high_water >= s.used);
 }
 
+static size_t total_failures(const worker *w)
+{
+    size_t failures = 0;
+    for (int i = 0; i < THREADS; i++)
+        failures += w[i].failures;
+    return failures;
+}
+
 static void test_threads_get_disjoint_aligned_blocks_in_bounds(void **state)
 {
     (void)state;
@@ -115,9 +123,7 @@ static void test_threads_get_disjoint_aligned_blocks_in_bounds(void **state)
     static worker w[THREADS];
     run_workers(a, w, 1);
     check_blocks(a, w);
-    size_t failures = 0;
-    for (int i = 0; i < THREADS; i++)
-        failures += w[i].failures;
+    size_t failures = total_failures(w);
     assert_int_equal(failures, 0);
     nalloc_arena_destroy(a);
 }
@@ -129,9 +135,7 @@ static void test_threads_exhausting_an_arena_still_get_disjoint_blocks(void **st
     static worker w[THREADS];
     run_workers(a, w, 2);
     check_blocks(a, w);
-    size_t failures = 0;
-    for (int i = 0; i < THREADS; i++)
-        failures += w[i].failures;
+    size_t failures = total_failures(w);
     assert_true(failures > 0);
     /* Whatever was left is still usable by a request that fits. */
     nalloc_stats s = stats_of(a);

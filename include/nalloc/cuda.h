@@ -46,15 +46,16 @@ NALLOC_API const char *nalloc_cuda_error_string(void);
  * reset. For a device arena the memset kernel is enqueued on `stream` (a stream of the arena's
  * device, config.device; another device's stream gives NALLOC_ERR_CUDA) and this returns without
  * waiting (except under a memory tool that watches the arena through NVTX, compute-sanitizer: then
- * it waits for the kernel, which the tool checks against the wipe's registered range); the caller must not let any kernel or copy touch the arena's old blocks after it in
- * stream order, and must not reuse the arena from another stream before the wipe completes. For
- * a pinned arena the wipe waits for `stream` (copies queued on it into the arena would otherwise
- * land after the wipe), then zeroes on the host and returns; a failed wait is reported
- * (NALLOC_ERR_CUDA) after the bytes were zeroed anyway, and the arena is then not reset. For a
- * host arena `stream` is ignored and the wipe is synchronous. Stream 0 is the legacy default
- * stream (as for every nalloc call that takes a stream, whatever the caller's --default-stream
- * setting); pass cudaStreamPerThread for the per-thread one. nalloc_wipe on a pinned arena waits
- * for no stream: copies into it must have finished, as for any host memory.
+ * it waits for the kernel, which the tool checks against the wipe's registered range); the caller
+ * must not let any kernel or copy touch the arena's old blocks after it in stream order, and must
+ * not reuse the arena from another stream before the wipe completes. For a pinned arena the wipe
+ * waits for `stream` (copies queued on it into the arena would otherwise land after the wipe), then
+ * zeroes on the host and returns; a failed wait is reported (NALLOC_ERR_CUDA) after the bytes were
+ * zeroed anyway, and the arena is then not reset. For a host arena `stream` is ignored and the wipe
+ * is synchronous. Stream 0 is the legacy default stream (as for every nalloc call that takes a
+ * stream, whatever the caller's --default-stream setting); pass cudaStreamPerThread for the
+ * per-thread one. nalloc_wipe on a pinned arena waits for no stream: copies into it must have
+ * finished, as for any host memory.
  *
  * What the caller must have synchronized, for a device arena:
  *  - nalloc_wipe_async(arena, stream): every kernel or copy that reads or writes the arena's
@@ -133,11 +134,12 @@ NALLOC_API nalloc_status nalloc_window_usage(const nalloc_window *window, cudaSt
  * Staging between pinned and device arenas
  * ------------------------------------------------------------------------------------------- */
 
-/* Copy `size` bytes from `src`, inside a block of `src_arena`, to `dst`, inside a block
- * of `dst_arena`, with cudaMemcpyAsync on `stream` (0: the legacy default stream). One arena is a pinned arena and the other a
- * device arena: pinned to device uploads (an NTT's input), device to pinned downloads (its
- * result). Returns once the copy is enqueued; the caller synchronizes `stream` before reading
- * the destination or reusing the source, and before any rollback, reset or wipe of either arena.
+/* Copy `size` bytes from `src`, inside a block of `src_arena`, to `dst`, inside a block of
+ * `dst_arena`, with cudaMemcpyAsync on `stream` (0: the legacy default stream). One arena is a
+ * pinned arena and the other a device arena: pinned to device uploads (an NTT's input), device to
+ * pinned downloads (its result). Returns once the copy is enqueued; the caller synchronizes
+ * `stream` before reading the destination or reusing the source, and before any rollback, reset or
+ * wipe of either arena.
  *
  * Both ranges are checked before CUDA is called: [dst, dst + size) must lie inside what dst_arena
  * has handed out (from its base to its current offset), and likewise for src. A range that does

@@ -254,8 +254,9 @@ NALLOC_API nalloc_status nalloc_wipe(nalloc_arena *arena);
  * Device (and pinned) arenas split too: a device lane is wiped through the parent's device wipe.
  * Lanes can be split again. The split is a phase boundary of the parent (no other thread may use
  * the parent while it runs). All or nothing: on failure no lane exists, no entry of lanes[]
- * points to one, and the parent can serve what it could before. NALLOC_ERR_INVALID for a NULL argument or a count of 0,
- * NALLOC_ERR_NOMEM when the lanes do not fit, NALLOC_ERR_STATE for a destroyed parent. */
+ * points to one, and the parent can serve what it could before. NALLOC_ERR_INVALID for a NULL
+ * argument or a count of 0, NALLOC_ERR_NOMEM when the lanes do not fit, NALLOC_ERR_STATE for a
+ * destroyed parent. */
 NALLOC_API nalloc_status nalloc_arena_split(nalloc_arena *parent, size_t count,
                                             size_t lane_capacity, nalloc_arena **lanes);
 
