@@ -567,23 +567,22 @@ nalloc_status nalloc_rollback(nalloc_arena *a, nalloc_mark m)
     return NALLOC_OK;
 }
 
-void nalloc_reset(nalloc_arena *a)
+nalloc_status nalloc_reset(nalloc_arena *a)
 {
     nalloc_status st = na_arena_check(a);
-    if (st != NALLOC_OK) {
-        na_set_error(st);
-        return;
-    }
+    if (st != NALLOC_OK)
+        return na_set_error(st);
     na_trace_push("nalloc_reset", a);
     pthread_mutex_lock(&a->control);
-    if (na_arena_alive(a) && na_lanes_hold(a, 0)) {
-        na_set_error(NALLOC_ERR_STATE); /* live lanes own part of the memory */
-    } else if (na_arena_alive(a)) {
+    if (!na_arena_alive(a) || na_lanes_hold(a, 0)) {
+        st = NALLOC_ERR_STATE; /* destroyed meanwhile, or live lanes own part of the memory */
+    } else {
         reset_locked(a);
         __atomic_fetch_add(&a->resets, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&a->control);
     na_trace_pop();
+    return st == NALLOC_OK ? st : na_set_error(st);
 }
 
 nalloc_status na_arena_wipe(nalloc_arena *a, void *stream)
@@ -668,7 +667,8 @@ static void flag_names(unsigned flags, char *buf, size_t len)
 {
     static const char *const names[] = {"populate", "huge-pages", "lock", "no-dump", "wipe-on-fork",
                                         "wipe-on-destroy", "wipe-at-exit", "secret", "strict",
-                                        "pin-fallback", "noreserve"};
+                                        "pin-fallback", "noreserve", "thread-cache",
+                                        "prefault-ahead"};
     size_t used = 0;
     buf[0] = '\0';
     for (unsigned i = 0; i < sizeof names / sizeof names[0] && used < len; i++)

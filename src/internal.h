@@ -223,7 +223,8 @@ struct nalloc_arena {
      NALLOC_FLAG_WIPEONFORK | NALLOC_FLAG_SECRET)
 #define NA_KNOWN_FLAGS                                                                           \
     (NA_FEATURE_FLAGS | NALLOC_FLAG_WIPE_ON_DESTROY | NALLOC_FLAG_WIPE_AT_EXIT |                 \
-     NALLOC_FLAG_STRICT | NALLOC_FLAG_PIN_FALLBACK | NALLOC_FLAG_NORESERVE)
+     NALLOC_FLAG_STRICT | NALLOC_FLAG_PIN_FALLBACK | NALLOC_FLAG_NORESERVE |                    \
+     NALLOC_FLAG_THREAD_CACHE | NALLOC_FLAG_PREFAULT_AHEAD)
 
 static inline bool na_arena_alive(const nalloc_arena *a)
 {

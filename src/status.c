@@ -34,9 +34,20 @@ nalloc_status nalloc_last_error(void)
     return last_error;
 }
 
+/* Set with every failure. Issue 13 makes every failure site name its call and cause; until
+ * then the message is the status text. */
+static NA_THREAD_LOCAL const char *last_message = "";
+
+const char *nalloc_last_error_message(void)
+{
+    return last_message;
+}
+
 nalloc_status na_set_error(nalloc_status status)
 {
     last_error = status;
+    if (status != NALLOC_OK)
+        last_message = nalloc_strerror(status);
     return status;
 }
 

@@ -73,6 +73,11 @@ NALLOC_API const char *nalloc_strerror(nalloc_status status);
  * last non-OK status. Successful calls leave it unchanged. */
 NALLOC_API nalloc_status nalloc_last_error(void);
 
+/* This thread's message for its most recent failure, naming the call and the cause (for example
+ * "nalloc_arena_destroy: arena already destroyed"); "" when this thread has had no failure. The
+ * text stays valid until this thread's next failing nalloc call. Never NULL. */
+NALLOC_API const char *nalloc_last_error_message(void);
+
 /* ---------------------------------------------------------------------------------------------
  * Arena configuration
  * ------------------------------------------------------------------------------------------- */
@@ -109,7 +114,11 @@ enum nalloc_flag {
                                               host only (PINNED: NALLOC_ERR_UNSUPPORTED) */
     NALLOC_FLAG_STRICT = 1u << 8,          /* a refused feature fails creation */
     NALLOC_FLAG_PIN_FALLBACK = 1u << 9,    /* PINNED without a driver: locked host memory instead */
-    NALLOC_FLAG_NORESERVE = 1u << 10       /* MAP_NORESERVE: address space only (sizing dry runs) */
+    NALLOC_FLAG_NORESERVE = 1u << 10,      /* MAP_NORESERVE: address space only (sizing dry runs) */
+    NALLOC_FLAG_THREAD_CACHE = 1u << 11,   /* each thread allocates from a private chunk it took
+                                              from the arena with one atomic */
+    NALLOC_FLAG_PREFAULT_AHEAD = 1u << 12  /* pages ahead of the offset are faulted in by a
+                                              helper thread, off the allocating thread */
 };
 
 /* Everything nalloc_arena_create needs. Always fill it with nalloc_arena_config_init first, then
@@ -215,8 +224,8 @@ NALLOC_API nalloc_mark nalloc_mark_get(nalloc_arena *arena);
 NALLOC_API nalloc_status nalloc_rollback(nalloc_arena *arena, nalloc_mark mark);
 
 /* Release everything; every mark taken so far becomes stale. The memory is not zeroed. Refused
- * (nalloc_last_error() is NALLOC_ERR_STATE) while lanes split from the arena are alive. */
-NALLOC_API void nalloc_reset(nalloc_arena *arena);
+ * with NALLOC_ERR_STATE (arena untouched) while lanes split from the arena are alive. */
+NALLOC_API nalloc_status nalloc_reset(nalloc_arena *arena);
 
 /* Zero, in one pass, every byte handed out since the last wipe, up to the high-water mark rather
  * than just the current offset, with a store the compiler cannot elide (explicit_bzero on the
