@@ -261,6 +261,20 @@ static const mode_run *find_mode(const mode_run *modes, unsigned count, const ch
     return NULL;
 }
 
+/* The 1-minute load average, or -1 where /proc/loadavg cannot be read. Other programs running
+ * during the benchmark are the main source of noise in its wall times. */
+static double load_average(void)
+{
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lf", &load) != 1)
+            load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
 /* The run's noise in one phase: how far a proof's wall time typically lies from the median of
  * its own allocator, pooled over every allocator (the median absolute deviation, in seconds).
  * Each allocator's proofs come from several processes at different times, so this includes the
@@ -323,7 +337,7 @@ static void print_markdown(FILE *out, char (*cells)[COLUMNS][CELL], unsigned row
 }
 
 static void print_table(FILE *out, const mode_run *modes, unsigned count, const dry_info *dry,
-                        unsigned rounds, unsigned proofs)
+                        unsigned rounds, unsigned proofs, const double load[2])
 {
     summary floor[2] = {{0}, {0}}; /* first, steady */
     const mode_run *fm = find_mode(modes, count, "floor");
@@ -337,6 +351,10 @@ static void print_table(FILE *out, const mode_run *modes, unsigned count, const 
     fprintf(out, "  %u rounds x %u proofs per process, allocators alternating; medians of the "
                  "first proof (one per round) and of proofs 2..%u (the steady state)\n",
             rounds, proofs, proofs);
+    if (load[0] >= 0 && load[1] >= 0)
+        fprintf(out, "  load average (1 min): %.2f before the first round, %.2f after the last, on %u "
+                     "CPUs (this benchmark's own threads count in it)\n",
+                load[0], load[1], bench_cpu_count());
     fprintf(out, "  x floor, +ms: wall time over the floor's (the same schedule on prefaulted "
                  "memory, no allocator); sys ms: kernel time;\n  faults: minor page faults; peak "
                  "RSS / live: the peak resident set over the peak live bytes (%.1f MiB)\n\n",
@@ -424,6 +442,7 @@ static void print_verdict(FILE *out, const mode_run *modes, unsigned count, cons
         return;
     }
     char a[32], b[32];
+    bool unsure = false; /* a wall-time comparison the run cannot decide */
     fprintf(out, ": %s against %s (the general-purpose allocator with the fastest %s proof in "
                  "this run), %.1f MiB live per proof\n",
             na->name, best->name, steady ? "steady" : "first", mib((double)dry->peak_live));
@@ -435,12 +454,15 @@ static void print_verdict(FILE *out, const mode_run *modes, unsigned count, cons
                      "%s", first ? "first proof:" : "repeated proofs:", (n.wall - fl.wall) * 1e3,
                 na->name, (g.wall - fl.wall) * 1e3, best->name, fabs(diff) * 1e3,
                 100 * fabs(diff) / g.wall, diff >= 0 ? "faster" : "slower");
-        if (min_samples(modes, count, first) < 2)
+        if (min_samples(modes, count, first) < 2) {
             fprintf(out, " (one proof each: no noise estimate)\n");
-        else if (fabs(diff) > 2 * noise)
+            unsure = true;
+        } else if (fabs(diff) > 2 * noise) {
             fprintf(out, " (noise +-%.1f ms: a real difference)\n", noise * 1e3);
-        else
+        } else {
             fprintf(out, " (noise +-%.1f ms: within the noise)\n", noise * 1e3);
+            unsure = true;
+        }
         fprintf(out, "  %-16s %s page faults per proof for %s, %s for %s; %.1f ms against %.1f "
                      "ms in the kernel\n", "", grouped(n.minflt, a, sizeof a), na->name,
                 grouped(g.minflt, b, sizeof b), best->name, n.sys * 1e3, g.sys * 1e3);
@@ -453,6 +475,10 @@ static void print_verdict(FILE *out, const mode_run *modes, unsigned count, cons
     }
     fprintf(out, "  %-16s %.2fx the peak live bytes for %s, %.2fx for %s\n", "peak memory:",
             nr / (double)dry->peak_live, na->name, gr / (double)dry->peak_live, best->name);
+    if (unsure)
+        fprintf(out, "  Wall times this close are not told apart by this run: page faults, kernel time "
+                     "and memory are; for time,\n  rerun with more rounds (--rounds 6) or on an "
+                     "idle machine.\n");
 }
 
 static void write_summary(const char *path, const char *label, const mode_run *modes,
@@ -620,6 +646,7 @@ int main(int argc, char **argv)
         die("%s", "not enough memory for this size (--force to try anyway)");
 
     /* The rounds: every mode once per round, the order rotated each round. */
+    double load[2] = {load_average(), -1};
     double start = bench_now();
     for (unsigned r = 0; r < rounds; r++) {
         for (unsigned k = 0; k < count; k++) {
@@ -650,10 +677,11 @@ int main(int argc, char **argv)
                     r + 1, rounds, m->name, proofs, bench_now() - t0, bench_now() - start);
         }
     }
+    load[1] = load_average();
     check_checksums(modes, count, (unsigned)proofs);
     fprintf(stderr, "bench_prover: every allocator computed the same %lu proofs (checksums "
                     "match)\n", proofs);
-    print_table(stdout, modes, count, &dry, (unsigned)rounds, (unsigned)proofs);
+    print_table(stdout, modes, count, &dry, (unsigned)rounds, (unsigned)proofs, load);
     print_verdict(stdout, modes, count, &dry, (unsigned)proofs);
     if (summary_csv != NULL)
         write_summary(summary_csv, label, modes, count, &dry);
