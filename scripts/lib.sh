@@ -58,7 +58,8 @@ find_matplotlib() {
   done
   if command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
     log "installing matplotlib with pip"
-    if python3 -m pip install --quiet matplotlib >&2 &&
+    if PIP_ROOT_USER_ACTION=ignore PIP_DISABLE_PIP_VERSION_CHECK=1 \
+      python3 -m pip install --quiet matplotlib >&2 &&
       python3 -c 'import matplotlib' 2>/dev/null; then
       echo python3
       return 0
