@@ -30,6 +30,43 @@
 //! # Ok::<(), nalloc::Error>(())
 //! ```
 //!
+//! What the borrow checker refuses, so that no program can get it wrong: using a block after a
+//! reset,
+//!
+//! ```compile_fail
+//! let mut arena = nalloc::Arena::new(nalloc::Kind::Scratch, 4096).unwrap();
+//! let x = arena.alloc(1u64);
+//! arena.reset().unwrap();
+//! *x += 1; // error: `arena` is borrowed by `x`
+//! ```
+//!
+//! after the arena is dropped,
+//!
+//! ```compile_fail
+//! let arena = nalloc::Arena::new(nalloc::Kind::Scratch, 4096).unwrap();
+//! let x = arena.alloc(1u64);
+//! drop(arena);
+//! *x += 1; // error: `arena` is borrowed by `x`
+//! ```
+//!
+//! resetting an arena while lanes split from it live,
+//!
+//! ```compile_fail
+//! let mut arena = nalloc::Arena::new(nalloc::Kind::Scratch, 1 << 20).unwrap();
+//! let lanes = arena.split(2, 0).unwrap();
+//! arena.reset().unwrap(); // error: `arena` is borrowed by `lanes`
+//! lanes[0].alloc(1u8);
+//! ```
+//!
+//! and taking a lane's arena out of the lane (which would let it outlive its parent):
+//!
+//! ```compile_fail
+//! let mut arena = nalloc::Arena::new(nalloc::Kind::Scratch, 1 << 20).unwrap();
+//! let mut other = nalloc::Arena::new(nalloc::Kind::Scratch, 4096).unwrap();
+//! let mut lanes = arena.split(2, 0).unwrap();
+//! std::mem::swap(&mut *lanes[0], &mut other); // error: a lane gives out no `&mut Arena`
+//! ```
+//!
 //! The pieces: [`Arena`] and its configuration [`ArenaConfig`]; [`Lane`]s, per-thread arenas
 //! split from one ([`Arena::split`]); [`Context`], the polynomial, witness and scratch arenas of a
 //! prover, and [`Profile`], the dry run that sizes them; [`Stats`]; [`Error`]. With the `cuda`
