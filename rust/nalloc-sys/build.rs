@@ -50,6 +50,7 @@ fn main() {
         "CUDA_PATH",
         "CC",
         "CMAKE",
+        "PKG_CONFIG_PATH",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }

@@ -25,7 +25,7 @@
 //! blocks (the floor excepted, which serves only the proving thread during a proof and tells
 //! its blocks by address). Each mode runs in its own process, started by the driver, and rounds
 //! alternate the order of the modes. A mode for nalloc's own `Global` with routes fits the same
-//! two hooks every mode implements (`Heap::with_kind`, `Heap::proof_end`).
+//! hooks every mode implements (`Heap::with_kind`, `Heap::scope`, `Heap::proof_end`).
 //!
 //! Usage: `cargo bench --offline --bench prover -- [--modes system,mimalloc,floor] [--rounds 3]
 //! [--proofs 4] [--threads N] [--scale N] [--smoke] [--csv FILE]`.
@@ -276,13 +276,19 @@ enum Kind {
     Scratch,
 }
 
-/// The two hooks a mode implements. A `Vec` allocates through the global allocator, so the
-/// System, mimalloc and floor modes need no hook at all; a nalloc mode routes each kind's
-/// allocations to its arena (`nalloc::route`) and resets the arenas at the end of the proof.
+/// The hooks a mode implements, bench/heap.h's interface. A `Vec` allocates through the global
+/// allocator, so the System, mimalloc and floor modes need none of them; a nalloc mode routes
+/// each kind's allocations to its arena (`nalloc::route`), may run a scope as a phase of the
+/// scratch arena, and resets the arenas at the end of the proof.
 trait Heap {
     /// Run `f`, whose allocations are of `kind`.
     fn with_kind<R>(&self, kind: Kind, f: impl FnOnce() -> R) -> R {
         let _ = kind;
+        f()
+    }
+    /// Run `f`, a scope: the scratch buffers it allocates are dead when it returns
+    /// (bench/heap.h's heap_scope_begin and heap_scope_end around it).
+    fn scope<R>(&self, f: impl FnOnce() -> R) -> R {
         f()
     }
     /// Everything of the proof has been freed.
@@ -790,10 +796,10 @@ impl Prover {
                 _ => challenge(&mut transcript, GL_P),
             };
             for (t, d) in self.tables.iter().zip(&mut data) {
-                let root = match d {
+                let root = heap.scope(|| match d {
                     Data::Gl(d) => self.phase::<u64>(heap, phase, t, d, r),
                     Data::Bb(d) => self.phase::<u32>(heap, phase, t, d, r),
-                };
+                });
                 absorb_digest(&mut transcript, &root);
             }
         }

@@ -14,6 +14,21 @@
 //!
 //! Without a driver or a device, every entry point answers [`Status::NoDevice`], as the C
 //! library does; host arenas keep working, and a host arena's [`Arena::wipe_async`] runs at once.
+//!
+//! ```
+//! use nalloc::cuda::{DeviceArena, Stream};
+//! use nalloc::{Kind, Status};
+//!
+//! match DeviceArena::new(Kind::Witness, 256 << 20) {
+//!     Ok(mut arena) => {
+//!         let secret = arena.alloc(1 << 20)?; // hand secret.addr() to a kernel
+//!         assert!(arena.contains(secret));
+//!         arena.wipe_async(Stream::PER_THREAD)?;
+//!     }
+//!     Err(e) => assert_eq!(e.status(), Status::NoDevice),
+//! }
+//! # Ok::<(), nalloc::Error>(())
+//! ```
 
 use std::ffi::{c_void, CStr};
 use std::fmt;
@@ -237,6 +252,7 @@ impl DeviceArena {
     /// if let Ok(a) = nalloc::cuda::DeviceArena::new(nalloc::Kind::Scratch, 1 << 20) {
     ///     assert_eq!(a.alloc(100)?.addr() % 256, 0);
     ///     assert!(a.alloc(0).is_err());
+    ///     assert!(a.alloc_aligned(64, 48).is_err()); // not a power of two
     /// }
     /// # Ok::<(), nalloc::Error>(())
     /// ```
@@ -258,6 +274,10 @@ impl DeviceArena {
                 Status::Invalid,
                 "a device allocation of 0 bytes",
             ));
+        }
+        if !align.is_power_of_two() {
+            let message = format!("alignment {align} is not a power of two");
+            return Err(Error::new(Status::Invalid, message));
         }
         Ok(DevicePtr(
             self.h.alloc_bytes(size, align)?.as_ptr() as usize as u64,

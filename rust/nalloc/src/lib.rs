@@ -192,3 +192,8 @@ impl Memory {
         }
     }
 }
+
+/// The examples of docs/rust.md, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/rust.md")]
+pub struct RustMdDoctests;
