@@ -479,12 +479,18 @@ fn parse_header(text: &str, decls: &mut Declarations) {
     let mut rest = text;
     while let Some(open) = rest.find('{') {
         let head = &rest[..open];
-        // A struct or enum head ends with "struct name" or "enum name"; anything else (an
-        // extern "C" block) is stepped into, not over.
-        let head_words: Vec<&str> = head.split_whitespace().rev().take(2).collect();
+        // A struct or enum head ends with "struct name" or "enum name", perhaps with an
+        // attribute macro between the two; anything else (an extern "C" block) is stepped into,
+        // not over.
+        let head_words: Vec<&str> = head.split_whitespace().rev().take(3).collect();
         let tag = head_words.first().copied().unwrap_or("");
-        let keyword = head_words.get(1).copied().unwrap_or("");
-        if !(keyword == "struct" || keyword == "enum") || !is_ident(tag) {
+        let keyword = head_words
+            .iter()
+            .skip(1)
+            .copied()
+            .find(|w| *w == "struct" || *w == "enum")
+            .unwrap_or("");
+        if keyword.is_empty() || !is_ident(tag) {
             rest = &rest[open + 1..];
             continue;
         }

@@ -186,3 +186,16 @@ fn sizing_refuses_a_bad_headroom() {
         assert_eq!(profile.lane_capacity(Kind::Poly, headroom), 0);
     }
 }
+
+#[test]
+fn lanes_of_a_context_arena_are_destroyed_when_dropped() {
+    let mut ctx = Context::new(Memory::Host, 1 << 20, 1 << 20, 0).unwrap();
+    for kind in [Kind::Poly, Kind::Witness] {
+        let arena = ctx.arena_mut(kind).unwrap();
+        let lanes = arena.split(2, 0).unwrap();
+        lanes[1].alloc(1u64);
+        drop(lanes);
+        // The parent refuses a reset while any lane lives: this one succeeds, so both are gone.
+        arena.reset().unwrap();
+    }
+}
