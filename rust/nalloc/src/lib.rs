@@ -70,7 +70,7 @@
 //! The pieces: [`Arena`] and its configuration [`ArenaConfig`]; [`Lane`]s, per-thread arenas
 //! split from one ([`Arena::split`]); [`Context`], the polynomial, witness and scratch arenas of a
 //! prover, and [`Profile`], the dry run that sizes them; [`Stats`]; [`Error`]. With the `cuda`
-//! feature, [`cuda`] adds device arenas, windows for in-kernel allocation and staging copies.
+//! feature, `cuda` adds device arenas, windows for in-kernel allocation and staging copies.
 //! docs/rust.md in the repository walks through all of it.
 #![warn(missing_docs)]
 
