@@ -437,6 +437,19 @@ impl Arena {
         &mut self.alloc_slice_zeroed::<T>(1)[0]
     }
 
+    /// [`alloc_zeroed`](Self::alloc_zeroed), with an error instead of a panic.
+    ///
+    /// ```
+    /// let arena = nalloc::Arena::new(nalloc::Kind::Scratch, 4096)?;
+    /// assert_eq!(*arena.try_alloc_zeroed::<u64>()?, 0);
+    /// assert!(arena.try_alloc_zeroed::<[u8; 8192]>().is_err());
+    /// # Ok::<(), nalloc::Error>(())
+    /// ```
+    #[allow(clippy::mut_from_ref)]
+    pub fn try_alloc_zeroed<T: Zeroable>(&self) -> Result<&mut T, Error> {
+        Ok(&mut self.try_alloc_slice_zeroed::<T>(1)?[0])
+    }
+
     /// A slice of `len` values that read as zero, cleared by the C library only where the
     /// memory was used before (fresh pages are zero already). Panics when the arena has no room.
     ///
