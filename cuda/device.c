@@ -175,8 +175,11 @@ static void device_destroy(nalloc_arena *a)
     int previous;
     if (na_cuda_enter(a->config.device, &previous) != NALLOC_OK)
         return;
-    if (block_alive(a) == NALLOC_OK) /* else its context took it: the address may be another's */
-        (void)na_cuda_status(cudaFree((void *)a->bump.base), "cudaFree");
+    /* Not alive: its context took it, and the address may be another's. A refused cudaFree is not
+     * reported (the arena is released whatever CUDA says), so it is not this thread's last error
+     * either: only the runtime's error state is cleared. */
+    if (block_alive(a) == NALLOC_OK && cudaFree((void *)a->bump.base) != cudaSuccess)
+        (void)cudaGetLastError();
     na_cuda_leave(a->config.device, previous);
     a->bump.base = 0;
     a->reserved = 0;
