@@ -1079,6 +1079,18 @@ cudaError_t cudaHostUnregister(void *ptr)
             err = cudaErrorHostMemoryNotRegistered;
         } else {
             r->live = false;
+            /* Its pages are about to be unlocked, and usually unmapped: no copy may still use them. */
+            uintptr_t base = (uintptr_t)r->base;
+            for (size_t i = 0; i < stub.op_count; i++) {
+                const op *o = &stub.ops[i];
+                uintptr_t host = (uintptr_t)(block_holding(-1, o->dst, o->size) ? o->src : o->dst);
+                if (o->pending && o->kind == OP_MEMCPY && host < base + r->size &&
+                    base < host + o->size) {
+                    misuse("cudaHostUnregister(%p) while a queued copy still uses the range", ptr);
+                    o = NULL;
+                    break;
+                }
+            }
         }
     }
     return leave(err);
