@@ -1281,10 +1281,12 @@ cudaError_t cudaStreamSynchronize(cudaStream_t stream)
     stream_key key;
     bool blocking;
     cudaError_t err = enter(CUDASTUB_STREAM_SYNCHRONIZE);
-    if (err == cudaSuccess)
-        err = use_context();
-    if (err == cudaSuccess)
+    if (err == cudaSuccess && stub.config.devices == 0)
+        err = cudaErrorNoDevice;
+    if (err == cudaSuccess) {
+        (void)use_context(); /* what counts is the stream's device, below */
         err = resolve_stream(stream, &key, &blocking);
+    }
     if (err == cudaSuccess) {
         drain_stream(key, blocking);
         err = stub.devices[key.device].sticky;
