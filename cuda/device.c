@@ -172,12 +172,16 @@ static nalloc_status device_create(nalloc_arena *a)
 static void device_destroy(nalloc_arena *a)
 {
     na_nvtx_heap_unregister(a);
-    int previous;
-    if (na_cuda_enter(a->config.device, &previous) != NALLOC_OK)
+    /* Destroy reports no failure to release the block (the arena is released whatever CUDA says),
+     * so CUDA's refusals here are not this thread's last error either: only the runtime's error
+     * state is cleared. Without its device current the block cannot be freed, and stays. */
+    int previous = a->config.device;
+    if (cudaGetDevice(&previous) != cudaSuccess ||
+        (previous != a->config.device && cudaSetDevice(a->config.device) != cudaSuccess)) {
+        (void)cudaGetLastError();
         return;
-    /* Not alive: its context took it, and the address may be another's. A refused cudaFree is not
-     * reported (the arena is released whatever CUDA says), so it is not this thread's last error
-     * either: only the runtime's error state is cleared. */
+    }
+    /* Not alive: its context took it, and the address may be another's. */
     if (block_alive(a) == NALLOC_OK && cudaFree((void *)a->bump.base) != cudaSuccess)
         (void)cudaGetLastError();
     na_cuda_leave(a->config.device, previous);
