@@ -26,6 +26,8 @@
 #include "nalloc/cuda.h"
 #include "testutil.h"
 
+#include <pthread.h>
+
 #define CAPACITY ((size_t)256 << 10)
 #define MAX_CALLS 64
 
@@ -158,7 +160,8 @@ static void run_once(const walk *w, const fault *f)
     w->teardown(f, fx.st);
 }
 
-static void walk_through(const walk *w)
+/* Walk `w`, whose call answers `baseline` when nothing fails. */
+static void walk_through_expecting(const walk *w, nalloc_status baseline)
 {
     cudastub_fn calls[MAX_CALLS];
     snprintf(where, sizeof where, "%s, no fault", w->name);
@@ -171,8 +174,8 @@ static void walk_through(const walk *w)
     fx.st = w->call();
     size_t n = cudastub_trace(calls, MAX_CALLS);
     assert_true(n > 0 && n <= MAX_CALLS);
-    WALK_EQ(fx.st, NALLOC_OK);
-    WALK_EQ(nalloc_last_error(), NALLOC_ERR_INVALID);
+    WALK_EQ(fx.st, baseline);
+    WALK_EQ(nalloc_last_error(), baseline != NALLOC_OK ? baseline : NALLOC_ERR_INVALID);
     WALK_EQ(cudaPeekAtLastError(), cudaSuccess);
     w->check(NULL, fx.st);
     w->teardown(NULL, fx.st);
@@ -190,6 +193,11 @@ static void walk_through(const walk *w)
         }
     }
     cudastub_reset(NULL);
+}
+
+static void walk_through(const walk *w)
+{
+    walk_through_expecting(w, NALLOC_OK);
 }
 
 /* ---- Fixtures ---- */
@@ -571,6 +579,103 @@ static void test_device_alloc_zeroed_survives_each_failing_call(void **state)
                     setup_dirtied_and_rolled_back, alloc_zeroed, expect_wipe, check_alloc_zeroed,
                     teardown_arena};
     walk_through(&w);
+}
+
+/* ---- Device arenas after a context reset ---- */
+
+/* Another thread resets device 0 (so the test thread's context is gone with it) and is given the
+ * arena's old addresses: a block of the same size, full of its own data. */
+static void *reset_and_reissue(void *unused)
+{
+    (void)unused;
+    assert_int_equal(cudaSetDevice(0), cudaSuccess);
+    assert_int_equal(cudaDeviceReset(), cudaSuccess);
+    assert_int_equal(cudaMalloc((void **)&fx.device_block, CAPACITY), cudaSuccess);
+    assert_int_equal(cudaMemset(fx.device_block, 0x77, CAPACITY), cudaSuccess);
+    return NULL;
+}
+
+static void setup_arena_whose_block_was_reissued(void)
+{
+    fx.arena = device_arena(NALLOC_KIND_WITNESS, 0);
+    char *base = (char *)(uintptr_t)nalloc_alloc(fx.arena, 1);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, reset_and_reissue, NULL), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_ptr_equal(fx.device_block, base);
+    fx.used = used_of(fx.arena);
+}
+
+/* The check answers NALLOC_ERR_STATE; when a call it needs fails, it cannot tell whether the
+ * address is still the arena's, and a wipe must not write there either: the call's failure. */
+static nalloc_status expect_reissued_wipe(const fault *f)
+{
+    return failure_of(f);
+}
+
+static void check_reissued(const fault *f, nalloc_status st)
+{
+    (void)f;
+    (void)st;
+    WALK_EQ(cudastub_counts_now().launches, 0);
+    WALK_TRUE(cudastub_block_of(0, fx.device_block, CAPACITY) != 0);
+    assert_device_bytes(fx.device_block, CAPACITY, 0x77);
+}
+
+static void check_reissued_wipe(const fault *f, nalloc_status st)
+{
+    check_reissued(f, st);
+    WALK_EQ(used_of(fx.arena), fx.used);
+    if (!poisoned(0))
+        WALK_EQ(nalloc_wipe(fx.arena), NALLOC_ERR_STATE);
+    check_reissued(f, st);
+}
+
+static void teardown_reissued(const fault *f, nalloc_status st)
+{
+    (void)st;
+    if (fx.arena != NULL && nalloc_arena_destroy(fx.arena) != NALLOC_ERR_STATE)
+        WALK_TRUE(is_sticky(f));
+    check_reissued(f, st); /* destroy freed nothing either */
+    if (!poisoned(0)) {
+        WALK_EQ(cudaFree(fx.device_block), cudaSuccess);
+        assert_left(0, 0);
+    }
+}
+
+static nalloc_status wipe_reissued(void)
+{
+    return nalloc_wipe(fx.arena);
+}
+
+static void test_wipe_after_a_context_reset_never_writes_the_new_owners_block(void **state)
+{
+    (void)state;
+    const walk w = {"nalloc_wipe (block reissued after a reset)",
+                    setup_arena_whose_block_was_reissued, wipe_reissued, expect_reissued_wipe,
+                    check_reissued_wipe, teardown_reissued};
+    walk_through_expecting(&w, NALLOC_ERR_STATE);
+}
+
+static nalloc_status destroy_reissued(void)
+{
+    nalloc_status st = nalloc_arena_destroy(fx.arena);
+    fx.arena = NULL;
+    return st;
+}
+
+static void check_reissued_destroy(const fault *f, nalloc_status st)
+{
+    check_reissued(f, st);
+}
+
+static void test_destroy_after_a_context_reset_never_frees_the_new_owners_block(void **state)
+{
+    (void)state;
+    const walk w = {"nalloc_arena_destroy (block reissued after a reset)",
+                    setup_arena_whose_block_was_reissued, destroy_reissued, expect_reissued_wipe,
+                    check_reissued_destroy, teardown_reissued};
+    walk_through_expecting(&w, NALLOC_ERR_STATE);
 }
 
 /* ---- Lanes and contexts ---- */
@@ -994,6 +1099,8 @@ int main(void)
         cmocka_unit_test(test_device_wipe_survives_each_failing_call),
         cmocka_unit_test(test_device_wipe_in_stream_order_survives_each_failing_call),
         cmocka_unit_test(test_device_alloc_zeroed_survives_each_failing_call),
+        cmocka_unit_test(test_wipe_after_a_context_reset_never_writes_the_new_owners_block),
+        cmocka_unit_test(test_destroy_after_a_context_reset_never_frees_the_new_owners_block),
         cmocka_unit_test(test_device_lane_wipe_survives_each_failing_call),
         cmocka_unit_test(test_device_context_creation_survives_each_failing_call),
         cmocka_unit_test(test_pinned_arena_creation_survives_each_failing_call),
