@@ -25,7 +25,7 @@
  * somebody else's memory. So the arena keeps the driver's process-wide unique id of its block
  * (CU_POINTER_ATTRIBUTE_BUFFER_ID, never reused), and wipes and destroy first check that the
  * address still belongs to that block: if not, a wipe answers NALLOC_ERR_STATE and destroy frees
- * nothing. The id comes from cuPointerGetAttribute through the runtime's driver entry-point
+ * nothing; if the driver cannot tell, a wipe answers NALLOC_ERR_CUDA and destroy frees nothing. The id comes from cuPointerGetAttribute through the runtime's driver entry-point
  * query, so the library still links against cudart alone; without it nothing is checked.
  */
 #include "cuda_internal.h"
@@ -72,11 +72,12 @@ static unsigned long long block_id(const nalloc_arena *a)
     return (unsigned long long)(uintptr_t)a->cuda;
 }
 
-/* NALLOC_ERR_STATE when the arena's base address no longer belongs to the block it allocated
- * (freed with its context, perhaps handed out again); NALLOC_OK otherwise, including when the
- * query fails for another reason (a context with a sticky error: the CUDA call that follows
- * reports it). */
-static nalloc_status block_alive(const nalloc_arena *a)
+/* Does the arena's base address still belong to the block it allocated? NALLOC_OK: yes, or no id
+ * is known (nothing is checked). NALLOC_ERR_STATE: no (freed with its context, perhaps handed out
+ * again). NALLOC_ERR_CUDA: the driver could not say (*call failed with *err: a context with a
+ * sticky error, say); the address may then be somebody else's just as well, so the caller writes
+ * and frees nothing there either. */
+static nalloc_status block_alive(const nalloc_arena *a, cudaError_t *err, const char **call)
 {
     unsigned long long id = 0;
     if (block_id(a) == 0)
@@ -85,12 +86,21 @@ static nalloc_status block_alive(const nalloc_arena *a)
     if (res == CUDA_ERROR_INVALID_CONTEXT) {
         /* A reset left this thread without a current context: the runtime makes its primary
          * context current again on its next call (cudaFree(NULL) frees nothing). */
-        if (cudaFree(NULL) != cudaSuccess)
+        *err = cudaFree(NULL);
+        *call = "cudaFree (making a context current)";
+        if (*err != cudaSuccess) {
             (void)cudaGetLastError();
+            return NALLOC_ERR_CUDA;
+        }
         res = buffer_id_of(a->bump.base, &id);
     }
     if (res == CUDA_ERROR_INVALID_VALUE || (res == CUDA_SUCCESS && id != block_id(a)))
         return NALLOC_ERR_STATE;
+    if (res != CUDA_SUCCESS) {
+        *err = (cudaError_t)res; /* the runtime numbers the errors both APIs share alike */
+        *call = "cuPointerGetAttribute (buffer id)";
+        return NALLOC_ERR_CUDA;
+    }
     return NALLOC_OK;
 }
 
@@ -181,8 +191,10 @@ static void device_destroy(nalloc_arena *a)
         (void)cudaGetLastError();
         return;
     }
-    /* Not alive: its context took it, and the address may be another's. */
-    if (block_alive(a) == NALLOC_OK && cudaFree((void *)a->bump.base) != cudaSuccess)
+    /* Not known to be alive: its context may have taken it, and the address be another's. */
+    cudaError_t why;
+    const char *call;
+    if (block_alive(a, &why, &call) == NALLOC_OK && cudaFree((void *)a->bump.base) != cudaSuccess)
         (void)cudaGetLastError();
     na_cuda_leave(a->config.device, previous);
     a->bump.base = 0;
@@ -204,7 +216,11 @@ static nalloc_status device_zero(nalloc_arena *a, size_t offset, size_t length, 
     nalloc_status st = na_cuda_enter(a->config.device, &previous);
     if (st != NALLOC_OK)
         return st;
-    st = block_alive(a);
+    cudaError_t why;
+    const char *call;
+    st = block_alive(a, &why, &call);
+    if (st == NALLOC_ERR_CUDA)
+        st = na_cuda_status(why, call);
     if (st != NALLOC_OK) {
         na_cuda_leave(a->config.device, previous);
         return st;
