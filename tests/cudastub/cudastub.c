@@ -153,6 +153,7 @@ static struct {
     cudastub_fn trace[TRACE_MAX];
     size_t trace_len;              /* calls since cudastub_trace_begin (may exceed TRACE_MAX) */
     size_t launches;
+    void (*observer)(const cudastub_launch *l);
     bool have_last_launch;
     cudastub_launch last_launch;
     size_t misuse;
@@ -714,6 +715,8 @@ static void execute(op *o)
         memmove(o->dst, o->src, o->size);
         break;
     case OP_KERNEL: {
+        if (stub.observer != NULL)
+            stub.observer(&o->launch);
         cudaError_t err = o->twin->run(&o->launch);
         if (err != cudaSuccess) {
             if (!cudastub_is_sticky(err))
@@ -1655,4 +1658,11 @@ bool cudastub_last_launch(cudastub_launch *out)
         *out = stub.last_launch;
     unlock();
     return have;
+}
+
+void cudastub_observe_kernels(void (*observer)(const cudastub_launch *l))
+{
+    lock();
+    stub.observer = observer;
+    unlock();
 }

@@ -184,6 +184,10 @@ bool cudastub_kernel_access(int device, void *p, size_t size);
  * arguments are not kept. */
 bool cudastub_last_launch(cudastub_launch *out);
 
+/* Call observer(l) as each kernel starts to run, before its twin (NULL: none). For tests that
+ * check what holds while a kernel runs; kept across resets. */
+void cudastub_observe_kernels(void (*observer)(const cudastub_launch *l));
+
 /* ---- Fault injection and traces ---- */
 
 /* The nth call of `fn` from now on (1: the next one) returns `err` and does nothing else; a
