@@ -77,6 +77,7 @@ static void test_a_pinned_arena_registers_its_usable_range_in_chunks(void **stat
         {64 * KiB, 5000, 2 * page},     /* rounded up to whole pages */
         {64 * KiB, 0, 64 * KiB},        /* the default (1 GiB): one chunk */
         {64 * KiB, 1 * GiB, 64 * KiB},
+        {64 * KiB, SIZE_MAX, 64 * KiB}, /* too big to round up to pages: one chunk */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         cudastub_reset(NULL);
@@ -123,6 +124,18 @@ static void test_secret_memory_is_refused_before_anything_is_registered(void **s
     c.flags |= NALLOC_FLAG_SECRET;
     nalloc_arena *a = NULL;
     assert_int_equal(nalloc_arena_create(&c, &a), NALLOC_ERR_UNSUPPORTED);
+    assert_null(a);
+    assert_int_equal(cudastub_calls(CUDASTUB_HOST_REGISTER), 0);
+}
+
+static void test_a_mapping_refused_before_pinning_registers_nothing(void **state)
+{
+    (void)state;
+    nalloc_arena_config c;
+    nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_PINNED, 64 * KiB);
+    c.fixed_address = (void *)(uintptr_t)12345; /* not page-aligned */
+    nalloc_arena *a = NULL;
+    assert_int_equal(nalloc_arena_create(&c, &a), NALLOC_ERR_INVALID);
     assert_null(a);
     assert_int_equal(cudastub_calls(CUDASTUB_HOST_REGISTER), 0);
 }
@@ -231,6 +244,7 @@ int main(void)
         T(test_a_pinned_arena_registers_its_usable_range_in_chunks),
         T(test_the_fallback_flag_changes_nothing_where_there_is_a_device),
         T(test_secret_memory_is_refused_before_anything_is_registered),
+        T(test_a_mapping_refused_before_pinning_registers_nothing),
         T(test_pinned_lanes_share_the_parents_registration),
         T(test_a_pinned_wipe_in_stream_order_waits_for_queued_downloads),
         T(test_staging_moves_bytes_up_and_back_in_stream_order),
