@@ -772,6 +772,47 @@ static void test_device_context_creation_survives_each_failing_call(void **state
     walk_through(&w);
 }
 
+static void setup_device_ctx(void)
+{
+    assert_int_equal(create_device_ctx(), NALLOC_OK);
+    nalloc_arena *witness = nalloc_ctx_arena(fx.ctx, NALLOC_KIND_WITNESS);
+    fx.block = nalloc_alloc(witness, 3000);
+    cudastub_fill(fx.block, 0x5a, 3000);
+}
+
+static nalloc_status destroy_device_ctx(void)
+{
+    return nalloc_ctx_destroy(fx.ctx);
+}
+
+/* The arenas go in kind order, all on device 0 (no device switches): poly's release (calls 0 to
+ * 2: cudaGetDevice, the buffer-id query, cudaFree), the witness arena's wipe (3 to 8) and release
+ * (9 to 11), scratch's release (12 to 14). Only the wipe's failure is reported; a sticky fault
+ * before it makes it fail too. */
+static nalloc_status expect_ctx_destroy(const fault *f)
+{
+    if (f->index > 8 || (f->index < 3 && !is_sticky(f)))
+        return NALLOC_OK;
+    return failure_of(f);
+}
+
+static void check_ctx_destroyed(const fault *f, nalloc_status st)
+{
+    (void)st;
+    if (is_sticky(f))
+        return; /* device 0 is poisoned: what it keeps is no longer nalloc's to free */
+    bool release_failed = f != NULL && (f->index <= 2 || f->index >= 9);
+    assert_left(release_failed ? 1 : 0, 0); /* only the block CUDA refused to let go of */
+}
+
+static void test_device_context_destruction_survives_each_failing_call(void **state)
+{
+    (void)state;
+    const walk w = {"nalloc_ctx_destroy (device)", setup_device_ctx, destroy_device_ctx,
+                    expect_ctx_destroy, check_ctx_destroyed, teardown_nothing};
+    walk_through(&w);
+}
+
 /* ---- Pinned arenas ---- */
 
 static nalloc_status create_pinned(void)
@@ -959,6 +1000,28 @@ static void test_window_creation_survives_each_failing_call(void **state)
     walk_through(&w);
 }
 
+static nalloc_status create_aligned_window(void)
+{
+    memset(&fx.window, 0xab, sizeof fx.window);
+    return nalloc_window_create_aligned(fx.arena, 4096, 4096, &fx.window);
+}
+
+static void check_aligned_window_create(const fault *f, nalloc_status st)
+{
+    if (st == NALLOC_OK)
+        WALK_EQ((uintptr_t)fx.window.base % 4096, 0);
+    check_window_create(f, st);
+}
+
+static void test_aligned_window_creation_survives_each_failing_call(void **state)
+{
+    (void)state;
+    const walk w = {"nalloc_window_create_aligned (device 1 from device 0)",
+                    setup_poly_on_device_1_with_stream, create_aligned_window, expect_window,
+                    check_aligned_window_create, teardown_window};
+    walk_through(&w);
+}
+
 /* A window whose kernels have used 1000 bytes and overflowed. */
 static void setup_used_window(void)
 {
@@ -1074,6 +1137,41 @@ static void test_staging_survives_its_failing_copy(void **state)
     walk_through(&w);
 }
 
+static nalloc_status download(void)
+{
+    return nalloc_stage_async(fx.pinned, fx.block, fx.device, fx.device_block, 4096, fx.stream);
+}
+
+static void check_download(const fault *f, nalloc_status st)
+{
+    if (st == NALLOC_OK) {
+        WALK_EQ(fx.block[0], 0x33); /* queued, not landed */
+        assert_int_equal(cudaStreamSynchronize(fx.stream), cudaSuccess);
+        WALK_EQ(fx.block[4095], 0x44);
+        return;
+    }
+    WALK_EQ(cudastub_counts_now().pending, 0);
+    if (!is_sticky(f)) {
+        WALK_EQ(download(), NALLOC_OK);
+        assert_int_equal(cudaStreamSynchronize(fx.stream), cudaSuccess);
+        WALK_EQ(fx.block[4095], 0x44);
+    }
+}
+
+static void setup_staging_with_device_data(void)
+{
+    setup_staging();
+    cudastub_fill(fx.device_block, 0x44, 4096);
+}
+
+static void test_staging_survives_its_failing_download(void **state)
+{
+    (void)state;
+    const walk w = {"nalloc_stage_async (download)", setup_staging_with_device_data, download,
+                    expect_failure, check_download, teardown_pinned_and_device};
+    walk_through(&w);
+}
+
 /* ---- Group ---- */
 
 static int warm_up(void **state)
@@ -1103,13 +1201,16 @@ int main(void)
         cmocka_unit_test(test_destroy_after_a_context_reset_never_frees_the_new_owners_block),
         cmocka_unit_test(test_device_lane_wipe_survives_each_failing_call),
         cmocka_unit_test(test_device_context_creation_survives_each_failing_call),
+        cmocka_unit_test(test_device_context_destruction_survives_each_failing_call),
         cmocka_unit_test(test_pinned_arena_creation_survives_each_failing_call),
         cmocka_unit_test(test_pinned_arena_destruction_survives_each_failing_call),
         cmocka_unit_test(test_pinned_wipe_in_stream_order_survives_its_failing_wait),
         cmocka_unit_test(test_window_creation_survives_each_failing_call),
+        cmocka_unit_test(test_aligned_window_creation_survives_each_failing_call),
         cmocka_unit_test(test_window_reset_survives_each_failing_call),
         cmocka_unit_test(test_window_usage_survives_each_failing_call),
         cmocka_unit_test(test_staging_survives_its_failing_copy),
+        cmocka_unit_test(test_staging_survives_its_failing_download),
     };
     return cmocka_run_group_tests_name("cudastub_faults", tests, warm_up, NULL);
 }
