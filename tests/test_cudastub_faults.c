@@ -192,6 +192,8 @@ static void walk_through_expecting(const walk *w, nalloc_status baseline)
             run_once(w, &f);
         }
     }
+    print_message("%s: %zu CUDA calls, each failed %zu ways\n", w->name, n,
+                  sizeof errors / sizeof errors[0]);
     cudastub_reset(NULL);
 }
 
