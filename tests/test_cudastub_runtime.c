@@ -183,14 +183,34 @@ static void test_queued_work_runs_only_when_waited_for(void **state)
     cudastub_peek(&byte, p + 4095, 1);
     assert_int_equal(byte, 0x11);
 
-    unsigned char host[16];
-    memset(host, 0, sizeof host);
-    assert_int_equal(cudaMemcpyAsync(host, p, sizeof host, cudaMemcpyDeviceToHost,
+    /* A download into registered memory is queued like the rest... */
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    unsigned char *pinned = aligned_alloc(page, page);
+    assert_non_null(pinned);
+    memset(pinned, 0, page);
+    assert_int_equal(cudaHostRegister(pinned, page, cudaHostRegisterPortable), cudaSuccess);
+    assert_int_equal(cudaMemsetAsync(p, 0x22, 16, cudaStreamPerThread), cudaSuccess);
+    assert_int_equal(cudaMemcpyAsync(pinned, p, 16, cudaMemcpyDeviceToHost, cudaStreamPerThread),
+                     cudaSuccess);
+    assert_int_equal(pinned[0], 0); /* in flight */
+    assert_int_equal(cudaStreamSynchronize(cudaStreamPerThread), cudaSuccess);
+    assert_int_equal(pinned[0], 0x22);
+    assert_int_equal(cudaHostUnregister(pinned), cudaSuccess);
+    free(pinned);
+    /* ...while one into pageable memory is complete when the call returns, after the stream's
+     * earlier work, and one from pageable memory has taken its bytes, as CUDA documents. */
+    unsigned char pageable[16];
+    memset(pageable, 0x33, sizeof pageable);
+    assert_int_equal(cudaMemcpyAsync(p, pageable, 16, cudaMemcpyHostToDevice,
                                      cudaStreamPerThread),
                      cudaSuccess);
-    assert_int_equal(host[0], 0); /* in flight */
-    assert_int_equal(cudaStreamSynchronize(cudaStreamPerThread), cudaSuccess);
-    assert_int_equal(host[0], 0x11);
+    memset(pageable, 0, sizeof pageable); /* too late to change what is copied */
+    assert_int_equal(cudastub_counts_now().pending, 1);
+    assert_int_equal(cudaMemcpyAsync(pageable, p + 8, 8, cudaMemcpyDeviceToHost,
+                                     cudaStreamPerThread),
+                     cudaSuccess);
+    assert_int_equal(cudastub_counts_now().pending, 0);
+    assert_int_equal(pageable[7], 0x33);
     assert_int_equal(cudaFree(p), cudaSuccess);
     assert_no_misuse();
 }

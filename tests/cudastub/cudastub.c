@@ -111,6 +111,7 @@ typedef struct op {
     bool blocking;
     void *dst;
     const void *src;
+    void *staged; /* malloc'd copy of a pageable source, taken at submission; owned */
     size_t size;
     int value;
     const cudastub_twin *twin;
@@ -292,6 +293,7 @@ bool cudastub_is_sticky(cudaError_t err)
 }
 
 static void close_opened(void);
+static void retire_op(op *o);
 
 static void release_mapping(char *map, size_t map_size)
 {
@@ -313,6 +315,8 @@ void cudastub_reset(const cudastub_config *config)
     memset(stub.registrations, 0, sizeof stub.registrations);
     memset(stub.streams, 0, sizeof stub.streams);
     memset(stub.devices, 0, sizeof stub.devices);
+    for (size_t i = 0; i < stub.op_count; i++)
+        retire_op(&stub.ops[i]);
     stub.op_count = 0;
     stub.opened_count = 0;
     memset(stub.calls, 0, sizeof stub.calls);
@@ -597,6 +601,32 @@ unsigned long long cudastub_block_of(int device, const void *p, size_t size)
     return id;
 }
 
+/* Is [p, p + size) inside one registered range (lock held)? */
+static const registration *registration_holding(const void *p, size_t size)
+{
+    uintptr_t a = (uintptr_t)p;
+    for (size_t i = 0; i < MAX_REGISTRATIONS; i++) {
+        const registration *r = &stub.registrations[i];
+        uintptr_t base = (uintptr_t)r->base;
+        if (r->live && a >= base && a - base <= r->size && size <= r->size - (a - base))
+            return r;
+    }
+    return NULL;
+}
+
+/* Is every byte of [p, p + size) registered, by one range or adjacent ones (lock held)? */
+static bool all_registered(const void *p, size_t size)
+{
+    const char *at = p, *end = (const char *)p + size;
+    while (at < end) {
+        const registration *r = registration_holding(at, 1);
+        if (r == NULL)
+            return false;
+        at = r->base + r->size;
+    }
+    return true;
+}
+
 bool cudastub_is_registered(const void *p, size_t size, unsigned *flags)
 {
     bool found = false;
@@ -693,14 +723,23 @@ static bool depends(const op *later, const op *earlier)
 
 static const cudastub_twin *twin_named(const char *name);
 
+/* An operation is done (run or dropped): release what it owns. */
+static void retire_op(op *o)
+{
+    o->pending = false;
+    free(o->staged);
+    o->staged = NULL;
+}
+
 /* Run one operation now (lock held). A kernel that faults poisons its device. Work on a poisoned
  * device does not run. */
 static void execute(op *o)
 {
-    o->pending = false;
     device_state *d = &stub.devices[o->key.device];
-    if (d->sticky != cudaSuccess)
+    if (d->sticky != cudaSuccess) {
+        retire_op(o);
         return;
+    }
     block *b;
     switch (o->kind) {
     case OP_MEMSET:
@@ -729,6 +768,7 @@ static void execute(op *o)
     }
     }
     close_opened();
+    retire_op(o);
 }
 
 static void compact_ops(void)
@@ -924,7 +964,7 @@ cudaError_t cudaDeviceReset(void)
         /* Queued work is lost with the context. */
         for (size_t i = 0; i < stub.op_count; i++)
             if (stub.ops[i].key.device == d)
-                stub.ops[i].pending = false;
+                retire_op(&stub.ops[i]);
         compact_ops();
         for (size_t i = 0; i < MAX_BLOCKS; i++) {
             block *b = &stub.blocks[i];
@@ -1197,13 +1237,31 @@ static cudaError_t memcpy_async(const char *call, void *dst, const void *src, si
         misuse("%s: source [%p, +%zu) is device memory, given as host memory", call, src, size);
         err = cudaErrorInvalidValue;
     }
-    if (err == cudaSuccess) {
-        op *o = queue_op(OP_MEMCPY, *key, blocking);
-        o->dst = dst;
-        o->src = src;
-        o->size = size;
+    if (err != cudaSuccess)
+        return err;
+    /* CUDA's documented behaviour with pageable (unregistered) host memory: a copy from it has
+     * taken the bytes when the call returns (it is staged), and a copy into it from the device
+     * returns only once it is complete. Copies to and from pinned memory are truly queued. */
+    bool src_pageable = !src_device && !all_registered(src, size);
+    bool dst_pageable = !dst_device && !all_registered(dst, size);
+    op *o = queue_op(OP_MEMCPY, *key, blocking);
+    o->dst = dst;
+    o->src = src;
+    o->size = size;
+    if (src_pageable) {
+        o->staged = malloc(size);
+        if (o->staged == NULL)
+            die("out of memory");
+        memcpy(o->staged, src, size);
+        o->src = o->staged;
     }
-    return err;
+    if (dst_pageable) {
+        size_t last = (size_t)(o - stub.ops);
+        wait_for(o, last);
+        execute(o);
+        compact_ops();
+    }
+    return cudaSuccess;
 }
 
 cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t size, enum cudaMemcpyKind kind,

@@ -17,7 +17,9 @@
  *    something waits for it (a stream or device synchronization, cudaFree, a synchronous copy),
  *    in stream order, with the legacy default stream's implicit ordering against the other
  *    blocking streams of its device. A copy "in flight" is really not done yet, so code that
- *    reads a result without waiting reads stale bytes.
+ *    reads a result without waiting reads stale bytes. With pageable (unregistered) host memory
+ *    CUDA's documented behaviour holds: a copy from it has taken its bytes when the call
+ *    returns, and a copy into it from the device returns only once complete.
  *  - Errors: non-sticky errors are this thread's last error until cudaGetLastError; sticky
  *    errors (an illegal address, a launch failure) poison the device's context, and every later
  *    call that needs the context returns them, until cudaDeviceReset.
