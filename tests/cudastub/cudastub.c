@@ -696,8 +696,12 @@ static cudaError_t resolve_stream(cudaStream_t s, stream_key *key, bool *blockin
         *key = (stream_key){STREAM_PER_THREAD, tls.current, &tls};
         return cudaSuccess;
     }
-    created_stream *cs = (created_stream *)s;
-    if (cs < stub.streams || cs >= stub.streams + MAX_STREAMS || !cs->live)
+    uintptr_t at = (uintptr_t)s, first = (uintptr_t)stub.streams;
+    if (at < first || at - first >= sizeof stub.streams ||
+        (at - first) % sizeof stub.streams[0] != 0)
+        return cudaErrorInvalidResourceHandle; /* not a stream this stand-in created */
+    created_stream *cs = &stub.streams[(at - first) / sizeof stub.streams[0]];
+    if (!cs->live)
         return cudaErrorInvalidResourceHandle;
     *key = (stream_key){STREAM_CREATED, cs->device, cs};
     *blocking = !cs->nonblocking;
@@ -1130,7 +1134,6 @@ cudaError_t cudaHostUnregister(void *ptr)
                 if (o->pending && o->kind == OP_MEMCPY && host < base + r->size &&
                     base < host + o->size) {
                     misuse("cudaHostUnregister(%p) while a queued copy still uses the range", ptr);
-                    o = NULL;
                     break;
                 }
             }
