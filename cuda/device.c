@@ -25,8 +25,9 @@
  * somebody else's memory. So the arena keeps the driver's process-wide unique id of its block
  * (CU_POINTER_ATTRIBUTE_BUFFER_ID, never reused), and wipes and destroy first check that the
  * address still belongs to that block: if not, a wipe answers NALLOC_ERR_STATE and destroy frees
- * nothing; if the driver cannot tell, a wipe answers NALLOC_ERR_CUDA and destroy frees nothing. The id comes from cuPointerGetAttribute through the runtime's driver entry-point
- * query, so the library still links against cudart alone; without it nothing is checked.
+ * nothing; if the driver cannot tell, a wipe answers NALLOC_ERR_CUDA and destroy frees nothing.
+ * The id comes from cuPointerGetAttribute through the runtime's driver entry-point query, so the
+ * library still links against cudart alone; without it nothing is checked.
  */
 #include "cuda_internal.h"
 #include "wipe.h"

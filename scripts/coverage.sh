@@ -26,7 +26,8 @@ if [ -z "$gcovr" ]; then
   if [ ! -x "$gcovr" ]; then
     log "installing gcovr from PyPI into build/gcovr-venv"
     mkdir -p build
-    python3 -m venv build/gcovr-venv >/dev/null || die "python3 -m venv failed (Debian: python3-venv)"
+    python3 -m venv build/gcovr-venv >/dev/null ||
+      die "python3 -m venv failed (Debian: apt-get install python3-venv)"
     build/gcovr-venv/bin/pip install --quiet gcovr || die "pip install gcovr failed"
   fi
 fi

@@ -162,7 +162,8 @@ int main(int argc, char **argv)
     } else if (strcmp(role, "entry_point_fails") == 0) {
         cudastub_reset(&config);
         cudastub_fail(CUDASTUB_GET_DRIVER_ENTRY_POINT, 1, cudaErrorMemoryAllocation);
-        test = (struct CMUnitTest)cmocka_unit_test(test_a_failed_entry_point_query_is_not_left_behind);
+        test = (struct CMUnitTest)cmocka_unit_test(
+            test_a_failed_entry_point_query_is_not_left_behind);
     } else {
         fprintf(stderr, "usage: %s no_device|probe_fails|probe_no_driver|no_buffer_ids|"
                         "entry_point_fails\n", argv[0]);

@@ -215,7 +215,8 @@ static void test_queued_work_runs_only_when_waited_for(void **state)
     assert_no_misuse();
 }
 
-static void test_streams_keep_their_order_and_the_legacy_stream_waits_for_blocking_ones(void **state)
+static void test_streams_keep_their_order_and_the_legacy_stream_waits_for_blocking_ones(
+    void **state)
 {
     (void)state;
     unsigned char *p = NULL, byte;
