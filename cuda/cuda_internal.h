@@ -34,8 +34,10 @@ static inline nalloc_status na_cuda_enter(int device, int *previous)
 
 static inline void na_cuda_leave(int device, int previous)
 {
-    if (previous != device)
-        (void)cudaSetDevice(previous);
+    /* Best effort: a failure is not left in the runtime's error state for the caller's next
+     * cudaGetLastError, since the call that switched devices reports its own outcome. */
+    if (previous != device && cudaSetDevice(previous) != cudaSuccess)
+        (void)cudaGetLastError();
 }
 
 /* NVTX memory annotations for device arenas (cuda/nvtx.c when NALLOC_HAVE_NVTX; no-ops and NULL

@@ -25,8 +25,9 @@
  * somebody else's memory. So the arena keeps the driver's process-wide unique id of its block
  * (CU_POINTER_ATTRIBUTE_BUFFER_ID, never reused), and wipes and destroy first check that the
  * address still belongs to that block: if not, a wipe answers NALLOC_ERR_STATE and destroy frees
- * nothing. The id comes from cuPointerGetAttribute through the runtime's driver entry-point
- * query, so the library still links against cudart alone; without it nothing is checked.
+ * nothing; if the driver cannot tell, a wipe answers NALLOC_ERR_CUDA and destroy frees nothing.
+ * The id comes from cuPointerGetAttribute through the runtime's driver entry-point query, so the
+ * library still links against cudart alone; without it nothing is checked.
  */
 #include "cuda_internal.h"
 #include "wipe.h"
@@ -72,11 +73,12 @@ static unsigned long long block_id(const nalloc_arena *a)
     return (unsigned long long)(uintptr_t)a->cuda;
 }
 
-/* NALLOC_ERR_STATE when the arena's base address no longer belongs to the block it allocated
- * (freed with its context, perhaps handed out again); NALLOC_OK otherwise, including when the
- * query fails for another reason (a context with a sticky error: the CUDA call that follows
- * reports it). */
-static nalloc_status block_alive(const nalloc_arena *a)
+/* Does the arena's base address still belong to the block it allocated? NALLOC_OK: yes, or no id
+ * is known (nothing is checked). NALLOC_ERR_STATE: no (freed with its context, perhaps handed out
+ * again). NALLOC_ERR_CUDA: the driver could not say (*call failed with *err: a context with a
+ * sticky error, say); the address may then be somebody else's just as well, so the caller writes
+ * and frees nothing there either. */
+static nalloc_status block_alive(const nalloc_arena *a, cudaError_t *err, const char **call)
 {
     unsigned long long id = 0;
     if (block_id(a) == 0)
@@ -85,12 +87,21 @@ static nalloc_status block_alive(const nalloc_arena *a)
     if (res == CUDA_ERROR_INVALID_CONTEXT) {
         /* A reset left this thread without a current context: the runtime makes its primary
          * context current again on its next call (cudaFree(NULL) frees nothing). */
-        if (cudaFree(NULL) != cudaSuccess)
+        *err = cudaFree(NULL);
+        *call = "cudaFree (making a context current)";
+        if (*err != cudaSuccess) {
             (void)cudaGetLastError();
+            return NALLOC_ERR_CUDA;
+        }
         res = buffer_id_of(a->bump.base, &id);
     }
     if (res == CUDA_ERROR_INVALID_VALUE || (res == CUDA_SUCCESS && id != block_id(a)))
         return NALLOC_ERR_STATE;
+    if (res != CUDA_SUCCESS) {
+        *err = (cudaError_t)res; /* the runtime numbers the errors both APIs share alike */
+        *call = "cuPointerGetAttribute (buffer id)";
+        return NALLOC_ERR_CUDA;
+    }
     return NALLOC_OK;
 }
 
@@ -172,11 +183,20 @@ static nalloc_status device_create(nalloc_arena *a)
 static void device_destroy(nalloc_arena *a)
 {
     na_nvtx_heap_unregister(a);
-    int previous;
-    if (na_cuda_enter(a->config.device, &previous) != NALLOC_OK)
+    /* Destroy reports no failure to release the block (the arena is released whatever CUDA says),
+     * so CUDA's refusals here are not this thread's last error either: only the runtime's error
+     * state is cleared. Without its device current the block cannot be freed, and stays. */
+    int previous = a->config.device;
+    if (cudaGetDevice(&previous) != cudaSuccess ||
+        (previous != a->config.device && cudaSetDevice(a->config.device) != cudaSuccess)) {
+        (void)cudaGetLastError();
         return;
-    if (block_alive(a) == NALLOC_OK) /* else its context took it: the address may be another's */
-        (void)na_cuda_status(cudaFree((void *)a->bump.base), "cudaFree");
+    }
+    /* Not known to be alive: its context may have taken it, and the address be another's. */
+    cudaError_t why;
+    const char *call;
+    if (block_alive(a, &why, &call) == NALLOC_OK && cudaFree((void *)a->bump.base) != cudaSuccess)
+        (void)cudaGetLastError();
     na_cuda_leave(a->config.device, previous);
     a->bump.base = 0;
     a->reserved = 0;
@@ -197,7 +217,11 @@ static nalloc_status device_zero(nalloc_arena *a, size_t offset, size_t length, 
     nalloc_status st = na_cuda_enter(a->config.device, &previous);
     if (st != NALLOC_OK)
         return st;
-    st = block_alive(a);
+    cudaError_t why;
+    const char *call;
+    st = block_alive(a, &why, &call);
+    if (st == NALLOC_ERR_CUDA)
+        st = na_cuda_status(why, call);
     if (st != NALLOC_OK) {
         na_cuda_leave(a->config.device, previous);
         return st;

@@ -21,9 +21,7 @@ enum { threads_per_block = 256 };
 static __global__ void __launch_bounds__(threads_per_block)
     na_wipe_kernel(unsigned char *p, size_t len)
 {
-    size_t threads = (size_t)gridDim.x * blockDim.x;
-    size_t thread = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-    na_wipe_thread(p, len, thread, threads);
+    na_wipe_grid_thread(p, len, blockIdx.x, blockDim.x, gridDim.x, threadIdx.x);
 }
 
 extern "C" cudaError_t na_cuda_wipe(int device, void *p, size_t len, cudaStream_t stream)

@@ -69,4 +69,15 @@ NALLOC_HD void na_wipe_thread(unsigned char *p, size_t len, size_t thread, size_
         tail[i] = 0;
 }
 
+/* The wipe kernel's body: thread `thread_in_block` of block `block` in a one-dimensional grid of
+ * `grid_dim` blocks of `block_dim` threads (threadIdx.x, blockIdx.x, blockDim.x, gridDim.x). The
+ * tests' host twin of the kernel (tests/cudastub) calls it for every thread of the grid. */
+NALLOC_HD void na_wipe_grid_thread(unsigned char *p, size_t len, unsigned block,
+                                   unsigned block_dim, unsigned grid_dim, unsigned thread_in_block)
+{
+    size_t threads = (size_t)grid_dim * block_dim;
+    size_t thread = (size_t)block * block_dim + thread_in_block;
+    na_wipe_thread(p, len, thread, threads);
+}
+
 #endif /* NALLOC_CUDA_WIPE_PLAN_H */

@@ -20,8 +20,9 @@
  * every device arena on that device, and later allocations may be given the same addresses:
  * destroy device arenas first. A device arena notices that its block is gone: its wipes answer
  * NALLOC_ERR_STATE and its destroy frees nothing, so nalloc never zeroes or frees what has become
- * somebody else's memory. Windows and staging copies do not check; using them after a reset
- * writes through dangling pointers.
+ * somebody else's memory (when the driver cannot tell whether the block is still the arena's,
+ * wipes answer NALLOC_ERR_CUDA and destroy frees nothing, for the same reason). Windows and
+ * staging copies do not check; using them after a reset writes through dangling pointers.
  */
 #ifndef NALLOC_CUDA_H
 #define NALLOC_CUDA_H
