@@ -118,7 +118,11 @@ enum nalloc_flag {
     NALLOC_FLAG_THREAD_CACHE = 1u << 11,   /* each thread allocates from a private chunk it took
                                               from the arena with one atomic */
     NALLOC_FLAG_PREFAULT_AHEAD = 1u << 12  /* pages ahead of the offset are faulted in by a
-                                              helper thread, off the allocating thread */
+                                              helper thread, off the allocating threads
+                                              (MADV_POPULATE_WRITE, Linux 5.14; host arenas;
+                                              not memfd_secret); with HUGEPAGES, huge pages come
+                                              from the helper, never from a stalled fault on an
+                                              allocating thread. docs/first-proof.md */
 };
 
 /* Everything nalloc_arena_create needs. Always fill it with nalloc_arena_config_init first, then
@@ -315,6 +319,14 @@ typedef struct nalloc_stats {
                                checker watches the arena, 0 otherwise (the config is then ignored) */
     size_t redzone_bytes;   /* bytes of those gaps reserved by successful allocations since creation
                                (like padding: counted in used while the block lives) */
+    size_t prefaulted;      /* bytes the prefault helper faulted in (NALLOC_FLAG_PREFAULT_AHEAD);
+                               some may have been resident already */
+    size_t collapsed;       /* bytes the helper had the kernel collapse into huge pages */
+    size_t resident_bytes;  /* nalloc_arena_stats_resident only: bytes of the arena's memory that
+                               are resident now (the kernel's Rss for its mapping) */
+    size_t huge_bytes;      /* nalloc_arena_stats_resident only: of those, bytes in transparent
+                               huge pages (AnonHugePages) */
+    bool resident_known;    /* resident_bytes and huge_bytes were read from the kernel */
 } nalloc_stats;
 
 /* Memory checkers that can see inside an arena (nalloc_stats.checkers). Without them an arena is
@@ -329,8 +341,19 @@ enum nalloc_checker {
 /* Fill *stats with a snapshot of the arena. Concurrent allocations may or may not be counted. */
 NALLOC_API nalloc_status nalloc_arena_stats(const nalloc_arena *arena, nalloc_stats *stats);
 
-/* Print the arena's statistics to `stream` (NULL: stderr), one line per group of fields. This is
- * also what NALLOC_VERBOSE=1 in the environment prints when an arena is destroyed. */
+/* As nalloc_arena_stats, and also read from the kernel how much of the arena's memory is resident
+ * and how much of it is in transparent huge pages (resident_bytes, huge_bytes, resident_known).
+ * Slower than nalloc_arena_stats: it reads /proc/self/smaps, whose page-table walk costs about
+ * 10 ms per GiB of small pages mapped by the process below the arena (next to nothing for huge
+ * pages). resident_known is false, and the call still succeeds, where the kernel cannot say for
+ * this arena alone: device arenas, lanes (their memory is a slice of their parent's mapping),
+ * and /proc not mounted. */
+NALLOC_API nalloc_status nalloc_arena_stats_resident(const nalloc_arena *arena,
+                                                     nalloc_stats *stats);
+
+/* Print the arena's statistics to `stream` (NULL: stderr), one line per group of fields, with
+ * the kernel's resident and huge-page figures (nalloc_arena_stats_resident). This is also what
+ * NALLOC_VERBOSE=1 in the environment prints when an arena is destroyed. */
 NALLOC_API nalloc_status nalloc_arena_print_stats(const nalloc_arena *arena, FILE *stream);
 
 /* ---------------------------------------------------------------------------------------------
