@@ -134,8 +134,10 @@ static bool next_stretch(nalloc_arena *a, size_t *begin, size_t *end)
             p->ahead = grew > max_ahead / 2 ? max_ahead : 2 * grew;
     }
     p->last_offset = offset;
-    if (offset > p->frontier && offset - p->frontier > p->ahead)
-        p->frontier = round_down(offset, page); /* the owners are writing those bytes already */
+    /* Bytes below the offset are their owners' to write, and they are at it: faulting them in
+     * too would only race them for the same pages. */
+    if (offset > p->frontier)
+        p->frontier = round_down(offset, page);
     /* peak <= capacity <= limit, and limit is whole pages: nothing here overflows. */
     size_t target = p->ahead < p->limit - peak ? round_down(peak + p->ahead + page - 1, page)
                                                : p->limit;
@@ -168,15 +170,67 @@ static bool next_collapse(nalloc_arena *a, size_t *begin, size_t *end)
     return true;
 }
 
+/* The registered arena served longest ago that has work of the kind asked for: a stretch to fault
+ * in, or a huge page to collapse. */
+static nalloc_arena *pick_work(bool collapse, size_t *begin, size_t *end)
+{
+    nalloc_arena *pick = NULL;
+    for (nalloc_arena *a = registry; a != NULL; a = a->prefault.next) {
+        size_t b, e;
+        if (__atomic_load_n(&a->prefault.stopped, __ATOMIC_RELAXED) != 0)
+            continue;
+        bool has = collapse ? next_collapse(a, &b, &e) : next_stretch(a, &b, &e);
+        if (has && (pick == NULL || a->prefault.served < pick->prefault.served))
+            pick = a, *begin = b, *end = e;
+    }
+    if (pick != NULL)
+        pick->prefault.served = ++stretches;
+    return pick;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Huge pages, when they come cheap
+ * ------------------------------------------------------------------------------------------- */
+
+/* Whether the kernel hands out huge pages cheaply right now is a property of the machine's free
+ * memory, not of an arena, so it is judged across arenas (prefault lock held): by the CPU time a
+ * whole huge-page stretch took the helper. Faulting in a huge page costs about as much as zeroing
+ * it, some 0.1-0.2 ms; one that takes longer than small pages would (NA_PREFAULT_SLOW_S) came out
+ * of synchronous compaction, or, in a virtual machine, out of memory the host had taken back (free
+ * page reporting), which it backs again one small page at a time. Then small pages are cheaper,
+ * and the helper uses them for a while: 1 stretch, then twice as many after each slow retry, up
+ * to NA_PREFAULT_BACKOFF_MAX; one fast huge page ends the penalty. Collapsing waits meanwhile. */
+#define NA_PREFAULT_SLOW_S 1e-3         /* CPU seconds per 2 MiB: slower than small pages */
+#define NA_PREFAULT_BACKOFF_MAX 256     /* stretches of small pages after a slow huge page, at most */
+static unsigned small_for;              /* stretches to fault in with small pages before trying */
+static unsigned backoff = 1;            /* what the next slow huge page sets small_for to */
+
+static bool huge_pages_cheap(void)
+{
+    return small_for == 0;
+}
+
+static void judge_huge_page(double seconds, size_t bytes)
+{
+    if (seconds * (double)NA_PREFAULT_STRETCH <= NA_PREFAULT_SLOW_S * (double)bytes) {
+        backoff = 1;
+        return;
+    }
+    small_for = backoff;
+    if (backoff < NA_PREFAULT_BACKOFF_MAX)
+        backoff *= 2;
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The helper thread
  * ------------------------------------------------------------------------------------------- */
 
-/* Fault [begin, end) of `a` in (prefault lock not held; `a` is `busy`, so it stays mapped). */
-static int fault_in(nalloc_arena *a, size_t begin, size_t end)
+/* Fault [begin, end) of `a` in (prefault lock not held; `a` is `busy`, so it stays mapped), with
+ * the huge-page advice just before when `huge`. */
+static int fault_in(nalloc_arena *a, size_t begin, size_t end, bool huge)
 {
     char *base = (char *)a->bump.base;
-    if (a->prefault.defer_huge) /* the advice for this stretch, just before its fault */
+    if (huge)
         (void)na_prim_hugepage(base + begin, end - begin);
     return na_prim_prefault(base + begin, end - begin);
 }
@@ -207,62 +261,86 @@ static void give_up(nalloc_arena *a, int why)
     p->defer_huge = false;
 }
 
-/* One piece of work: the arena served longest ago that has a stretch to fault in, else one with
- * a huge page to collapse. False when there is nothing to do. Prefault lock held on entry and on
- * return; released while the kernel works. */
-static bool work_once(void)
+/* Fault in one stretch of the arena that waited longest; false when no arena has one. Prefault
+ * lock held on entry and on return, released while the kernel works; *cpu grows by the CPU time
+ * the kernel took. */
+static bool prefault_once(double *cpu)
 {
-    nalloc_arena *pick = NULL;
     size_t begin = 0, end = 0;
-    bool collapse = false;
-    for (nalloc_arena *a = registry; a != NULL; a = a->prefault.next) {
-        size_t b, e;
-        if (__atomic_load_n(&a->prefault.stopped, __ATOMIC_RELAXED) != 0)
-            continue;
-        if (next_stretch(a, &b, &e) &&
-            (pick == NULL || collapse || a->prefault.served < pick->prefault.served)) {
-            pick = a, begin = b, end = e, collapse = false;
-        } else if ((pick == NULL || (collapse && a->prefault.served < pick->prefault.served)) &&
-                   next_collapse(a, &b, &e)) {
-            pick = a, begin = b, end = e, collapse = true;
-        }
-    }
-    if (pick == NULL)
+    nalloc_arena *a = pick_work(false, &begin, &end);
+    if (a == NULL)
         return false;
-    pick->prefault.served = ++stretches;
-    busy = pick;
+    na_prefault *p = &a->prefault;
+    bool whole = end - begin == stretch_size() && (a->bump.base + begin) % stretch_size() == 0;
+    bool huge = p->defer_huge && huge_pages_cheap();
+    if (p->defer_huge && !huge)
+        small_for--;
+    busy = a;
     pthread_mutex_unlock(&lock);
-    int err = collapse ? collapse_one(pick, begin, end) : fault_in(pick, begin, end);
+    double t0 = na_prim_thread_cpu();
+    int err = fault_in(a, begin, end, huge);
+    double took = na_prim_thread_cpu() - t0;
     pthread_mutex_lock(&lock);
-    na_prefault *p = &pick->prefault;
-    if (collapse) {
-        p->collapsed_to = end; /* failed or not: no huge page to be had now is no reason to spin */
-        if (err == 0)
-            __atomic_fetch_add(&p->collapsed, end - begin, __ATOMIC_RELAXED);
-    } else if (err == 0) {
-        if (p->frontier == begin) /* not moved on by a skip meanwhile: we held no lock */
-            p->frontier = end;
+    *cpu += took;
+    if (err == 0) {
+        p->frontier = end; /* only this thread moves it */
         __atomic_fetch_add(&p->prefaulted, end - begin, __ATOMIC_RELAXED);
+        if (huge && whole)
+            judge_huge_page(took, end - begin);
     } else if (p->registered) {
-        give_up(pick, err); /* ENOMEM: the memory is not there; the owners will find out */
+        give_up(a, err); /* ENOMEM: the memory is not there; the owners will find out */
     }
     busy = NULL;
     pthread_cond_broadcast(&idle);
     return true;
 }
 
+/* Ask the kernel for one huge page below the frontier of the arena that waited longest, if huge
+ * pages are cheap now (prefault lock held, released while the kernel works). */
+static void collapse_once(void)
+{
+    size_t begin = 0, end = 0;
+    nalloc_arena *a = huge_pages_cheap() ? pick_work(true, &begin, &end) : NULL;
+    if (a == NULL)
+        return;
+    busy = a;
+    pthread_mutex_unlock(&lock);
+    double t0 = na_prim_thread_cpu();
+    int err = collapse_one(a, begin, end);
+    double took = na_prim_thread_cpu() - t0;
+    pthread_mutex_lock(&lock);
+    /* Failed or not: no huge page to be had now is no reason to come back to this one. */
+    a->prefault.collapsed_to = end;
+    if (err == 0)
+        __atomic_fetch_add(&a->prefault.collapsed, end - begin, __ATOMIC_RELAXED);
+    if (err == 0 || took > NA_PREFAULT_SLOW_S) /* a quick refusal says nothing about the cost */
+        judge_huge_page(took, end - begin);
+    busy = NULL;
+    pthread_cond_broadcast(&idle);
+}
+
+/* The helper's loop. While there are stretches to fault in it does them back to back, yielding
+ * the CPU whenever it has used NA_PREFAULT_SLICE_S of it since it last did; then it polls, at
+ * 1 ms and backing off to 256 ms while nothing changes, and collapses one huge page per quiet
+ * poll: a trickle (8 in the first quarter second, then 4 a second) that a thread touching the
+ * same range while the kernel copies it (it waits) hardly notices. */
+#define NA_PREFAULT_SLICE_S 1e-3
 static void *helper_main(void *unused)
 {
     (void)unused;
     unsigned poll_ms = NA_PREFAULT_POLL_MIN_MS;
+    double since_yield = 0;
     pthread_mutex_lock(&lock);
     while (!stopping && registry != NULL) {
-        if (work_once()) {
+        if (prefault_once(&since_yield)) {
             poll_ms = NA_PREFAULT_POLL_MIN_MS;
-            /* Between stretches: let the threads that share this core run first. */
-            pthread_mutex_unlock(&lock);
-            sched_yield();
-            pthread_mutex_lock(&lock);
+            if (since_yield >= NA_PREFAULT_SLICE_S) {
+                /* Let the threads that share this core run first. */
+                pthread_mutex_unlock(&lock);
+                sched_yield();
+                pthread_mutex_lock(&lock);
+                since_yield = 0;
+            }
             continue;
         }
         struct timespec until;
@@ -270,9 +348,11 @@ static void *helper_main(void *unused)
         until.tv_nsec += (long)poll_ms * 1000000L;
         until.tv_sec += until.tv_nsec / 1000000000L;
         until.tv_nsec %= 1000000000L;
-        (void)pthread_cond_timedwait(&wake, &lock, &until);
+        if (pthread_cond_timedwait(&wake, &lock, &until) == ETIMEDOUT && !stopping)
+            collapse_once();
         if (poll_ms < NA_PREFAULT_POLL_MAX_MS)
             poll_ms *= 2;
+        since_yield = 0;
     }
     state = HELPER_NONE;
     unjoined = true;

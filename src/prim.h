@@ -96,4 +96,8 @@ void na_prim_zero(void *addr, size_t size);
 /* Seconds on a monotonic clock. */
 double na_prim_now(void);
 
+/* Seconds of CPU time the calling thread has used, in user and kernel mode (in a virtual machine,
+ * kernel time includes what the host takes to back memory the thread faults in). */
+double na_prim_thread_cpu(void);
+
 #endif /* NALLOC_PRIM_H */
