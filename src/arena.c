@@ -58,8 +58,8 @@ void nalloc_arena_config_init(nalloc_arena_config *c, nalloc_kind kind, nalloc_m
     c->pin_chunk = na_option_get(NA_OPTION_PIN_CHUNK);
     bool host_pages = memory != NALLOC_MEMORY_DEVICE;
     switch (kind) {
-    case NALLOC_KIND_POLY:
-        c->flags = host_pages ? NALLOC_FLAG_HUGEPAGES : 0;
+    case NALLOC_KIND_POLY: /* huge pages, and the helper, so no allocating thread waits for one */
+        c->flags = host_pages ? NALLOC_FLAG_HUGEPAGES | NALLOC_FLAG_PREFAULT_AHEAD : 0;
         break;
     case NALLOC_KIND_WITNESS:
         c->flags = NALLOC_FLAG_WIPE_ON_DESTROY | NALLOC_FLAG_WIPE_AT_EXIT;

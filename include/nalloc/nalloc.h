@@ -84,7 +84,8 @@ NALLOC_API const char *nalloc_last_error_message(void);
 
 /* What an arena holds; selects the defaults nalloc_arena_config_init fills in. */
 typedef enum nalloc_kind {
-    NALLOC_KIND_POLY = 0, /* polynomial vectors: huge pages, 4 KiB alignment for large vectors */
+    NALLOC_KIND_POLY = 0, /* polynomial vectors: huge pages faulted in ahead by the helper
+                             thread (host), 4 KiB alignment for large vectors */
     NALLOC_KIND_WITNESS,  /* secret witness data: locked, no-dump, wipe-on-fork, wiped on destroy */
     NALLOC_KIND_SCRATCH,  /* per-phase temporaries */
     NALLOC_KIND_COUNT
@@ -101,7 +102,8 @@ typedef enum nalloc_memory {
  * refuses is reported in nalloc_stats.missing; with NALLOC_FLAG_STRICT it fails creation instead. */
 enum nalloc_flag {
     NALLOC_FLAG_POPULATE = 1u << 0,        /* prefault every page at creation (MADV_POPULATE_WRITE) */
-    NALLOC_FLAG_HUGEPAGES = 1u << 1,       /* MADV_HUGEPAGE on the mapping (default for POLY) */
+    NALLOC_FLAG_HUGEPAGES = 1u << 1,       /* MADV_HUGEPAGE on the mapping (default for POLY);
+                                              with PREFAULT_AHEAD, stretch by stretch */
     NALLOC_FLAG_LOCK = 1u << 2,            /* mlock2(MLOCK_ONFAULT): never swapped (WITNESS) */
     NALLOC_FLAG_NODUMP = 1u << 3,          /* MADV_DONTDUMP: not in core dumps (WITNESS) */
     NALLOC_FLAG_WIPEONFORK = 1u << 4,      /* a forked child never sees the contents: it reads
@@ -122,7 +124,8 @@ enum nalloc_flag {
                                               (MADV_POPULATE_WRITE, Linux 5.14; host arenas;
                                               not memfd_secret); with HUGEPAGES, huge pages come
                                               from the helper, never from a stalled fault on an
-                                              allocating thread. docs/first-proof.md */
+                                              allocating thread (default for POLY host arenas;
+                                              docs/first-proof.md) */
 };
 
 /* Everything nalloc_arena_create needs. Always fill it with nalloc_arena_config_init first, then
