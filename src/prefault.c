@@ -10,25 +10,27 @@
  * threads use), so that a block is usually resident before anybody writes to it.
  *
  * Nothing here touches the allocation path. The helper polls each registered arena's offset (an
- * atomic load) and keeps [frontier, peak + ahead) faulted, one stretch (up to a huge page) at a
- * time, round robin over the arenas, yielding the CPU between stretches: one thread, so at most
- * one core, and it gives way to runnable threads on its core. It polls every millisecond while
- * there is work and backs off to a quarter of a second when there is none. `ahead` starts at
- * NALLOC_PREFAULT_AHEAD and grows with the arena's rate: to twice the most the offset moved
- * between two looks, up to 16 times the option. When the offset has run further ahead of the
- * frontier than that, the helper skips to the offset: those bytes are being written by their
- * owners already (or belong to lanes, which have their own frontier). So the memory the helper
+ * atomic load) and keeps [frontier, peak + ahead) faulted in, one stretch (up to a huge page) at a
+ * time, round robin over the arenas, yielding the CPU after each millisecond of CPU it uses: one
+ * thread, so at most one core, and it gives way to runnable threads on its core. It polls every
+ * millisecond while there is work and backs off to a quarter of a second when there is none.
+ * `ahead` starts at NALLOC_PREFAULT_AHEAD and grows with the arena's rate: to twice the most the
+ * offset moved between two looks, up to 16 times the option. Bytes below the offset belong to
+ * their owners, who are writing them already (or to lanes, which have their own frontier): the
+ * frontier skips to the offset instead of racing them for the same pages. So the memory the helper
  * faults in beyond what an arena ever used is at most `ahead`, and never beyond its capacity.
  *
  * Huge pages without stalls. A huge-page fault in an MADV_HUGEPAGE region compacts memory
  * synchronously when no huge page is free (THP defrag "madvise", the usual setting), on whichever
- * thread faults. So an arena with huge pages and a helper is not advised as a whole at creation
- * (backing_host.c): the helper advises each stretch just before it faults it in, and compaction,
- * if any, happens on the helper. A thread that outruns the helper faults small pages, which never
- * compact; when the helper has nothing else to do, it asks the kernel to collapse what lies below
- * its frontier into huge pages (MADV_COLLAPSE, Linux 6.1; a range already huge costs a few
- * microseconds), a huge page at a time. Where the kernel lacks MADV_COLLAPSE, those ranges stay
- * small until khugepaged gets to them. nalloc_arena_stats_resident shows what the kernel did.
+ * thread faults; in a virtual machine whose host took free memory back, it also waits for the host
+ * to back 2 MiB again. So an arena with huge pages and a helper is not advised as a whole at
+ * creation (backing_host.c): the helper advises each stretch just before it faults it in, and any
+ * wait happens on the helper. A thread that outruns the helper faults small pages, which never
+ * compact. When a huge page costs the helper more than small pages would, it backs off to small
+ * pages for a while (judge_huge_page). And when it has nothing else to do, it asks the kernel to
+ * collapse what lies below its frontier into huge pages (MADV_COLLAPSE, Linux 6.1; a range already
+ * huge costs microseconds), one huge page per quiet poll. Where the kernel lacks MADV_COLLAPSE,
+ * small ranges stay small. nalloc_arena_stats_resident shows what the kernel did.
  *
  * Lifetime. The helper is started by the first arena that registers and exits when the last one
  * is unregistered (a later registration starts a new one); at exit (or when the library is
