@@ -286,8 +286,9 @@ static void print_first_proofs(FILE *out, const mode_run *modes, unsigned count,
         else
             fprintf(out, "%8s\n", "-");
     }
-    fprintf(out, "  %u processes per allocator; ms of wall time; first/st: the first proof's median over "
-                 "the steady median; st/floor: the steady median over the floor's\n\n", rounds);
+    fprintf(out, "  %u processes per allocator; ms of wall time; first/st: the first proof's median "
+                 "over the steady median; st/floor: the steady median over the floor's\n\n",
+            rounds);
 }
 
 static void print_table(FILE *out, const mode_run *modes, unsigned count, const dry_info *dry,
@@ -339,8 +340,8 @@ static void print_table(FILE *out, const mode_run *modes, unsigned count, const 
                 f.minflt, f.helper_minflt, f.helper_cpu * 1e3, s.samples ? s.minflt : 0,
                 mib(f.peak_rss), mib(s.peak_rss), rss / (double)dry->peak_live);
     }
-    fprintf(out, "  helper: the first proof's faults taken, and CPU time used, by nalloc's prefault "
-                 "helper thread (included in first)\n");
+    fprintf(out, "  helper: the first proof's faults taken, and CPU time used, by nalloc's "
+                 "prefault helper thread (included in first)\n");
     fprintf(out, "  peak live bytes per proof (the lower bound on resident memory): %.1f MiB; "
                  "x live: the larger peak RSS over it\n\n", mib((double)dry->peak_live));
     print_first_proofs(out, modes, count, rounds);

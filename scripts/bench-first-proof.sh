@@ -54,7 +54,8 @@ cmake --build "$dir" -j "$NALLOC_JOBS" --target bench_prover >"$out/build.log" 2
   done
   # Free page reporting (virtio-balloon): freed memory goes back to the host, which makes the
   # next first touch of it cost a host fault as well (docs/first-proof.md).
-  echo "kernel command line: $(cat /proc/cmdline 2>/dev/null | tr ' ' '\n' | grep -E 'page_reporting|hugepage' | tr '\n' ' ')"
+  echo "kernel command line: $(tr ' ' '\n' 2>/dev/null </proc/cmdline |
+    grep -E 'page_reporting|hugepage' | tr '\n' ' ')"
   echo "load average before: $(cat /proc/loadavg)"
 } >"$out/machine.txt"
 

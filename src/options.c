@@ -3,8 +3,9 @@
  * An option's value is its default below unless NALLOC_<NAME> is set in the environment to a
  * number, optionally with a binary suffix (k, m, g: 2^10, 2^20, 2^30). The environment is read
  * once, on first use; a value that does not parse, that is not a power of two where one is
- * required, or that is below an option's minimum, is ignored with one warning on stderr. Options only supply defaults:
- * nalloc_arena_config_init copies them into the config, where the caller may override them.
+ * required, or that is below an option's minimum, is ignored with one warning on stderr. Options
+ * only supply defaults: nalloc_arena_config_init copies them into the config, where the caller may
+ * override them.
  */
 #include "internal.h"
 

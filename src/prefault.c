@@ -202,10 +202,10 @@ static nalloc_arena *pick_work(bool collapse, size_t *begin, size_t *end)
  * page reporting), which it backs again one small page at a time. Then small pages are cheaper,
  * and the helper uses them for a while: 1 stretch, then twice as many after each slow retry, up
  * to NA_PREFAULT_BACKOFF_MAX; one fast huge page ends the penalty. Collapsing waits meanwhile. */
-#define NA_PREFAULT_SLOW_S 1e-3         /* CPU seconds per 2 MiB: slower than small pages */
-#define NA_PREFAULT_BACKOFF_MAX 256     /* stretches of small pages after a slow huge page, at most */
-static unsigned small_for;              /* stretches to fault in with small pages before trying */
-static unsigned backoff = 1;            /* what the next slow huge page sets small_for to */
+#define NA_PREFAULT_SLOW_S 1e-3     /* CPU seconds per 2 MiB: slower than small pages */
+#define NA_PREFAULT_BACKOFF_MAX 256 /* small-page stretches after a slow huge page, at most */
+static unsigned small_for;          /* stretches to fault in with small pages before trying */
+static unsigned backoff = 1;        /* what the next slow huge page sets small_for to */
 
 static bool huge_pages_cheap(void)
 {

@@ -47,8 +47,9 @@ int na_prim_unmap(na_mapping *m);
  * 5.14, a write to each page, which must then be fresh or otherwise safe to rewrite with zero). */
 int na_prim_populate(void *addr, size_t size);
 
-/* Fault every page of [addr, addr + size) in writable with MADV_POPULATE_WRITE, leaving the contents
- * as they are: safe on memory that other threads are reading and writing meanwhile. No fallback:
+/* Fault every page of [addr, addr + size) in writable with MADV_POPULATE_WRITE, leaving the
+ * contents as they are: safe on memory that other threads are reading and writing meanwhile. No
+ * fallback:
  * EINVAL where the kernel lacks it (before 5.14) and for mappings it refuses (memfd_secret), since
  * writing to the pages ourselves could overwrite another thread's data. A size of 0 faults nothing
  * and only asks whether the kernel knows the advice. */
