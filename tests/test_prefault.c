@@ -112,6 +112,17 @@ static void wait_prefaulted(nalloc_arena *a, size_t bytes)
     assert_true(wait_for(prefaulted_enough, &g));
 }
 
+typedef struct range_goal {
+    const void *p;
+    size_t size; /* every page of [p, p + size) resident */
+} range_goal;
+
+static bool all_resident(void *arg)
+{
+    range_goal *g = arg;
+    return resident_pages(g->p, g->size) == g->size / page_size();
+}
+
 /* Is a thread named nalloc-prefault running in this process? */
 static bool helper_running(void)
 {
@@ -296,6 +307,56 @@ static void test_ahead_grows_with_a_jump_and_skips_the_owners_block(void **state
     assert_int_equal(resident_pages((char *)s.base + ahead + page, jump - ahead), 0);
     assert_int_equal(resident_pages(p + jump, grown / page * page), grown / page);
     nalloc_arena_destroy(a);
+}
+
+static void test_polynomial_arenas_prefault_by_default_and_dry_runs_do_not(void **state)
+{
+    (void)state;
+    nalloc_arena_config c;
+    nalloc_arena_config_init(&c, NALLOC_KIND_POLY, NALLOC_MEMORY_HOST, MiB);
+    assert_true(c.flags & NALLOC_FLAG_PREFAULT_AHEAD);
+    assert_true(c.flags & NALLOC_FLAG_HUGEPAGES);
+    nalloc_arena_config_init(&c, NALLOC_KIND_POLY, NALLOC_MEMORY_DEVICE, MiB);
+    assert_false(c.flags & NALLOC_FLAG_PREFAULT_AHEAD);
+    for (int k = NALLOC_KIND_WITNESS; k < NALLOC_KIND_COUNT; k++) {
+        nalloc_arena_config_init(&c, (nalloc_kind)k, NALLOC_MEMORY_HOST, MiB);
+        assert_false(c.flags & NALLOC_FLAG_PREFAULT_AHEAD);
+    }
+    /* A dry run touches only what the workload touches. */
+    nalloc_ctx_config dry;
+    nalloc_ctx_config_init_dry_run(&dry, NALLOC_MEMORY_HOST, 0);
+    for (int k = 0; k < NALLOC_KIND_COUNT; k++)
+        assert_false(dry.arenas[k].flags & NALLOC_FLAG_PREFAULT_AHEAD);
+}
+
+/* Lanes are arenas of their own to the helper: each is faulted in ahead of its own offset, and the
+ * parent's frontier skips the lane block (its lanes' business). */
+static void test_lanes_are_prefaulted_ahead_of_their_own_offsets(void **state)
+{
+    (void)state;
+    if (under_valgrind())
+        skip();
+    const size_t size = 64 * MiB, lane = 8 * MiB;
+    nalloc_arena *p = arena_with(NALLOC_KIND_SCRATCH, size, NALLOC_FLAG_PREFAULT_AHEAD, 0);
+    nalloc_arena *lanes[2];
+    assert_int_equal(nalloc_arena_split(p, 2, lane, lanes), NALLOC_OK);
+    nalloc_stats ps = stats_of(p), l0 = stats_of(lanes[0]), l1 = stats_of(lanes[1]);
+    assert_int_equal(l0.missing, 0);
+    char *x = nalloc_alloc(lanes[0], 4096);
+    assert_non_null(x);
+    memset(x, 1, 4096);
+    wait_prefaulted(lanes[0], lane - 4096); /* its first page is its owner's */
+    wait_prefaulted(lanes[1], lane);
+    assert_int_equal(resident_pages((void *)l0.base, lane), lane / page_size());
+    assert_int_equal(resident_pages((void *)l1.base, lane), lane / page_size());
+    /* The parent: everything above the lane block, up to its capacity (and whatever it did of
+     * the block before the split, if it got there first). */
+    size_t block_end = (size_t)(l1.base + lane - ps.base);
+    range_goal above = {(char *)ps.base + block_end, size - block_end};
+    assert_true(wait_for(all_resident, &above));
+    assert_true(stats_of(p).prefaulted >= size - block_end);
+    assert_true(stats_of(p).prefaulted <= size);
+    assert_int_equal(nalloc_arena_destroy(p), NALLOC_OK); /* its lanes first */
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -587,6 +648,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_without_the_flag_nothing_is_faulted_in),
         cmocka_unit_test(test_ahead_is_the_option_and_bad_values_are_refused),
         cmocka_unit_test(test_ahead_grows_with_a_jump_and_skips_the_owners_block),
+        cmocka_unit_test(test_polynomial_arenas_prefault_by_default_and_dry_runs_do_not),
+        cmocka_unit_test(test_lanes_are_prefaulted_ahead_of_their_own_offsets),
         cmocka_unit_test(test_helper_stops_when_no_arena_asks_and_starts_again),
         cmocka_unit_test(test_destroy_waits_for_the_helper_to_leave_the_arena),
         cmocka_unit_test(test_fork_while_the_helper_runs),
