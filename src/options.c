@@ -18,7 +18,6 @@ typedef struct option_desc {
     const char *name;   /* the environment variable is NALLOC_<name> */
     size_t value;       /* the default, then the value in force */
     bool power_of_two;  /* the value must be a power of two */
-    size_t min;         /* the smallest value accepted (0: any) */
 } option_desc;
 
 static option_desc options[NA_OPTION_COUNT] = {
@@ -30,9 +29,13 @@ static option_desc options[NA_OPTION_COUNT] = {
     [NA_OPTION_GUARD_SIZE] = {"GUARD_SIZE", 0, false},            /* 0: one page */
     [NA_OPTION_DEVICE_SLACK] = {"DEVICE_SLACK", (size_t)256 << 20, false}, /* 256 MiB */
     [NA_OPTION_PIN_CHUNK] = {"PIN_CHUNK", (size_t)1 << 30, false}, /* 1 GiB */
-    /* 64 MiB: what the prefault helper keeps faulted in beyond each arena's offset, at least
-     * (prefault.c); at least one huge page, so that its stretches can be huge pages */
-    [NA_OPTION_PREFAULT_AHEAD] = {"PREFAULT_AHEAD", (size_t)64 << 20, false, (size_t)2 << 20},
+    /* 64 MiB: what the prefault helper keeps faulted in beyond each arena's offset, at least */
+    [NA_OPTION_PREFAULT_AHEAD] = {"PREFAULT_AHEAD", (size_t)64 << 20, false},
+};
+
+/* The smallest value accepted, for the options that have one. */
+static const size_t option_min[NA_OPTION_COUNT] = {
+    [NA_OPTION_PREFAULT_AHEAD] = (size_t)2 << 20, /* a huge page: stretches can be huge pages */
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -79,11 +82,11 @@ static void read_environment(void)
         if (text == NULL)
             continue;
         if (parse_size(text, &v) && (!options[i].power_of_two || nalloc_is_pow2(v)) &&
-            v >= options[i].min)
+            v >= option_min[i])
             options[i].value = v;
-        else if (options[i].min > 0)
+        else if (option_min[i] > 0)
             fprintf(stderr, "nalloc: ignoring %s=%s (expected a size of at least %zu bytes, "
-                            "such as 64m)\n", var, text, options[i].min);
+                            "such as 64m)\n", var, text, option_min[i]);
         else
             fprintf(stderr, "nalloc: ignoring %s=%s (expected %s)\n", var, text,
                     options[i].power_of_two ? "a power of two" : "a size such as 4096 or 1m");
