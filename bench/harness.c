@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <gnu/libc-version.h>
 #include <pthread.h>
@@ -46,6 +47,39 @@ bench_usage bench_usage_now(void)
         u.minflt = ru.ru_minflt;
         u.majflt = ru.ru_majflt;
     }
+    return u;
+}
+
+bench_usage bench_thread_usage(const char *name)
+{
+    bench_usage u = {.wall = bench_now()};
+    DIR *d = opendir("/proc/self/task");
+    if (d == NULL)
+        return u;
+    long ticks = sysconf(_SC_CLK_TCK);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char path[300], line[1024];
+        snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        bool ok = fgets(line, sizeof line, f) != NULL;
+        fclose(f);
+        /* "tid (comm) state ppid ...": comm may hold spaces, so read it up to the last ')'. */
+        char *open = ok ? strchr(line, '(') : NULL, *close = ok ? strrchr(line, ')') : NULL;
+        if (open == NULL || close == NULL || (size_t)(close - open - 1) != strlen(name) ||
+            strncmp(open + 1, name, strlen(name)) != 0)
+            continue;
+        unsigned long minflt, majflt, utime, stime;
+        if (sscanf(close + 2, "%*c %*d %*d %*d %*d %*d %*u %lu %*u %lu %*u %lu %lu", &minflt,
+                   &majflt, &utime, &stime) == 4) {
+            u.minflt += (long)minflt;
+            u.majflt += (long)majflt;
+            u.user += (double)utime / (double)ticks;
+            u.sys += (double)stime / (double)ticks;
+        }
+    }
+    closedir(d);
     return u;
 }
 

@@ -32,6 +32,9 @@ typedef struct bench_usage {
 
 bench_usage bench_usage_now(void);
 bench_usage bench_usage_since(bench_usage start); /* now minus start, field by field */
+/* The same figures (wall: now) summed over this process's threads named `name` (/proc/self/task,
+ * in clock ticks): what a library's helper thread took, e.g. "nalloc-prefault". Zeros if none. */
+bench_usage bench_thread_usage(const char *name);
 
 /* Resident set, in bytes: current and peak (VmRSS, VmHWM). 0 where /proc is unreadable. */
 size_t bench_rss_now(void);

@@ -156,6 +156,10 @@ static bool create_nalloc(heap *h, const size_t capacity[NALLOC_KIND_COUNT],
             *flags |= NALLOC_FLAG_HUGEPAGES;
         if (o->no_huge)
             *flags &= ~(unsigned)NALLOC_FLAG_HUGEPAGES;
+        if (o->prefault)
+            *flags |= NALLOC_FLAG_PREFAULT_AHEAD;
+        if (o->no_prefault)
+            *flags &= ~(unsigned)NALLOC_FLAG_PREFAULT_AHEAD;
     }
     nalloc_status st = nalloc_ctx_create(&config, &h->ctx);
     if (st != NALLOC_OK) {

@@ -38,6 +38,8 @@ typedef struct heap_nalloc_options {
     bool populate;  /* NALLOC_FLAG_POPULATE on all three arenas */
     bool huge;      /* NALLOC_FLAG_HUGEPAGES on all three arenas */
     bool no_huge;   /* NALLOC_FLAG_HUGEPAGES off everywhere (wins over huge and the defaults) */
+    bool prefault;  /* NALLOC_FLAG_PREFAULT_AHEAD on all three arenas */
+    bool no_prefault; /* NALLOC_FLAG_PREFAULT_AHEAD off everywhere (wins over the defaults) */
 } heap_nalloc_options;
 
 typedef struct heap heap;

@@ -71,6 +71,7 @@ typedef struct job {
     size_t rows;            /* leaves of the tree */
     size_t first;           /* the first node of the tree level being hashed */
     unsigned elem;          /* bytes per element of the hashed matrix */
+    bool lde_copy;          /* extend: repeat the column instead of an NTT (prover_params) */
 } job;
 
 /* ---------------------------------------------------------------------------------------------
@@ -196,11 +197,12 @@ void prover_describe(const prover *p, FILE *out, const char *prefix)
     }
     fprintf(out,
             "%strace: %u tables (%u with at most 2^%u rows), heights 2^%u..2^%u (x%u scale), "
-            "widths %u..%u, %s, blowup %u, %u queries, seed %llu, %u threads\n",
+            "widths %u..%u, %s, blowup %u%s, %u queries, seed %llu, %u threads\n",
             prefix, p->count, small, mid, lo, hi, 1u << q->log_scale, wlo, whi,
             q->elem == 8 ? "Goldilocks (8-byte elements)"
             : q->elem == 4 ? "BabyBear (4-byte elements)" : "mixed Goldilocks and BabyBear",
-            1u << q->log_blowup, q->queries, (unsigned long long)q->seed,
+            1u << q->log_blowup, q->lde_copy ? " (columns repeated, not NTT-extended)" : "",
+            q->queries, (unsigned long long)q->seed,
             bench_pool_threads(p->pool));
 }
 
@@ -330,7 +332,11 @@ typedef struct field_kernels {
                     col[r] = src[r * j->cols + c];                                                 \
             else                                                                                   \
                 memcpy(col, src + c * j->h, j->h * sizeof(T));                                     \
-            F##_lde(col, j->log_h, j->log_n - j->log_h, F##_GENERATOR, j->tw, col);                \
+            if (j->lde_copy) /* each extended row repeats a trace row, scrambled a little */   \
+                for (size_t r = j->h; r < j->n; r++)                                               \
+                    col[r] = F##_mul(col[r & (j->h - 1)], (T)(r | 1));                             \
+            else                                                                                   \
+                F##_lde(col, j->log_h, j->log_n - j->log_h, F##_GENERATOR, j->tw, col);            \
         }                                                                                          \
     }                                                                                              \
                                                                                                    \
@@ -456,7 +462,7 @@ static void fri_fold_rows(void *arg, size_t begin, size_t end)
 static job table_job(const prover *p, const prover_table *t)
 {
     job j = {.t = t, .log_h = t->log_height, .log_n = t->log_height + p->params.log_blowup,
-             .elem = t->elem};
+             .elem = t->elem, .lde_copy = p->params.lde_copy != 0};
     j.h = (size_t)1 << j.log_h;
     j.n = (size_t)1 << j.log_n;
     return j;

@@ -40,6 +40,9 @@ typedef struct prover_params {
     unsigned log_blowup;      /* extension factor 2^log_blowup */
     unsigned log_scale;       /* every height multiplied by 2^log_scale */
     unsigned queries;         /* FRI queries */
+    unsigned lde_copy;        /* 1: extend columns by repeating them instead of by NTT: the same
+                                 allocations and memory traffic, a fraction of the arithmetic, so
+                                 the cost of faulting memory in weighs more (first proofs) */
     uint64_t seed;            /* the shape and the witness values */
 } prover_params;
 

@@ -1,7 +1,7 @@
 /* bench/prover_driver.c - bench_prover: the prover-shaped benchmark, every allocator, medians.
  *
  * Each allocator runs in its own process (bench_prover_worker, built once per malloc), so no
- * allocator inherits another's heap, page cache or huge pages. Rounds alternate the order of the
+ * allocator inherits another's heap, page cache or huge pages. Rounds shuffle the order of the
  * allocators, so slow drift in the machine (other tenants, thermal state) spreads over all of them
  * instead of landing on one. Every figure is a median: over rounds for the first proof, over
  * every proof 2..N of every round for the steady state.
@@ -36,6 +36,7 @@ typedef struct sample { /* one proof of one worker process */
     double minflt, majflt;
     double peak_rss, peak_live, setup;
     unsigned long long checksum;
+    double helper_minflt, helper_cpu; /* nalloc's prefault helper thread: its share of the above */
 } sample;
 
 typedef struct mode_run {
@@ -48,7 +49,8 @@ typedef struct mode_run {
 
 typedef struct summary { /* medians of one mode and phase */
     size_t samples;
-    double wall, user, sys, minflt, majflt, peak_rss, setup;
+    double wall, user, sys, minflt, majflt, peak_rss, setup, helper_minflt, helper_cpu;
+    double wall_min, wall_max; /* the fastest and the slowest of the samples */
 } summary;
 
 static void die(const char *fmt, const char *arg)
@@ -69,6 +71,10 @@ static void usage(FILE *out)
             "  --csv FILE     every proof of every process, as CSV\n"
             "  --summary FILE the table's medians, as CSV\n"
             "  --label TEXT   first column of the summary CSV (e.g. the scale)\n"
+            "  --pause S      seconds to wait before each worker process (default 0): on a\n"
+            "                 virtual machine that reports free memory to its host, memory the\n"
+            "                 previous process freed goes back to the host within seconds, and\n"
+            "                 the next process's first proof faults it in from the host\n"
             "  --force        run even if the memory estimate exceeds what is available\n"
             "  --smoke        a tiny trace, 1 round, 2 proofs: checks that everything runs and\n"
             "                 that every allocator computes the same proofs (a few seconds)\n"
@@ -157,11 +163,13 @@ static void sample_line(void *ctx, char *line)
     }
     if (line[0] == '#' || strncmp(line, "mode,", 5) == 0)
         return;
-    sample s;
+    sample s = {0};
     char name[64];
-    if (sscanf(line, "%63[^,],%u,%u,%lf,%lf,%lf,%lf,%lf,%lf,%*f,%lf,%lf,%llx", name, &s.round,
-               &s.proof, &s.wall, &s.user, &s.sys, &s.minflt, &s.majflt, &s.peak_rss,
-               &s.peak_live, &s.setup, &s.checksum) != 12)
+    int fields = sscanf(line, "%63[^,],%u,%u,%lf,%lf,%lf,%lf,%lf,%lf,%*f,%lf,%lf,%llx,%lf,%lf",
+                        name, &s.round, &s.proof, &s.wall, &s.user, &s.sys, &s.minflt, &s.majflt,
+                        &s.peak_rss, &s.peak_live, &s.setup, &s.checksum, &s.helper_minflt,
+                        &s.helper_cpu);
+    if (fields != 12 && fields != 14)
         die("unreadable worker output: %s", line);
     if (m->count == m->capacity) {
         m->capacity = m->capacity ? 2 * m->capacity : 64;
@@ -199,7 +207,18 @@ static summary summarize(const mode_run *m, bool first)
     s.majflt = MEDIAN(majflt);
     s.peak_rss = MEDIAN(peak_rss);
     s.setup = MEDIAN(setup);
+    s.helper_minflt = MEDIAN(helper_minflt);
+    s.helper_cpu = MEDIAN(helper_cpu);
 #undef MEDIAN
+    for (size_t i = 0; i < m->count; i++) {
+        const sample *x = &m->samples[i];
+        if ((x->proof == 1) != first)
+            continue;
+        if (s.wall_min == 0 || x->wall < s.wall_min)
+            s.wall_min = x->wall;
+        if (x->wall > s.wall_max)
+            s.wall_max = x->wall;
+    }
     return s;
 }
 
@@ -336,6 +355,43 @@ static void print_markdown(FILE *out, char (*cells)[COLUMNS][CELL], unsigned row
     }
 }
 
+/* The first proof of every process (one per round): its median, its spread, and how it compares
+ * with glibc's median and with the steady state. */
+static void print_first_proofs(FILE *out, const mode_run *modes, unsigned count, unsigned rounds)
+{
+    double glibc = 0, floor_steady = 0;
+    for (unsigned m = 0; m < count; m++) {
+        if (strcmp(modes[m].name, "glibc") == 0)
+            glibc = summarize(&modes[m], true).wall;
+        if (strcmp(modes[m].name, "floor") == 0)
+            floor_steady = summarize(&modes[m], false).wall;
+    }
+    fprintf(out, "%-21s|%62s\n", "first proof",
+            "one per fresh process; nalloc's includes creating its arenas");
+    fprintf(out, "%-21s|%8s %8s %8s %9s %8s |%8s %8s %8s\n", "allocator", "median", "fastest",
+            "slowest", "slow/fast", "x glibc", "steady", "first/st", "st/floor");
+    for (unsigned m = 0; m < count; m++) {
+        summary f = summarize(&modes[m], true), st = summarize(&modes[m], false);
+        fprintf(out, "%-21s|%8.1f %8.1f %8.1f %9.2f ", modes[m].name, f.wall * 1e3,
+                f.wall_min * 1e3, f.wall_max * 1e3, f.wall_min > 0 ? f.wall_max / f.wall_min : 0);
+        if (glibc > 0)
+            fprintf(out, "%8.2f |", f.wall / glibc);
+        else
+            fprintf(out, "%8s |", "-");
+        if (st.samples > 0)
+            fprintf(out, "%8.1f %8.2f ", st.wall * 1e3, f.wall / st.wall);
+        else
+            fprintf(out, "%8s %8s ", "-", "-");
+        if (st.samples > 0 && floor_steady > 0)
+            fprintf(out, "%8.3f\n", st.wall / floor_steady);
+        else
+            fprintf(out, "%8s\n", "-");
+    }
+    fprintf(out, "  %u processes per allocator; ms of wall time; first/st: the first proof's median "
+                 "over the steady median; st/floor: the steady median over the floor's\n\n",
+            rounds);
+}
+
 static void print_table(FILE *out, const mode_run *modes, unsigned count, const dry_info *dry,
                         unsigned rounds, unsigned proofs, const double load[2])
 {
@@ -399,6 +455,21 @@ static void print_table(FILE *out, const mode_run *modes, unsigned count, const 
     free(cells);
 
     fprintf(out, "\n");
+    fprintf(out, "%-21s|%43s |%32s\n", "memory", "minor faults", "peak RSS MiB");
+    fprintf(out, "%-21s|%10s %10s %10s %10s |%10s %10s %10s\n", "allocator", "first", "helper",
+            "helper ms", "steady", "first", "steady", "x live");
+    for (unsigned m = 0; m < count; m++) {
+        summary f = summarize(&modes[m], true), s = summarize(&modes[m], false);
+        double rss = f.peak_rss > s.peak_rss ? f.peak_rss : s.peak_rss;
+        fprintf(out, "%-21s|%10.0f %10.0f %10.1f %10.0f |%10.1f %10.1f %10.2f\n", modes[m].name,
+                f.minflt, f.helper_minflt, f.helper_cpu * 1e3, s.samples ? s.minflt : 0,
+                mib(f.peak_rss), mib(s.peak_rss), rss / (double)dry->peak_live);
+    }
+    fprintf(out, "  helper: the first proof's faults taken, and CPU time used, by nalloc's "
+                 "prefault helper thread (included in first)\n");
+    fprintf(out, "  peak live bytes per proof (the lower bound on resident memory): %.1f MiB; "
+                 "x live: the larger peak RSS over it\n\n", mib((double)dry->peak_live));
+    print_first_proofs(out, modes, count, rounds);
     for (unsigned m = 0; m < count; m++) {
         summary f = summarize(&modes[m], true);
         if (strncmp(modes[m].name, "nalloc", 6) == 0)
@@ -494,18 +565,21 @@ static void write_summary(const char *path, const char *label, const mode_run *m
             floor[1] = summarize(&modes[m], false);
         }
     fprintf(f, "label,mode,phase,samples,wall_s,wall_x_floor,over_floor_s,user_s,sys_s,minflt,"
-               "majflt,peak_rss_bytes,peak_live_bytes,rss_x_live,setup_s,malloc\n");
+               "majflt,peak_rss_bytes,peak_live_bytes,rss_x_live,setup_s,malloc,wall_min_s,"
+               "wall_max_s\n");
     for (unsigned m = 0; m < count; m++)
         for (int phase = 0; phase < 2; phase++) {
             summary s = summarize(&modes[m], phase == 0);
             if (s.samples == 0)
                 continue;
             double fw = floor[phase].wall;
-            fprintf(f, "%s,%s,%s,%zu,%.6f,%.4f,%.6f,%.6f,%.6f,%.0f,%.0f,%.0f,%zu,%.4f,%.6f,%s\n",
+            fprintf(f,
+                    "%s,%s,%s,%zu,%.6f,%.4f,%.6f,%.6f,%.6f,%.0f,%.0f,%.0f,%zu,%.4f,%.6f,%s,%.6f,"
+                    "%.6f\n",
                     label, modes[m].name, phase == 0 ? "first" : "steady", s.samples, s.wall,
                     fw > 0 ? s.wall / fw : 0, fw > 0 ? s.wall - fw : 0, s.user, s.sys, s.minflt,
                     s.majflt, s.peak_rss, dry->peak_live, s.peak_rss / (double)dry->peak_live,
-                    s.setup, modes[m].malloc_version);
+                    s.setup, modes[m].malloc_version, s.wall_min, s.wall_max);
         }
     fclose(f);
 }
@@ -516,13 +590,14 @@ static void write_raw(const char *path, const char *label, const mode_run *modes
     if (f == NULL)
         die("cannot write the CSV: %s", strerror(errno));
     fprintf(f, "label,mode,round,proof,wall_s,user_s,sys_s,minflt,majflt,peak_rss_bytes,"
-               "peak_live_bytes,setup_s,checksum\n");
+               "peak_live_bytes,setup_s,checksum,helper_minflt,helper_cpu_s\n");
     for (unsigned m = 0; m < count; m++)
         for (size_t i = 0; i < modes[m].count; i++) {
             const sample *s = &modes[m].samples[i];
-            fprintf(f, "%s,%s,%u,%u,%.6f,%.6f,%.6f,%.0f,%.0f,%.0f,%.0f,%.6f,%016llx\n", label,
-                    modes[m].name, s->round, s->proof, s->wall, s->user, s->sys, s->minflt,
-                    s->majflt, s->peak_rss, s->peak_live, s->setup, s->checksum);
+            fprintf(f, "%s,%s,%u,%u,%.6f,%.6f,%.6f,%.0f,%.0f,%.0f,%.0f,%.6f,%016llx,%.0f,%.6f\n",
+                    label, modes[m].name, s->round, s->proof, s->wall, s->user, s->sys,
+                    s->minflt, s->majflt, s->peak_rss, s->peak_live, s->setup, s->checksum,
+                    s->helper_minflt, s->helper_cpu);
         }
     fclose(f);
 }
@@ -541,7 +616,7 @@ static const char *worker_for(const char *mode) /* the executable suffix that ru
 int main(int argc, char **argv)
 {
     const char *modes_arg = default_modes, *csv = NULL, *summary_csv = NULL, *label = "1";
-    unsigned long rounds = 3, proofs = 4;
+    unsigned long rounds = 3, proofs = 4, pause = 0;
     bool force = false, smoke = false;
     char *pass[MAX_ARGS];
     int npass = 0;
@@ -567,6 +642,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "--proofs") == 0) {
             if (!bench_parse_uint(v, 1, 10000, &proofs))
                 die("bad --proofs %s", v);
+        } else if (strcmp(a, "--pause") == 0) {
+            if (!bench_parse_uint(v, 0, 3600, &pause))
+                die("bad --pause %s", v);
         } else if (strcmp(a, "--csv") == 0) {
             csv = v;
         } else if (strcmp(a, "--summary") == 0) {
@@ -645,12 +723,24 @@ int main(int argc, char **argv)
     if (available > 0 && need > available / 10 * 9 && !force)
         die("%s", "not enough memory for this size (--force to try anyway)");
 
-    /* The rounds: every mode once per round, the order rotated each round. */
+    /* The rounds: every mode once per round. The first round goes in the order given; later
+     * rounds in a shuffled order (the same in every run), so that no mode always follows the
+     * same one: a process inherits from its predecessor the state of the machine's free memory
+     * (on a virtual machine, whether the host still backs it: docs/first-proof.md). */
     double load[2] = {load_average(), -1};
     double start = bench_now();
+    unsigned order[MAX_MODES];
+    uint64_t shuffle = 0x6e616c6c6f63ull;
+    for (unsigned k = 0; k < count; k++)
+        order[k] = k;
     for (unsigned r = 0; r < rounds; r++) {
+        for (unsigned k = count; r > 0 && k > 1; k--) { /* Fisher-Yates */
+            unsigned j = (unsigned)(bench_random(&shuffle) % k), t = order[k - 1];
+            order[k - 1] = order[j];
+            order[j] = t;
+        }
         for (unsigned k = 0; k < count; k++) {
-            mode_run *m = &modes[(k + r) % count];
+            mode_run *m = &modes[order[k]];
             n = 0;
             snprintf(round_text, sizeof round_text, "%u", r);
             snprintf(proofs_text, sizeof proofs_text, "%lu", proofs);
@@ -664,6 +754,8 @@ int main(int argc, char **argv)
             for (int i = 0; i < npass; i++)
                 argv_worker[n++] = pass[i];
             argv_worker[n] = NULL;
+            if (pause > 0)
+                sleep((unsigned)pause);
             double t0 = bench_now();
             size_t before = m->count;
             int status = run_worker(argv_worker, sample_line, m);

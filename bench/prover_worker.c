@@ -35,12 +35,19 @@ static const mode_desc modes[] = {
     {"glibc", HEAP_MALLOC, {0}, "glibc malloc/free"},
     {"jemalloc", HEAP_MALLOC, {0}, "jemalloc malloc/free (linked)"},
     {"mimalloc", HEAP_MALLOC, {0}, "mimalloc malloc/free (linked)"},
-    {"nalloc", HEAP_NALLOC, {.defaults = true}, "nalloc, default flags (huge pages on poly)"},
+    {"nalloc", HEAP_NALLOC, {.defaults = true},
+     "nalloc, default flags (huge pages and prefault-ahead on poly)"},
     {"nalloc-huge", HEAP_NALLOC, {.huge = true}, "nalloc, huge pages on every arena"},
     {"nalloc-populate", HEAP_NALLOC, {.populate = true, .no_huge = true},
      "nalloc, every arena prefaulted at creation, no huge pages"},
     {"nalloc-populate-huge", HEAP_NALLOC, {.populate = true, .huge = true},
      "nalloc, every arena prefaulted at creation, with huge pages"},
+    {"nalloc-prefault", HEAP_NALLOC, {.defaults = true, .prefault = true},
+     "nalloc, default flags and pages faulted in ahead by the helper on every arena"},
+    {"nalloc-prefault-huge", HEAP_NALLOC, {.prefault = true, .huge = true},
+     "nalloc, huge pages and pages faulted in ahead on every arena"},
+    {"nalloc-noprefault", HEAP_NALLOC, {.defaults = true, .no_prefault = true},
+     "nalloc, default flags without prefault-ahead on any arena"},
 };
 
 static void usage(FILE *out)
@@ -48,7 +55,8 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: bench_prover_worker --mode MODE [options]\n"
             "  --mode M            floor, glibc, jemalloc, mimalloc, nalloc, nalloc-huge,\n"
-            "                      nalloc-populate, nalloc-populate-huge (the malloc modes need\n"
+            "                      nalloc-populate, nalloc-populate-huge, nalloc-prefault,\n"
+            "                      nalloc-prefault-huge, nalloc-noprefault (the malloc modes need\n"
             "                      the executable linked with that malloc)\n"
             "  --proofs N          proofs back to back (default 5)\n"
             "  --threads N         worker threads (default: every CPU)\n"
@@ -56,7 +64,9 @@ static void usage(FILE *out)
             "  --dry               print the schedule's sizes and exit\n"
             "  --traces N --min-log-height N --max-log-height N --small-percent N\n"
             "  --min-width N --max-width N --elem 8|4|mixed --blowup N --scale N\n"
-            "  --queries N --seed N  the trace shape (defaults in bench/prover.c)\n");
+            "  --queries N --seed N  the trace shape (defaults in bench/prover.c)\n"
+            "  --lde ntt|copy      extend columns by NTT (default) or by repeating them: the\n"
+            "                      same memory, far less arithmetic (a fault-heavy first proof)\n");
 }
 
 static unsigned log2_exact(unsigned long v) /* v a power of two */
@@ -95,7 +105,13 @@ static bool parse_prover_option(prover_params *p, const char *name, const char *
         *(unsigned *)((char *)p + numeric[i].offset) = (unsigned)v;
         return true;
     }
-    if (strcmp(name, "--elem") == 0) {
+    if (strcmp(name, "--lde") == 0) {
+        if (strcmp(value, "ntt") != 0 && strcmp(value, "copy") != 0) {
+            fprintf(stderr, "bench: --lde wants ntt or copy\n");
+            exit(2);
+        }
+        p->lde_copy = strcmp(value, "copy") == 0;
+    } else if (strcmp(name, "--elem") == 0) {
         p->elem = strcmp(value, "8") == 0 ? 8 : strcmp(value, "4") == 0 ? 4
                 : strcmp(value, "mixed") == 0 ? 0 : 99;
     } else if (strcmp(name, "--blowup") == 0 || strcmp(name, "--scale") == 0) {
@@ -170,7 +186,8 @@ int main(int argc, char **argv)
             mode = &modes[i];
     if (mode == NULL && !dry_only) {
         fprintf(stderr, "bench: --mode is required (one of floor, glibc, jemalloc, mimalloc, "
-                        "nalloc, nalloc-huge, nalloc-populate, nalloc-populate-huge)\n");
+                        "nalloc, nalloc-huge, nalloc-populate, nalloc-populate-huge, "
+                        "nalloc-prefault, nalloc-prefault-huge, nalloc-noprefault)\n");
         return 2;
     }
     char malloc_version[256];
@@ -222,9 +239,10 @@ int main(int argc, char **argv)
     }
     bool rss_per_proof = bench_rss_peak_reset();
     printf("mode,round,proof,wall_s,user_s,sys_s,minflt,majflt,peak_rss_bytes,end_rss_bytes,"
-           "peak_live_bytes,setup_s,checksum\n");
+           "peak_live_bytes,setup_s,checksum,helper_minflt,helper_cpu_s\n");
     for (unsigned i = 0; i < proofs; i++) {
         bench_rss_peak_reset();
+        bench_usage helper_start = bench_thread_usage("nalloc-prefault");
         bench_usage start = bench_usage_now();
         if (h == NULL) { /* nalloc: the first proof creates the context */
             h = heap_create(HEAP_NALLOC, capacity, &mode->nalloc, &setup);
@@ -234,10 +252,13 @@ int main(int argc, char **argv)
         heap_live_peak_reset(h);
         uint64_t checksum = prover_prove(p, h, i);
         bench_usage u = bench_usage_since(start);
-        printf("%s,%lu,%u,%.6f,%.6f,%.6f,%ld,%ld,%zu,%zu,%zu,%.6f,%016llx\n", mode->name, round,
-               i + 1, u.wall, u.user, u.sys, u.minflt, u.majflt, bench_rss_peak(), bench_rss_now(),
-               heap_live_peak(h), i == 0 || mode->heap == HEAP_FLOOR ? setup : 0.0,
-               (unsigned long long)checksum);
+        /* The prefault helper's share (its faults and CPU are in the process's figures too). */
+        bench_usage helper = bench_thread_usage("nalloc-prefault");
+        printf("%s,%lu,%u,%.6f,%.6f,%.6f,%ld,%ld,%zu,%zu,%zu,%.6f,%016llx,%ld,%.6f\n", mode->name,
+               round, i + 1, u.wall, u.user, u.sys, u.minflt, u.majflt, bench_rss_peak(),
+               bench_rss_now(), heap_live_peak(h), i == 0 || mode->heap == HEAP_FLOOR ? setup : 0.0,
+               (unsigned long long)checksum, helper.minflt - helper_start.minflt,
+               (helper.user + helper.sys) - (helper_start.user + helper_start.sys));
         fflush(stdout);
     }
     if (!rss_per_proof)
@@ -246,11 +267,13 @@ int main(int argc, char **argv)
         for (int k = 0; k < NALLOC_KIND_COUNT; k++) {
             nalloc_stats s;
             nalloc_arena *a = nalloc_ctx_arena(heap_nalloc_ctx(h), (nalloc_kind)k);
-            if (a != NULL && nalloc_arena_stats(a, &s) == NALLOC_OK)
+            if (a != NULL && nalloc_arena_stats_resident(a, &s) == NALLOC_OK)
                 printf("#arena %s capacity=%zu high_water=%zu allocations=%zu huge_pages=%d "
-                       "populated=%d locked=%d missing=0x%x\n",
+                       "populated=%d locked=%d missing=0x%x prefaulted=%zu collapsed=%zu "
+                       "resident=%zu huge_bytes=%zu\n",
                        s.name, s.capacity, s.high_water, s.allocations, s.huge_pages, s.populated,
-                       s.locked, s.missing);
+                       s.locked, s.missing, s.prefaulted, s.collapsed, s.resident_bytes,
+                       s.huge_bytes);
         }
     }
     heap_destroy(h);

@@ -25,6 +25,7 @@
  *    (mark_floor), so marks stay meaningful without recording them.
  */
 #include "internal.h"
+#include "prim.h"
 #include "track.h"
 
 #include <errno.h>
@@ -57,8 +58,8 @@ void nalloc_arena_config_init(nalloc_arena_config *c, nalloc_kind kind, nalloc_m
     c->pin_chunk = na_option_get(NA_OPTION_PIN_CHUNK);
     bool host_pages = memory != NALLOC_MEMORY_DEVICE;
     switch (kind) {
-    case NALLOC_KIND_POLY:
-        c->flags = host_pages ? NALLOC_FLAG_HUGEPAGES : 0;
+    case NALLOC_KIND_POLY: /* huge pages, and the helper, so no allocating thread waits for one */
+        c->flags = host_pages ? NALLOC_FLAG_HUGEPAGES | NALLOC_FLAG_PREFAULT_AHEAD : 0;
         break;
     case NALLOC_KIND_WITNESS:
         c->flags = NALLOC_FLAG_WIPE_ON_DESTROY | NALLOC_FLAG_WIPE_AT_EXIT;
@@ -208,6 +209,17 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
         errno = err;
         return na_set_error(st);
     }
+    int err = na_prefault_register(a);
+    if (err != 0) { /* no helper thread: the flag is missing, or creation fails if strict */
+        a->in_force &= ~(unsigned)NALLOC_FLAG_PREFAULT_AHEAD;
+        if (config->flags & NALLOC_FLAG_STRICT) {
+            backing->destroy(a);
+            na_handle_free(a);
+            na_trace_pop();
+            errno = err;
+            return na_set_error(NALLOC_ERR_OS);
+        }
+    }
     /* Memory that is not fresh (device memory) is dirty from the start. (A lane's create sets
      * its dirty extent from its parent's.) */
     if (!backing->fresh_is_zero)
@@ -295,6 +307,8 @@ nalloc_status na_arena_destroy(nalloc_arena *a)
         na_trace_pop();
         return na_set_error(NALLOC_ERR_STATE);
     }
+    /* First of all, so the helper is done with the memory long before it is unmapped. */
+    na_prefault_unregister(a);
     nalloc_status st = NALLOC_OK;
     if (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0)
         na_lanes_destroy_all(a);
@@ -639,7 +653,7 @@ nalloc_status nalloc_arena_stats(const nalloc_arena *a, nalloc_stats *s)
     s->base = a->bump.base;
     s->pin_seconds = a->pin_seconds;
     s->requested = a->config.flags;
-    s->missing = a->config.flags & NA_FEATURE_FLAGS & ~a->in_force;
+    s->missing = a->config.flags & NA_FEATURE_FLAGS & (~a->in_force | na_prefault_lost(a));
     s->guard_pages = a->guard_pages;
     s->populated = (a->in_force & NALLOC_FLAG_POPULATE) != 0;
     s->huge_pages = (a->in_force & NALLOC_FLAG_HUGEPAGES) != 0;
@@ -653,6 +667,25 @@ nalloc_status nalloc_arena_stats(const nalloc_arena *a, nalloc_stats *s)
     s->checkers = a->track_checkers;
     s->redzone = a->track_redzone;
     s->redzone_bytes = __atomic_load_n(&a->track_redzone_bytes, __ATOMIC_RELAXED);
+    s->prefaulted = __atomic_load_n(&a->prefault.prefaulted, __ATOMIC_RELAXED);
+    s->collapsed = __atomic_load_n(&a->prefault.collapsed, __ATOMIC_RELAXED);
+    return NALLOC_OK;
+}
+
+nalloc_status nalloc_arena_stats_resident(const nalloc_arena *a, nalloc_stats *s)
+{
+    nalloc_status st = nalloc_arena_stats(a, s);
+    if (st != NALLOC_OK)
+        return st;
+    /* smaps counts whole mappings: a lane's memory is a slice of its parent's, which it cannot
+     * tell apart. The arena stays mapped while we read: destroying it meanwhile is the caller's
+     * race, as for every call on it. */
+    if (a->backing->host_accessible && a->parent == NULL && a->map_start != NULL) {
+        size_t page = na_prim_page_size();
+        size_t size = (a->bump.capacity + page - 1) / page * page;
+        s->resident_known = na_prim_resident((void *)a->bump.base, size, &s->resident_bytes,
+                                             &s->huge_bytes) == 0;
+    }
     return NALLOC_OK;
 }
 
@@ -679,13 +712,14 @@ static void flag_names(unsigned flags, char *buf, size_t len)
 nalloc_status nalloc_arena_print_stats(const nalloc_arena *a, FILE *out)
 {
     nalloc_stats s;
-    nalloc_status st = nalloc_arena_stats(a, &s);
+    nalloc_status st = nalloc_arena_stats_resident(a, &s);
     if (st != NALLOC_OK)
         return st;
     if (out == NULL)
         out = stderr;
     char in_force[160], missing[160];
-    flag_names(a->in_force | (s.requested & ~(unsigned)NA_FEATURE_FLAGS), in_force, sizeof in_force);
+    flag_names((a->in_force & ~na_prefault_lost(a)) | (s.requested & ~(unsigned)NA_FEATURE_FLAGS),
+               in_force, sizeof in_force);
     flag_names(s.missing, missing, sizeof missing);
     fprintf(out,
             "nalloc: arena '%s' (%s, %s)\n"
@@ -698,5 +732,11 @@ nalloc_status nalloc_arena_print_stats(const nalloc_arena *a, FILE *out)
             s.reserved, s.allocations, s.failures, s.padding, s.rollbacks, s.resets, s.wipes,
             s.wiped_bytes, s.guard_pages ? " guard-pages" : "", s.pinned ? " pinned" : "",
             in_force, s.missing ? missing : " none");
+    if (s.requested & NALLOC_FLAG_PREFAULT_AHEAD)
+        fprintf(out, "  prefaulted %zu bytes ahead  collapsed %zu bytes into huge pages\n",
+                s.prefaulted, s.collapsed);
+    if (s.resident_known)
+        fprintf(out, "  resident %zu bytes, %zu of them in huge pages\n", s.resident_bytes,
+                s.huge_bytes);
     return NALLOC_OK;
 }

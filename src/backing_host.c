@@ -18,6 +18,10 @@
  * the kernel refuses is left out of a->in_force; the arena still works unless NALLOC_FLAG_STRICT
  * asks for all or nothing.
  *
+ * With NALLOC_FLAG_PREFAULT_AHEAD the helper thread (prefault.c) faults pages in ahead of the
+ * offset with MADV_POPULATE_WRITE, which needs Linux 5.14; here we only ask whether the kernel has
+ * it. Huge pages are then advised stretch by stretch as the helper reaches them (see there).
+ *
  * A memfd_secret arena is a shared mapping that the kernel itself locks and keeps out of core dumps
  * (and mlock refuses, so locking is reported in force without asking). Huge pages do not apply to
  * it (reported missing), and MADV_WIPEONFORK, which only private memory has, is replaced by
@@ -109,9 +113,25 @@ static nalloc_status host_create(nalloc_arena *a)
     a->secret_fd = m.fd;
 
     bool secret = (a->in_force & NALLOC_FLAG_SECRET) != 0;
-    if (want & NALLOC_FLAG_HUGEPAGES)
-        apply(a, NALLOC_FLAG_HUGEPAGES, secret ? EINVAL : na_prim_hugepage(m.base, m.size),
+    /* Prefault-ahead needs MADV_POPULATE_WRITE, which memfd_secret mappings refuse; a zero-length
+     * call asks the kernel whether it knows the advice without faulting anything in. */
+    if (want & NALLOC_FLAG_PREFAULT_AHEAD)
+        apply(a, NALLOC_FLAG_PREFAULT_AHEAD, secret ? EINVAL : na_prim_prefault(m.base, 0),
               &first_err);
+    /* With the helper at work, huge pages are asked for stretch by stretch, just before it faults
+     * each one in (prefault.c): a thread that outruns it then faults small pages, which never
+     * stall in compaction, and the helper collapses them later. Here a zero-length advice only
+     * asks whether the kernel has transparent huge pages at all. */
+    a->prefault.defer_huge = (want & NALLOC_FLAG_HUGEPAGES) && !secret &&
+                             (a->in_force & NALLOC_FLAG_PREFAULT_AHEAD) &&
+                             !(want & NALLOC_FLAG_POPULATE) && c->memory == NALLOC_MEMORY_HOST;
+    if (want & NALLOC_FLAG_HUGEPAGES) {
+        apply(a, NALLOC_FLAG_HUGEPAGES,
+              secret ? EINVAL : na_prim_hugepage(m.base, a->prefault.defer_huge ? 0 : m.size),
+              &first_err);
+        if (!(a->in_force & NALLOC_FLAG_HUGEPAGES))
+            a->prefault.defer_huge = false;
+    }
     if (want & NALLOC_FLAG_LOCK) /* secret memory is locked by the kernel (and mlock refuses it) */
         apply(a, NALLOC_FLAG_LOCK, secret ? 0 : na_prim_lock(m.base, m.size), &first_err);
     if (want & NALLOC_FLAG_NODUMP)

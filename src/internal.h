@@ -79,6 +79,8 @@ typedef enum na_option {
     NA_OPTION_GUARD_SIZE,      /* one page: PROT_NONE bytes on each side of a host mapping */
     NA_OPTION_DEVICE_SLACK,    /* 256 MiB: device memory left free by fractional device arenas */
     NA_OPTION_PIN_CHUNK,       /* 1 GiB: bytes per cudaHostRegister call */
+    NA_OPTION_PREFAULT_AHEAD,  /* 64 MiB: bytes kept faulted in beyond an arena's offset, at least
+                                  (NALLOC_FLAG_PREFAULT_AHEAD; at least 2 MiB) */
     NA_OPTION_COUNT
 } na_option;
 
@@ -132,6 +134,25 @@ typedef struct NA_CACHE_ALIGNED na_stat_slot {
     size_t padding;     /* alignment bytes they skipped */
     size_t digest;      /* sum of na_layout_mix(offset, size, phase) over their blocks */
 } na_stat_slot;
+
+/* What the prefault helper (prefault.c) keeps about one arena. Fields without a note are the
+ * helper's, under the prefault lock. */
+typedef struct na_prefault {
+    nalloc_arena *next;   /* the next registered arena */
+    bool registered;      /* on the helper's list */
+    bool defer_huge;      /* MADV_HUGEPAGE is applied stretch by stretch, just before the helper
+                             faults each in, instead of to the whole mapping at creation */
+    size_t limit;         /* bytes from the base the helper may touch: capacity in whole pages */
+    size_t frontier;      /* bytes from the base: the helper has faulted in or skipped all below */
+    size_t collapsed_to;  /* bytes from the base: the helper has asked for huge pages below */
+    size_t last_offset;   /* the offset at the helper's previous look, bytes */
+    size_t ahead;         /* bytes kept faulted in beyond the peak offset; grows with the rate */
+    uint64_t served;      /* when the helper last worked on it (a count of stretches) */
+    size_t prefaulted;    /* bytes the helper faulted in (atomic) */
+    size_t collapsed;     /* bytes the kernel collapsed into huge pages for it (atomic) */
+    int stopped;          /* 0, or why the helper gave up on it: an errno value, or -1 in a forked
+                             child (atomic) */
+} na_prefault;
 
 /* "At epoch `epoch` a rollback released everything from `target` up." Kept sorted by epoch with
  * targets strictly increasing: a later rollback to a lower target hides the earlier ones. */
@@ -213,6 +234,9 @@ struct nalloc_arena {
     size_t lane_peak;        /* bytes: largest high-water mark of a lane of this arena (atomic) */
     size_t lanes_peak;       /* most lanes carved from this arena by one split (atomic) */
 
+    /* -- Prefault-ahead (prefault.c): the helper thread's view of this arena. -- */
+    na_prefault prefault;
+
     na_stat_slot shared_slot;           /* for threads that found every private slot taken */
     na_stat_slot slots[NA_STAT_SLOTS];  /* claimed by CAS on owner */
 };
@@ -220,7 +244,7 @@ struct nalloc_arena {
 /* Features that the OS or the build may refuse; the rest of NALLOC_FLAG_* are behaviours. */
 #define NA_FEATURE_FLAGS                                                                         \
     (NALLOC_FLAG_POPULATE | NALLOC_FLAG_HUGEPAGES | NALLOC_FLAG_LOCK | NALLOC_FLAG_NODUMP |      \
-     NALLOC_FLAG_WIPEONFORK | NALLOC_FLAG_SECRET)
+     NALLOC_FLAG_WIPEONFORK | NALLOC_FLAG_SECRET | NALLOC_FLAG_PREFAULT_AHEAD)
 #define NA_KNOWN_FLAGS                                                                           \
     (NA_FEATURE_FLAGS | NALLOC_FLAG_WIPE_ON_DESTROY | NALLOC_FLAG_WIPE_AT_EXIT |                 \
      NALLOC_FLAG_STRICT | NALLOC_FLAG_PIN_FALLBACK | NALLOC_FLAG_NORESERVE |                    \
@@ -263,6 +287,23 @@ nalloc_status na_arena_wipe(nalloc_arena *a, void *stream);
  * mapping of (secret memory is MADV_DONTFORK) is marked destroyed there, so calls on it are refused
  * instead of handing out, zeroing or wiping addresses the child does not have. arena.c. */
 void na_arena_after_fork(void *handle, void *unused);
+
+/* ---- Prefault-ahead (prefault.c) ---- */
+
+/* Hand a live arena whose backing put NALLOC_FLAG_PREFAULT_AHEAD in force to the helper thread,
+ * starting the helper if none runs. Arenas whose every page is resident already (populated,
+ * pinned) are left alone. 0, or the errno of a helper that could not be started. */
+int na_prefault_register(nalloc_arena *a);
+
+/* Take the arena off the helper's list and wait until the helper is not touching its memory:
+ * after this returns the helper never looks at the arena again, so its memory may be unmapped.
+ * Harmless for an arena that was never registered. Takes the prefault lock: never call it with
+ * that lock held; the arena's control lock may be held. */
+void na_prefault_unregister(nalloc_arena *a);
+
+/* NALLOC_FLAG_PREFAULT_AHEAD when the backing put it in force but the helper has given up on the
+ * arena since (a forked child, or the kernel refused a stretch); 0 otherwise. */
+unsigned na_prefault_lost(const nalloc_arena *a);
 
 /* ---- Lanes (lane.c) ---- */
 

@@ -2,9 +2,10 @@
  *
  * An option's value is its default below unless NALLOC_<NAME> is set in the environment to a
  * number, optionally with a binary suffix (k, m, g: 2^10, 2^20, 2^30). The environment is read
- * once, on first use; a value that does not parse, or that is not a power of two where one is
- * required, is ignored with one warning on stderr. Options only supply defaults:
- * nalloc_arena_config_init copies them into the config, where the caller may override them.
+ * once, on first use; a value that does not parse, that is not a power of two where one is
+ * required, or that is below an option's minimum, is ignored with one warning on stderr. Options
+ * only supply defaults: nalloc_arena_config_init copies them into the config, where the caller may
+ * override them.
  */
 #include "internal.h"
 
@@ -28,6 +29,13 @@ static option_desc options[NA_OPTION_COUNT] = {
     [NA_OPTION_GUARD_SIZE] = {"GUARD_SIZE", 0, false},            /* 0: one page */
     [NA_OPTION_DEVICE_SLACK] = {"DEVICE_SLACK", (size_t)256 << 20, false}, /* 256 MiB */
     [NA_OPTION_PIN_CHUNK] = {"PIN_CHUNK", (size_t)1 << 30, false}, /* 1 GiB */
+    /* 64 MiB: what the prefault helper keeps faulted in beyond each arena's offset, at least */
+    [NA_OPTION_PREFAULT_AHEAD] = {"PREFAULT_AHEAD", (size_t)64 << 20, false},
+};
+
+/* The smallest value accepted, for the options that have one. */
+static const size_t option_min[NA_OPTION_COUNT] = {
+    [NA_OPTION_PREFAULT_AHEAD] = (size_t)2 << 20, /* a huge page: stretches can be huge pages */
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -73,8 +81,12 @@ static void read_environment(void)
         size_t v;
         if (text == NULL)
             continue;
-        if (parse_size(text, &v) && (!options[i].power_of_two || nalloc_is_pow2(v)))
+        if (parse_size(text, &v) && (!options[i].power_of_two || nalloc_is_pow2(v)) &&
+            v >= option_min[i])
             options[i].value = v;
+        else if (option_min[i] > 0)
+            fprintf(stderr, "nalloc: ignoring %s=%s (expected a size of at least %zu bytes, "
+                            "such as 64m)\n", var, text, option_min[i]);
         else
             fprintf(stderr, "nalloc: ignoring %s=%s (expected %s)\n", var, text,
                     options[i].power_of_two ? "a power of two" : "a size such as 4096 or 1m");

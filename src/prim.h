@@ -47,7 +47,39 @@ int na_prim_unmap(na_mapping *m);
  * 5.14, a write to each page, which must then be fresh or otherwise safe to rewrite with zero). */
 int na_prim_populate(void *addr, size_t size);
 
-/* MADV_HUGEPAGE, MADV_DONTDUMP, MADV_WIPEONFORK, MADV_DONTFORK on [addr, addr + size). */
+/* Fault every page of [addr, addr + size) in writable with MADV_POPULATE_WRITE, leaving the
+ * contents as they are: safe on memory that other threads are reading and writing meanwhile. No
+ * fallback:
+ * EINVAL where the kernel lacks it (before 5.14) and for mappings it refuses (memfd_secret), since
+ * writing to the pages ourselves could overwrite another thread's data. A size of 0 faults nothing
+ * and only asks whether the kernel knows the advice. */
+int na_prim_prefault(void *addr, size_t size);
+
+/* Ask the kernel to back [addr, addr + size) with transparent huge pages now (MADV_COLLAPSE,
+ * Linux 6.1): it allocates each huge page, copies the small pages in, and may reclaim and compact
+ * memory synchronously to find one, on the calling thread. The contents are unchanged; other
+ * threads touching the range meanwhile wait for it. Pages of the range that were not resident
+ * become resident (zero). EAGAIN or ENOMEM when no huge page could be had (nothing changed);
+ * EINVAL where the kernel lacks it, THP is "never", or nothing in the range is resident. A size of
+ * 0 collapses nothing and only asks whether the kernel knows the advice. */
+int na_prim_collapse(void *addr, size_t size);
+
+/* The number of pages of [addr, addr + size) that are resident now (mincore). */
+int na_prim_resident_pages(void *addr, size_t size, size_t *pages);
+
+/* The transparent huge page size in bytes (2 MiB on x86-64; read from sysfs once), or 0 where
+ * the kernel has none. */
+size_t na_prim_huge_page_size(void);
+
+/* Bytes of [addr, addr + size) that are resident and, of those, backed by anonymous huge pages:
+ * the Rss and AnonHugePages of every mapping inside the range, from /proc/self/smaps. The range
+ * must cover whole mappings (as an arena's usable range does): a mapping that straddles either end
+ * is refused with ERANGE. Costs a page-table walk of every mapping up to the range's end (about
+ * 10 ms per GiB of small pages, nothing for huge ones). ENOENT where /proc is not mounted. */
+int na_prim_resident(void *addr, size_t size, size_t *resident, size_t *huge);
+
+/* MADV_HUGEPAGE, MADV_DONTDUMP, MADV_WIPEONFORK, MADV_DONTFORK on [addr, addr + size). A size
+ * of 0 changes nothing and only asks whether the kernel knows the advice (EINVAL if not). */
 int na_prim_hugepage(void *addr, size_t size);
 int na_prim_dontdump(void *addr, size_t size);
 int na_prim_wipeonfork(void *addr, size_t size);
@@ -64,5 +96,9 @@ void na_prim_zero(void *addr, size_t size);
 
 /* Seconds on a monotonic clock. */
 double na_prim_now(void);
+
+/* Seconds of CPU time the calling thread has used, in user and kernel mode (in a virtual machine,
+ * kernel time includes what the host takes to back memory the thread faults in). */
+double na_prim_thread_cpu(void);
 
 #endif /* NALLOC_PRIM_H */

@@ -10,7 +10,9 @@
 #include "prim.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -22,6 +24,9 @@
 #endif
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
 #endif
 #ifndef MADV_WIPEONFORK
 #define MADV_WIPEONFORK 18
@@ -178,6 +183,111 @@ static int advise(void *addr, size_t size, int advice)
     return madvise(addr, size, advice) == 0 ? 0 : errno;
 }
 
+int na_prim_prefault(void *addr, size_t size)
+{
+    int err;
+    do /* a fatal signal aside, EINTR means "try again"; pages done so far stay done */
+        err = advise(addr, size, MADV_POPULATE_WRITE);
+    while (err == EINTR);
+    return err;
+}
+
+int na_prim_collapse(void *addr, size_t size)
+{
+    return advise(addr, size, MADV_COLLAPSE);
+}
+
+int na_prim_resident_pages(void *addr, size_t size, size_t *pages)
+{
+    size_t page = na_prim_page_size(), count = 0;
+    unsigned char vec[512];
+    for (size_t done = 0; done < size;) {
+        size_t n = (size - done) / page < sizeof vec ? (size - done) / page : sizeof vec;
+        if (n == 0)
+            break;
+        if (mincore((char *)addr + done, n * page, vec) != 0)
+            return errno;
+        for (size_t i = 0; i < n; i++)
+            count += vec[i] & 1;
+        done += n * page;
+    }
+    *pages = count;
+    return 0;
+}
+
+size_t na_prim_huge_page_size(void)
+{
+    static size_t huge = 1; /* 1: not read yet */
+    size_t h = __atomic_load_n(&huge, __ATOMIC_RELAXED);
+    if (h == 1) {
+        h = 0;
+        FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size", "re");
+        if (f != NULL) {
+            unsigned long long v;
+            if (fscanf(f, "%llu", &v) == 1 && v > 0 && (v & (v - 1)) == 0)
+                h = (size_t)v;
+            fclose(f);
+        }
+        __atomic_store_n(&huge, h, __ATOMIC_RELAXED);
+    }
+    return h;
+}
+
+/* Read a "Name:   123 kB" line of smaps into *bytes; false if `line` is not `name`. */
+static bool smaps_field(const char *line, const char *name, size_t *bytes)
+{
+    size_t len = strlen(name);
+    unsigned long long kib;
+    if (strncmp(line, name, len) != 0 || line[len] != ':' ||
+        sscanf(line + len + 1, "%llu kB", &kib) != 1)
+        return false;
+    *bytes = (size_t)kib * 1024;
+    return true;
+}
+
+int na_prim_resident(void *addr, size_t size, size_t *resident, size_t *huge)
+{
+    uintptr_t lo = (uintptr_t)addr, hi = lo + size;
+    FILE *f = fopen("/proc/self/smaps", "re");
+    if (f == NULL)
+        return errno;
+    char line[512];
+    size_t rss = 0, anon_huge = 0, v;
+    bool inside = false;
+    int err = 0;
+    while (fgets(line, sizeof line, f) != NULL) {
+        unsigned long long start, end;
+        char c;
+        /* A mapping's header: "start-end perms offset dev inode [path]"; field lines start with
+         * a capital letter, never a hex digit followed by '-'. */
+        if (sscanf(line, "%llx-%llx %c", &start, &end, &c) == 3) {
+            if (start >= hi)
+                break; /* mappings are listed in address order: we are past the range */
+            inside = end > lo;
+            if (inside && (start < lo || end > hi)) {
+                err = ERANGE;
+                break;
+            }
+        } else if (inside) {
+            if (smaps_field(line, "Rss", &v))
+                rss += v;
+            else if (smaps_field(line, "AnonHugePages", &v))
+                anon_huge += v;
+        }
+        if (strchr(line, '\n') == NULL) { /* a longer line (a path): skip the rest of it */
+            int ch;
+            while ((ch = fgetc(f)) != EOF && ch != '\n')
+                ;
+        }
+    }
+    fclose(f);
+    if (err == 0) {
+        *resident = rss;
+        *huge = anon_huge;
+    }
+    return err;
+}
+
 int na_prim_hugepage(void *addr, size_t size)
 {
 #ifdef MADV_HUGEPAGE
@@ -229,5 +339,13 @@ double na_prim_now(void)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+double na_prim_thread_cpu(void)
+{
+    struct timespec t;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t) != 0)
+        return 0;
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }

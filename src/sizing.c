@@ -37,7 +37,9 @@ void nalloc_ctx_config_init_dry_run(nalloc_ctx_config *config, nalloc_memory mem
         nalloc_arena_config host;
         nalloc_arena_config_init(&host, (nalloc_kind)k, NALLOC_MEMORY_HOST, reserve);
         c->memory = NALLOC_MEMORY_HOST;
-        c->flags = (host.flags & ~(unsigned)NALLOC_FLAG_POPULATE) | NALLOC_FLAG_NORESERVE;
+        /* Address space only: nothing faulted in that the workload does not touch. */
+        c->flags = (host.flags & ~(unsigned)(NALLOC_FLAG_POPULATE | NALLOC_FLAG_PREFAULT_AHEAD)) |
+                   NALLOC_FLAG_NORESERVE;
         c->device_fraction = 0;
     }
 }

@@ -84,7 +84,8 @@ NALLOC_API const char *nalloc_last_error_message(void);
 
 /* What an arena holds; selects the defaults nalloc_arena_config_init fills in. */
 typedef enum nalloc_kind {
-    NALLOC_KIND_POLY = 0, /* polynomial vectors: huge pages, 4 KiB alignment for large vectors */
+    NALLOC_KIND_POLY = 0, /* polynomial vectors: huge pages faulted in ahead by the helper
+                             thread (host), 4 KiB alignment for large vectors */
     NALLOC_KIND_WITNESS,  /* secret witness data: locked, no-dump, wipe-on-fork, wiped on destroy */
     NALLOC_KIND_SCRATCH,  /* per-phase temporaries */
     NALLOC_KIND_COUNT
@@ -101,7 +102,8 @@ typedef enum nalloc_memory {
  * refuses is reported in nalloc_stats.missing; with NALLOC_FLAG_STRICT it fails creation instead. */
 enum nalloc_flag {
     NALLOC_FLAG_POPULATE = 1u << 0,        /* prefault every page at creation (MADV_POPULATE_WRITE) */
-    NALLOC_FLAG_HUGEPAGES = 1u << 1,       /* MADV_HUGEPAGE on the mapping (default for POLY) */
+    NALLOC_FLAG_HUGEPAGES = 1u << 1,       /* MADV_HUGEPAGE on the mapping (default for POLY);
+                                              with PREFAULT_AHEAD, stretch by stretch */
     NALLOC_FLAG_LOCK = 1u << 2,            /* mlock2(MLOCK_ONFAULT): never swapped (WITNESS) */
     NALLOC_FLAG_NODUMP = 1u << 3,          /* MADV_DONTDUMP: not in core dumps (WITNESS) */
     NALLOC_FLAG_WIPEONFORK = 1u << 4,      /* a forked child never sees the contents: it reads
@@ -118,7 +120,12 @@ enum nalloc_flag {
     NALLOC_FLAG_THREAD_CACHE = 1u << 11,   /* each thread allocates from a private chunk it took
                                               from the arena with one atomic */
     NALLOC_FLAG_PREFAULT_AHEAD = 1u << 12  /* pages ahead of the offset are faulted in by a
-                                              helper thread, off the allocating thread */
+                                              helper thread, off the allocating threads
+                                              (MADV_POPULATE_WRITE, Linux 5.14; host arenas;
+                                              not memfd_secret); with HUGEPAGES, huge pages come
+                                              from the helper, never from a stalled fault on an
+                                              allocating thread (default for POLY host arenas;
+                                              docs/first-proof.md) */
 };
 
 /* Everything nalloc_arena_create needs. Always fill it with nalloc_arena_config_init first, then
@@ -315,6 +322,14 @@ typedef struct nalloc_stats {
                                checker watches the arena, 0 otherwise (the config is then ignored) */
     size_t redzone_bytes;   /* bytes of those gaps reserved by successful allocations since creation
                                (like padding: counted in used while the block lives) */
+    size_t prefaulted;      /* bytes the prefault helper faulted in (NALLOC_FLAG_PREFAULT_AHEAD);
+                               some may have been resident already */
+    size_t collapsed;       /* bytes the helper had the kernel collapse into huge pages */
+    size_t resident_bytes;  /* nalloc_arena_stats_resident only: bytes of the arena's memory that
+                               are resident now (the kernel's Rss for its mapping) */
+    size_t huge_bytes;      /* nalloc_arena_stats_resident only: of those, bytes in transparent
+                               huge pages (AnonHugePages) */
+    bool resident_known;    /* resident_bytes and huge_bytes were read from the kernel */
 } nalloc_stats;
 
 /* Memory checkers that can see inside an arena (nalloc_stats.checkers). Without them an arena is
@@ -329,8 +344,19 @@ enum nalloc_checker {
 /* Fill *stats with a snapshot of the arena. Concurrent allocations may or may not be counted. */
 NALLOC_API nalloc_status nalloc_arena_stats(const nalloc_arena *arena, nalloc_stats *stats);
 
-/* Print the arena's statistics to `stream` (NULL: stderr), one line per group of fields. This is
- * also what NALLOC_VERBOSE=1 in the environment prints when an arena is destroyed. */
+/* As nalloc_arena_stats, and also read from the kernel how much of the arena's memory is resident
+ * and how much of it is in transparent huge pages (resident_bytes, huge_bytes, resident_known).
+ * Slower than nalloc_arena_stats: it reads /proc/self/smaps, whose page-table walk costs about
+ * 10 ms per GiB of small pages mapped by the process below the arena (next to nothing for huge
+ * pages). resident_known is false, and the call still succeeds, where the kernel cannot say for
+ * this arena alone: device arenas, lanes (their memory is a slice of their parent's mapping),
+ * and /proc not mounted. */
+NALLOC_API nalloc_status nalloc_arena_stats_resident(const nalloc_arena *arena,
+                                                     nalloc_stats *stats);
+
+/* Print the arena's statistics to `stream` (NULL: stderr), one line per group of fields, with
+ * the kernel's resident and huge-page figures (nalloc_arena_stats_resident). This is also what
+ * NALLOC_VERBOSE=1 in the environment prints when an arena is destroyed. */
 NALLOC_API nalloc_status nalloc_arena_print_stats(const nalloc_arena *arena, FILE *stream);
 
 /* ---------------------------------------------------------------------------------------------
