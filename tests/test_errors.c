@@ -31,8 +31,7 @@ static void assert_unchanged_but_one_failure(nalloc_arena *a, snapshot before)
 static int setup(void **state)
 {
     *state = make_arena(NALLOC_KIND_SCRATCH, MiB);
-    (void)nalloc_alloc(*state, 100);
-    return 0;
+    return nalloc_alloc(*state, 100) != NULL ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -57,7 +56,8 @@ static void test_null_arena_is_invalid_everywhere(void **state)
     nalloc_mark m = nalloc_mark_get(NULL);
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_INVALID);
     assert_int_equal(nalloc_rollback(NULL, m), NALLOC_ERR_INVALID);
-    nalloc_reset(NULL);
+    nalloc_last_error_clear();
+    assert_int_equal(nalloc_reset(NULL), NALLOC_ERR_INVALID);
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_INVALID);
 }
 
@@ -165,7 +165,7 @@ static void test_exhaustion_then_recovery(void **state)
     /* The last 24 bytes still serve a request that fits. */
     assert_non_null(nalloc_alloc_aligned(a, 24, 1));
     assert_null_with(NALLOC_ERR_NOMEM, nalloc_alloc_aligned(a, 1, 1));
-    nalloc_reset(a);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
     assert_non_null(nalloc_alloc(a, 64 * KiB)); /* the whole capacity, exactly */
     assert_null_with(NALLOC_ERR_NOMEM, nalloc_alloc_aligned(a, 1, 1));
     nalloc_arena_destroy(a);
@@ -231,9 +231,12 @@ static void test_a_destroyed_arena_is_refused_with_state(void **state)
     assert_int_equal(nalloc_rollback(a, m), NALLOC_ERR_STATE);
     assert_int_equal(nalloc_wipe(a), NALLOC_ERR_STATE);
     assert_int_equal(nalloc_arena_stats(a, &s), NALLOC_ERR_STATE);
-    nalloc_reset(a);
+    nalloc_last_error_clear();
+    assert_int_equal(nalloc_reset(a), NALLOC_ERR_STATE);
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_STATE);
-    (void)nalloc_mark_get(a);
+    nalloc_last_error_clear();
+    nalloc_mark dead = nalloc_mark_get(a);
+    assert_int_equal(dead.arena_uid, 0);
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_STATE);
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_ERR_STATE); /* double destroy */
 }
@@ -257,7 +260,8 @@ static void test_every_status_has_a_message(void **state)
 
 static void *fail_on_another_thread(void *arena)
 {
-    (void)nalloc_alloc(arena, SIZE_MAX);
+    if (nalloc_alloc(arena, SIZE_MAX) != NULL)
+        return (void *)(intptr_t)-1;
     return (void *)(intptr_t)nalloc_last_error();
 }
 

@@ -60,7 +60,7 @@ static void run_sequence(FILE *out)
             continue;
         case 2:
             if (step % 5 == 0) {
-                nalloc_reset(a);
+                assert_int_equal(nalloc_reset(a), NALLOC_OK);
                 depth = 0;
                 last = NULL;
                 fprintf(out, "reset\n");
@@ -145,7 +145,7 @@ static uint64_t digest_of(const size_t *sizes, int n, bool reset_after_first)
     for (int i = 0; i < n; i++) {
         assert_non_null(nalloc_alloc(a, sizes[i]));
         if (i == 0 && reset_after_first)
-            nalloc_reset(a);
+            assert_int_equal(nalloc_reset(a), NALLOC_OK);
     }
     uint64_t d = stats_of(a).layout_digest;
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);

@@ -52,7 +52,7 @@ static bool prove(nalloc_ctx *ctx, bool lanes, size_t lane_capacity)
         /* A peak the offset no longer shows when the profile is taken. */
         void *big = ok ? nalloc_alloc(poly, 2 * MiB) : NULL;
         ok = big != NULL && nalloc_free_last(poly, big, 2 * MiB) == NALLOC_OK;
-        nalloc_reset(poly);
+        ok = ok && nalloc_reset(poly) == NALLOC_OK;
         ok = ok && nalloc_wipe(witness) == NALLOC_OK;
     }
     return ok;
@@ -201,7 +201,7 @@ static void test_absent_kinds_stay_absent_and_unused_ones_get_a_page(void **stat
     (void)state;
     nalloc_ctx_config config;
     nalloc_ctx_config_init_dry_run(&config, NALLOC_MEMORY_HOST, 16 * MiB);
-    config.arenas[NALLOC_KIND_SCRATCH].capacity = 0; /* no scratch arena */
+    assert_int_equal(nalloc_ctx_config_omit(&config, NALLOC_KIND_SCRATCH), NALLOC_OK);
     nalloc_ctx *dry;
     assert_int_equal(nalloc_ctx_create(&config, &dry), NALLOC_OK);
     assert_non_null(nalloc_alloc(nalloc_ctx_arena(dry, NALLOC_KIND_POLY), 10000));
@@ -221,6 +221,7 @@ static void test_absent_kinds_stay_absent_and_unused_ones_get_a_page(void **stat
     assert_int_equal(config.arenas[NALLOC_KIND_POLY].capacity, (15000 + page - 1) / page * page);
     assert_int_equal(config.arenas[NALLOC_KIND_WITNESS].capacity, page);
     assert_int_equal(config.arenas[NALLOC_KIND_SCRATCH].capacity, 0);
+    assert_int_equal(config.omit, 1u << NALLOC_KIND_SCRATCH); /* said explicitly, not by the 0 */
     assert_true(config.arenas[NALLOC_KIND_WITNESS].flags & NALLOC_FLAG_LOCK); /* kind defaults */
     assert_false(config.arenas[NALLOC_KIND_POLY].flags & NALLOC_FLAG_NORESERVE);
     nalloc_ctx *ctx;

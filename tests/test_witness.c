@@ -615,7 +615,8 @@ static int exit_mode(bool wipe_at_exit)
     memset(exit_probe, 0x77, exit_probe_bytes);
     nalloc_mark m = nalloc_mark_get(w);
     memset(nalloc_alloc(w, 4096), 0x77, 4096);
-    nalloc_rollback(w, m); /* released but dirty: the exit wipe reaches the high-water mark */
+    if (nalloc_rollback(w, m) != NALLOC_OK) /* released but dirty: the exit wipe must reach it */
+        return 3;
     exit_probe_bytes += 4096;
     return 0; /* exit(0) from main: the arena is still alive */
 }
