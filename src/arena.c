@@ -110,7 +110,7 @@ const na_backing *na_backing_for(nalloc_memory memory)
     switch (memory) {
     case NALLOC_MEMORY_HOST:
         return &na_backing_host;
-#if defined(NALLOC_HAVE_CUDA)
+#if NALLOC_HAVE_CUDA
     case NALLOC_MEMORY_PINNED:
         return &na_backing_pinned;
     case NALLOC_MEMORY_DEVICE:
