@@ -36,6 +36,105 @@ static void test_used_is_requested_plus_padding(void **state)
     nalloc_arena_destroy(a);
 }
 
+/* failures counts allocation requests that failed, whatever the reason, resize_last included;
+ * refusals that request no memory are returned, not counted (nalloc.h, nalloc_stats). */
+static void test_failures_count_every_refused_request_for_memory(void **state)
+{
+    (void)state;
+    nalloc_arena *a = make_arena(NALLOC_KIND_SCRATCH, 64 * KiB);
+    assert_null(nalloc_alloc(a, 0));                     /* zero size */
+    assert_null(nalloc_alloc(a, MiB));                   /* no room */
+    assert_null(nalloc_alloc_aligned(a, 64, 3));         /* bad alignment */
+    assert_null(nalloc_alloc_zeroed(a, SIZE_MAX, 2, 0)); /* overflow */
+    assert_null(nalloc_realloc(a, NULL, 0, 0, 0));       /* zero size */
+    char *first = nalloc_alloc(a, 64), *second = nalloc_alloc(a, 64);
+    assert_non_null(first);
+    assert_non_null(second);
+    assert_int_equal(nalloc_resize_last(a, second, 64, MiB), NALLOC_ERR_NOMEM);
+    assert_int_equal(nalloc_resize_last(a, first, 64, 128), NALLOC_ERR_STATE); /* not the last */
+    assert_int_equal(stats_of(a).failures, 7);
+
+    /* Not requests for memory: refused, returned, not counted. */
+    nalloc_mark m = nalloc_mark_get(a);
+    assert_int_equal(nalloc_free_last(a, first, 64), NALLOC_ERR_STATE);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
+    assert_int_equal(nalloc_rollback(a, m), NALLOC_ERR_STATE); /* stale */
+    nalloc_arena *lanes[1];
+    assert_int_equal(nalloc_arena_split(a, 1, 4 * KiB, lanes), NALLOC_OK);
+    assert_int_equal(nalloc_reset(a), NALLOC_ERR_STATE);      /* live lanes */
+    assert_int_equal(nalloc_wipe(a), NALLOC_ERR_STATE);
+    assert_int_equal(nalloc_arena_split(a, 1, MiB, lanes), NALLOC_ERR_NOMEM);
+    assert_int_equal(stats_of(a).failures, 7);
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
+}
+
+/* nalloc_stats as a program built against an older header has it: the 1.0 fields, no more. The
+ * library must fill those and write nothing past them. (Today's struct is the 1.0 struct; once
+ * fields are added, this is an older caller for real.) */
+typedef struct stats_1_0 {
+    uint32_t version, struct_size;
+    const char *name;
+    nalloc_kind kind;
+    nalloc_memory memory;
+    size_t capacity, used, high_water, allocations, failures, padding, resets, rollbacks, wipes,
+        wiped_bytes, reserved, guard_size;
+    uintptr_t base;
+    uint64_t layout_digest;
+    double pin_seconds;
+    unsigned requested, missing, checkers;
+    bool guard_pages, populated, huge_pages, locked, no_dump, wipe_on_fork, wipe_on_destroy,
+        secret, pinned, pin_fallback, unused[2];
+    size_t redzone, redzone_bytes;
+} stats_1_0;
+
+static void test_stats_fill_no_more_than_the_callers_struct(void **state)
+{
+    (void)state;
+    nalloc_arena *a = make_arena(NALLOC_KIND_SCRATCH, MiB);
+    assert_non_null(nalloc_alloc(a, 1000));
+    assert_null(nalloc_alloc(a, 0));
+    nalloc_stats now = stats_of(a);
+
+    /* An older caller: its fields filled, the bytes after its struct untouched. */
+    struct {
+        stats_1_0 stats;
+        unsigned char after[64];
+    } old;
+    memset(&old, 0xee, sizeof old);
+    assert_int_equal(nalloc_arena_stats_sized(a, (nalloc_stats *)(void *)&old.stats,
+                                              sizeof old.stats),
+                     NALLOC_OK);
+    assert_int_equal(old.stats.version, NALLOC_STATS_VERSION);
+    assert_int_equal(old.stats.struct_size, sizeof old.stats);
+    assert_int_equal(old.stats.used, now.used);
+    assert_int_equal(old.stats.allocations, 1);
+    assert_int_equal(old.stats.failures, 1);
+    assert_int_equal(old.stats.redzone_bytes, now.redzone_bytes);
+    for (size_t i = 0; i < sizeof old.after; i++)
+        assert_int_equal(old.after[i], 0xee);
+
+    /* A newer caller (a struct larger than the library's): the library's fields, the rest left
+     * as they were, and struct_size says how far it wrote. */
+    struct {
+        nalloc_stats stats;
+        unsigned char later_fields[64];
+    } newer;
+    memset(&newer, 0xee, sizeof newer);
+    assert_int_equal(nalloc_arena_stats_sized(a, &newer.stats, sizeof newer), NALLOC_OK);
+    assert_int_equal(newer.stats.struct_size, sizeof(nalloc_stats));
+    assert_int_equal(newer.stats.used, now.used);
+    for (size_t i = 0; i < sizeof newer.later_fields; i++)
+        assert_int_equal(newer.later_fields[i], 0xee);
+
+    /* Smaller than any struct ever published: refused, nothing written. */
+    memset(&old, 0xee, sizeof old);
+    assert_int_equal(nalloc_arena_stats_sized(a, (nalloc_stats *)(void *)&old.stats,
+                                              offsetof(stats_1_0, redzone_bytes)),
+                     NALLOC_ERR_INVALID);
+    assert_int_equal(old.stats.version, 0xeeeeeeee);
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
+}
+
 static void test_high_water_survives_rollback_and_reset(void **state)
 {
     (void)state;
@@ -136,13 +235,18 @@ static void test_populate_prefaults_every_page(void **state)
     nalloc_arena_destroy(lazy);
 }
 
-/* Child role: report the defaults config_init takes from the environment. */
+/* Child role: report the defaults config_init takes from the environment, and whether an arena
+ * can still be created and allocated from with them. */
 static int print_defaults(void)
 {
     nalloc_arena_config c;
     nalloc_arena_config_init(&c, NALLOC_KIND_POLY, NALLOC_MEMORY_HOST, MiB);
-    printf("%zu %zu %zu\n", c.large_threshold, c.large_align, c.default_align);
-    return 0;
+    printf("%zu %zu %zu guard %zu slack %zu chunk %zu\n", c.large_threshold, c.large_align,
+           c.default_align, c.guard_size, c.device_slack, c.pin_chunk);
+    nalloc_arena *a = NULL;
+    bool usable = nalloc_arena_create(&c, &a) == NALLOC_OK && nalloc_alloc(a, 100) != NULL;
+    printf("%s\n", usable ? "usable" : "unusable");
+    return a != NULL && nalloc_arena_destroy(a) != NALLOC_OK;
 }
 
 static void check_defaults_with(const char *env, const char *expected, bool expect_warning)
@@ -176,11 +280,63 @@ static void test_options_come_from_the_environment(void **state)
     check_defaults_with("NALLOC_LARGE_THRESHOLD=64k", "65536 4096 64", false);
     check_defaults_with("NALLOC_LARGE_ALIGN=2m", "1048576 2097152 64", false);
     check_defaults_with("NALLOC_HOST_ALIGN=128", "1048576 4096 128", false);
+    check_defaults_with("NALLOC_LARGE_THRESHOLD=64K", "65536 4096 64", false); /* either case */
+    check_defaults_with("NALLOC_LARGE_ALIGN=2M", "1048576 2097152 64", false);
+    check_defaults_with("NALLOC_GUARD_SIZE=64k", "guard 65536", false);
     /* Invalid values are ignored, with a warning: not a power of two, junk, negative. */
     check_defaults_with("NALLOC_LARGE_ALIGN=3000", "1048576 4096 64", true);
     check_defaults_with("NALLOC_LARGE_THRESHOLD=lots", "1048576 4096 64", true);
     check_defaults_with("NALLOC_HOST_ALIGN=-64", "1048576 4096 64", true);
     check_defaults_with("NALLOC_LARGE_THRESHOLD= -1", "1048576 4096 64", true); /* strtoull: 2^64-1 */
+}
+
+/* Values that parse but would make every later creation or allocation fail are refused, with a
+ * warning naming the variable and the range it takes, and the default stays: nalloc stays
+ * usable. */
+static void test_options_that_would_break_every_call_are_refused(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *env, *expected_default, *named;
+    } cases[] = {
+        {"NALLOC_GUARD_SIZE=18446744073709551615", "guard 0", "NALLOC_GUARD_SIZE"},
+        {"NALLOC_HOST_ALIGN=1g", "1048576 4096 64", "NALLOC_HOST_ALIGN"},
+        {"NALLOC_LARGE_THRESHOLD=0", "1048576 4096 64", "NALLOC_LARGE_THRESHOLD"},
+        {"NALLOC_LARGE_ALIGN=4g", "1048576 4096 64", "NALLOC_LARGE_ALIGN"},
+        {"NALLOC_PIN_CHUNK=18446744073709551615", "chunk 1073741824", "NALLOC_PIN_CHUNK"},
+        {"NALLOC_DEVICE_SLACK=18446744073709551615", "slack 268435456", "NALLOC_DEVICE_SLACK"},
+        {"NALLOC_VERBOSE=7", "1048576 4096 64", "NALLOC_VERBOSE"},
+    };
+    for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[] = "/tmp/nalloc-opt-XXXXXX";
+        int fd = mkstemp(out);
+        assert_true(fd >= 0);
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid == 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+            putenv((char *)cases[i].env);
+            execl("/proc/self/exe", "child", "print-defaults", (char *)NULL);
+            _exit(127);
+        }
+        int status;
+        waitpid(pid, &status, 0);
+        char text[1024] = {0};
+        assert_true(pread(fd, text, sizeof text - 1, 0) > 0);
+        close(fd);
+        unlink(out);
+        assert_true(exited_ok(status));
+        if (strstr(text, cases[i].expected_default) == NULL || strstr(text, "unusable") != NULL)
+            fail_msg("%s changed the defaults: %s", cases[i].env, text);
+        /* One warning line: the variable, and what it accepts. */
+        const char *warning = strstr(text, "nalloc: ignoring ");
+        assert_non_null(warning);
+        assert_non_null(strstr(warning, cases[i].named));
+        assert_non_null(strstr(warning, "expected"));
+        assert_true(strchr(warning, '\n') != NULL && strstr(strchr(warning, '\n') + 1,
+                                                             "nalloc: ignoring") == NULL);
+    }
 }
 
 int main(int argc, char **argv)
@@ -189,11 +345,14 @@ int main(int argc, char **argv)
         return print_defaults();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_used_is_requested_plus_padding),
+        cmocka_unit_test(test_failures_count_every_refused_request_for_memory),
+        cmocka_unit_test(test_stats_fill_no_more_than_the_callers_struct),
         cmocka_unit_test(test_high_water_survives_rollback_and_reset),
         cmocka_unit_test(test_layout_digest_depends_on_the_layout_only),
         cmocka_unit_test(test_print_stats_reports_the_arena),
         cmocka_unit_test(test_populate_prefaults_every_page),
         cmocka_unit_test(test_options_come_from_the_environment),
+        cmocka_unit_test(test_options_that_would_break_every_call_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
