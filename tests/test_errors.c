@@ -321,7 +321,8 @@ static void test_messages_name_the_call_and_the_cause(void **state)
                         "(arena \"witness\")");
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_ERR_STATE);
-    assert_string_equal(nalloc_last_error_message(), "nalloc_arena_destroy: arena already destroyed");
+    assert_string_equal(nalloc_last_error_message(),
+                        "nalloc_arena_destroy: arena already destroyed");
 
     /* Causes found deep inside creation reach the message of the call that was made. */
     nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_HOST, 0);

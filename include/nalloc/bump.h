@@ -16,8 +16,9 @@
  *    single-threaded a little, and with several threads hammering one arena about twice as much,
  *    because a failed CAS is one more trip of the cache line (bench/bench_bump.c measures both;
  *    the figures, with the machine they were measured on, are in the benchmark documentation).
- *    We pay that for the guarantee only a CAS gives: a refused request consumes nothing. Threads that allocate all the
- *    time should not share one offset anyway: lanes (nalloc_arena_split) give each its own.
+ *    We pay that for the guarantee only a CAS gives: a refused request consumes nothing. Threads
+ *    that allocate all the time should not share one offset anyway: lanes (nalloc_arena_split)
+ *    give each its own.
  *
  *  - nalloc_bump_reserve_add: one fetch-add (atomicAdd on a GPU), no retry loop. Every request on
  *    the counter is rounded up to one power-of-two granule, so offsets stay aligned without

@@ -72,7 +72,8 @@ NALLOC_API const char *nalloc_cuda_error_string(void);
  *    only work on streams created with cudaStreamNonBlocking must be synchronized by the caller.
  * The memset kernel uses 16-byte stores over the aligned body of the range and byte stores over
  * its unaligned head and tail; its stores are device memory writes no compiler removes. */
-NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_wipe_async(nalloc_arena *arena, cudaStream_t stream);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_wipe_async(nalloc_arena *arena,
+                                                            cudaStream_t stream);
 
 /* ---------------------------------------------------------------------------------------------
  * In-kernel scratch windows (allocation inside kernels: nalloc/device.cuh)
@@ -160,7 +161,8 @@ NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_window_usage(const nalloc_windo
  * arena NALLOC_ERR_STATE; a pinned arena that fell back to locked host memory
  * NALLOC_ERR_NO_DEVICE. Nothing is copied then. size 0 is a valid, empty copy. A failing
  * cudaMemcpyAsync gives NALLOC_ERR_CUDA (nalloc_cuda_error_string() says why). */
-NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_stage_async(const nalloc_arena *dst_arena, void *dst,
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_stage_async(const nalloc_arena *dst_arena,
+                                                             void *dst,
                                                              const nalloc_arena *src_arena,
                                                              const void *src, size_t size,
                                                              cudaStream_t stream);

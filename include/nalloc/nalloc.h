@@ -34,13 +34,12 @@
  * call leaves the arena as it was.
  *
  * Signals. The allocation path (nalloc_alloc, nalloc_alloc_aligned and nalloc_free_last on a host
- * or pinned arena that no memory checker or NVTX tool watches) takes no lock and makes no system
- * call, so a signal handler may allocate, even from the arena the interrupted thread was allocating
- * from: the blocks stay disjoint and in bounds. Those three calls are async-signal-safe when the
- * thread has allocated from some arena before (its first allocation sets up its statistics with
- * pthread calls) and, for a failing call, when nalloc was not loaded with dlopen (the failure
- * message lives in thread-local storage that glibc may allocate on first use in a dlopen'ed
- * library). Statistics stay exact on x86-64; on other architectures an allocation made by a
+ * or pinned arena that no memory checker or NVTX tool watches) takes no lock, so a signal handler
+ * may allocate, even from the arena the interrupted thread was allocating from: the blocks stay
+ * disjoint and in bounds. Those three calls are async-signal-safe on a thread that has allocated
+ * from some arena before (a thread's first allocation sets up its statistics with pthread calls).
+ * A failing call formats its message without libc, into a page mapped (mmap) on the thread's
+ * first failure. Statistics stay exact on x86-64; on other architectures an allocation made by a
  * handler that interrupted an allocation of the same thread from the same arena may be missing
  * from allocations, padding and layout_digest. nalloc_strerror and nalloc_last_error are
  * async-signal-safe too; no other call is.
@@ -164,8 +163,9 @@ typedef enum nalloc_memory {
 enum nalloc_flag {
     NALLOC_FLAG_POPULATE = 1u << 0,        /* prefault every page at creation (MADV_POPULATE_WRITE) */
     NALLOC_FLAG_HUGEPAGES = 1u << 1,       /* MADV_HUGEPAGE on the mapping (default for POLY) */
-    NALLOC_FLAG_LOCK = 1u << 2,            /* mlock2(MLOCK_ONFAULT): never swapped (WITNESS); refused
-                                              beyond RLIMIT_MEMLOCK without CAP_IPC_LOCK */
+    NALLOC_FLAG_LOCK = 1u << 2,            /* mlock2(MLOCK_ONFAULT): never swapped (WITNESS);
+                                              refused beyond RLIMIT_MEMLOCK without
+                                              CAP_IPC_LOCK */
     NALLOC_FLAG_NODUMP = 1u << 3,          /* MADV_DONTDUMP: not in core dumps (WITNESS) */
     NALLOC_FLAG_WIPEONFORK = 1u << 4,      /* a forked child never sees the contents: it reads
                                               zeros (MADV_WIPEONFORK), or, for a SECRET arena, has
@@ -228,7 +228,8 @@ typedef struct nalloc_arena_config {
     uint64_t reserved[6];   /* zero: room for the fields of later 1.x releases */
 } nalloc_arena_config;
 
-/* Fill `config` with the defaults for `kind` and `memory`, and the given capacity in bytes. */
+/* Fill `config` with the defaults for `kind` and `memory`, and the given capacity in bytes. A NULL
+ * config is a failure like any other: NALLOC_ERR_INVALID is recorded (nalloc_last_error). */
 NALLOC_API void nalloc_arena_config_init(nalloc_arena_config *config, nalloc_kind kind,
                                          nalloc_memory memory, size_t capacity);
 
@@ -240,7 +241,8 @@ typedef struct nalloc_arena nalloc_arena;
 
 /* Reserve an arena as `config` describes. On success *out is the arena; on failure *out is NULL
  * and nothing is left reserved. */
-NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_arena_create(const nalloc_arena_config *config, nalloc_arena **out);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_arena_create(const nalloc_arena_config *config,
+                                                              nalloc_arena **out);
 
 /* Release the arena and its memory. An arena with NALLOC_FLAG_WIPE_ON_DESTROY, every witness
  * arena and every arena that asked for LOCK, NODUMP or SECRET is wiped first (nalloc_flag). A
@@ -259,15 +261,16 @@ NALLOC_NODISCARD NALLOC_API void *nalloc_alloc(nalloc_arena *arena, size_t size)
 
 /* Allocate `size` bytes aligned to `align`, any power of two (NALLOC_ERR_INVALID otherwise). An
  * alignment larger than the room left fails with NALLOC_ERR_NOMEM. */
-NALLOC_NODISCARD NALLOC_API void *nalloc_alloc_aligned(nalloc_arena *arena, size_t size, size_t align)
+NALLOC_NODISCARD NALLOC_API void *nalloc_alloc_aligned(nalloc_arena *arena, size_t size,
+                                                       size_t align)
     NALLOC_ATTR_MALLOC NALLOC_ATTR_ALLOC_ALIGN(3);
 
 /* calloc for arenas: count * size bytes (overflow: NALLOC_ERR_INVALID) at `align` (0: the policy
  * alignment), reading as zero. Only bytes that were handed out before (and not wiped since) are
  * cleared; fresh pages are zero already. Device arenas are cleared by the wipe kernel on the
  * legacy default stream, waited for before this returns. */
-NALLOC_NODISCARD NALLOC_API void *nalloc_alloc_zeroed(nalloc_arena *arena, size_t count, size_t size,
-                                                      size_t align)
+NALLOC_NODISCARD NALLOC_API void *nalloc_alloc_zeroed(nalloc_arena *arena, size_t count,
+                                                      size_t size, size_t align)
     NALLOC_ATTR_MALLOC;
 
 /* Give back the most recent block: `ptr` with the `size` it was allocated with. Refused with
@@ -465,7 +468,7 @@ typedef struct nalloc_ctx_config {
 
 /* Fill `config` with each kind's defaults in `memory`, sized in bytes, every kind included. A
  * capacity of 0 is kept as given, and nalloc_ctx_create refuses it: to have no arena of a kind,
- * say so with nalloc_ctx_config_omit. */
+ * say so with nalloc_ctx_config_omit. A NULL config records NALLOC_ERR_INVALID. */
 NALLOC_API void nalloc_ctx_config_init(nalloc_ctx_config *config, nalloc_memory memory,
                                        size_t poly_capacity, size_t witness_capacity,
                                        size_t scratch_capacity);
@@ -502,8 +505,8 @@ NALLOC_API nalloc_status nalloc_ctx_destroy(nalloc_ctx *ctx);
  *     nalloc_profile profile;
  *     if (nalloc_ctx_profile(dry, &profile) != NALLOC_OK) ...  // plain data: store it, reuse it
  *     nalloc_ctx_destroy(dry);
- *     if (nalloc_ctx_config_from_profile(&config, NALLOC_MEMORY_HOST, &profile, 0.10) != NALLOC_OK ||
- *         nalloc_ctx_create(&config, &ctx) != NALLOC_OK) ...  // 10% above what the dry run needed
+ *     if (nalloc_ctx_config_from_profile(&config, NALLOC_MEMORY_HOST, &profile, 0.10) ||
+ *         nalloc_ctx_create(&config, &ctx)) ...    // 10% above what the dry run needed
  * ------------------------------------------------------------------------------------------- */
 
 #define NALLOC_PROFILE_VERSION 1
@@ -533,7 +536,8 @@ typedef struct nalloc_profile {
  * host arena of `reserve` bytes (0: 64 GiB) with NALLOC_FLAG_NORESERVE, so it takes address space
  * and commits only the pages the workload touches, with `memory`'s alignment policy (so the dry
  * run lays blocks out as the real arenas will) and its kind's protections (a dry run may handle
- * the real witness). Change alignments here and in the sized config alike. */
+ * the real witness). Change alignments here and in the sized config alike. A NULL config records
+ * NALLOC_ERR_INVALID. */
 NALLOC_API void nalloc_ctx_config_init_dry_run(nalloc_ctx_config *config, nalloc_memory memory,
                                                size_t reserve);
 
@@ -555,8 +559,9 @@ NALLOC_NODISCARD static inline nalloc_status nalloc_ctx_profile(nalloc_ctx *ctx,
  * `profile`: its high-water mark with `headroom` added (0.10 is 10% more), plus, when the dry run
  * split it, room for as many lanes of nalloc_profile_lane_capacity bytes and their alignment,
  * rounded up to whole pages; at least one page. Kinds the dry run did not have are omitted
- * (config->omit), with capacity 0. A sized arena that splits with lane_capacity 0 gives each lane at least that much when
- * it allocates nothing between the split and the lanes' end; otherwise pass the lane capacity.
+ * (config->omit), with capacity 0. A sized arena that splits with lane_capacity 0 gives each lane
+ * at least that much when it allocates nothing between the split and the lanes' end; otherwise
+ * pass the lane capacity.
  * NALLOC_ERR_INVALID for a NULL, a profile of another version or of a struct_size below the 1.0
  * struct's, or a headroom that is negative, not finite, or makes a capacity overflow; config is
  * untouched then. */
