@@ -140,7 +140,10 @@ static bool measure(const config *c, nalloc_arena *const *arenas, op operation, 
         }
         pthread_barrier_destroy(&start);
         for (unsigned t = 0; arenas != NULL && t < threads; t++)
-            nalloc_reset(arenas[t]);
+            if (nalloc_reset(arenas[t]) != NALLOC_OK) { /* a lane left alive: a harness bug */
+                fprintf(stderr, "bench_alloc: %s\n", nalloc_last_error_message());
+                exit(1);
+            }
         if (b > 0)
             samples[b - 1] = slowest;
     }
@@ -265,7 +268,8 @@ static int run_wipe(const config *c)
         return 1;
     }
     nalloc_stats s;
-    nalloc_arena_stats(a, &s);
+    if (nalloc_arena_stats(a, &s) != NALLOC_OK)
+        return 1;
     printf("\nwipe: one buffer in a witness arena (populated%s%s), GB/s, median of %u\n",
            s.huge_pages ? ", huge pages" : "", s.locked ? ", locked" : "", c->batches * 3);
     printf("  %11s %10s %14s %12s %8s\n", "size", "memset", "explicit_bzero", "nalloc_wipe",
@@ -295,7 +299,8 @@ static int run_wipe(const config *c)
             for (size_t i = 0; i < inner; i++) {
                 if (i > 0 && nalloc_alloc(a, size) == NULL) /* re-dirty: the wipe reset it */
                     return 1;
-                nalloc_wipe(a);
+                if (nalloc_wipe(a) != NALLOC_OK)
+                    return 1;
             }
             double t3 = bench_now();
             t[0][r] = (t1 - t0) / (double)inner;

@@ -139,7 +139,7 @@ static void run_proof(variant v, const std::vector<phase> &plan, nalloc_arena *a
             BENCH_CUDA(cudaFreeAsync(ptr, s));
     }
     if (v == v_arena)
-        nalloc_reset(arena);
+        BENCH_NALLOC(nalloc_reset(arena));
     BENCH_CUDA(cudaStreamSynchronize(s));
 }
 

@@ -66,7 +66,10 @@ static double ns_per_alloc(nalloc_arena *a, long allocs)
             void *p = nalloc_alloc(a, 64);
             __asm__ volatile("" : : "r"(p) : "memory");
         }
-        nalloc_reset(a);
+        if (nalloc_reset(a) != NALLOC_OK) {
+            fprintf(stderr, "bench_nvtx_hooks: %s\n", nalloc_last_error_message());
+            exit(1);
+        }
     }
     return (now() - t0) * 1e9 / (double)allocs;
 }

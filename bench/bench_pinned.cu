@@ -142,7 +142,7 @@ static std::vector<double> setup_costs(method m, size_t size, int proofs)
                 nalloc_arena_config_init(&c, NALLOC_KIND_POLY, NALLOC_MEMORY_PINNED, size);
                 BENCH_NALLOC(nalloc_arena_create(&c, &a));
             }
-            nalloc_reset(a);
+            BENCH_NALLOC(nalloc_reset(a));
             buf = static_cast<char *>(nalloc_alloc(a, size));
         }
         double got = now_ms() - t0;

@@ -65,6 +65,15 @@ static _Noreturn void heap_fail(const char *what, nalloc_kind kind, size_t size)
     exit(2);
 }
 
+/* A phase boundary of the benchmark that nalloc refused: the run would measure nonsense. */
+static void heap_check(nalloc_status st)
+{
+    if (st != NALLOC_OK) {
+        fprintf(stderr, "bench: %s\n", nalloc_last_error_message());
+        exit(2);
+    }
+}
+
 /* ---- Floor regions ---- */
 
 static bool region_map(heap_region *r, size_t capacity)
@@ -161,10 +170,8 @@ static bool create_nalloc(heap *h, const size_t capacity[NALLOC_KIND_COUNT],
         if (o->no_prefault)
             *flags &= ~(unsigned)NALLOC_FLAG_PREFAULT_AHEAD;
     }
-    nalloc_status st = nalloc_ctx_create(&config, &h->ctx);
-    if (st != NALLOC_OK) {
-        fprintf(stderr, "bench: nalloc_ctx_create: %s (%s)\n", nalloc_strerror(st),
-                strerror(errno));
+    if (nalloc_ctx_create(&config, &h->ctx) != NALLOC_OK) {
+        fprintf(stderr, "bench: %s\n", nalloc_last_error_message());
         return false;
     }
     for (int k = 0; k < NALLOC_KIND_COUNT; k++)
@@ -259,11 +266,7 @@ void heap_scope_end(heap *h, heap_scope s)
 {
     ledger_release(h, NALLOC_KIND_SCRATCH, s.ledger);
     if (h->ctx != NULL) {
-        nalloc_status st = nalloc_rollback(h->arena[NALLOC_KIND_SCRATCH], s.mark);
-        if (st != NALLOC_OK) {
-            fprintf(stderr, "bench: nalloc_rollback: %s\n", nalloc_strerror(st));
-            exit(2);
-        }
+        heap_check(nalloc_rollback(h->arena[NALLOC_KIND_SCRATCH], s.mark));
     } else {
         h->region[NALLOC_KIND_SCRATCH].offset = s.offset;
     }
@@ -275,15 +278,11 @@ void heap_proof_end(heap *h)
         ledger_release(h, (nalloc_kind)k, 0);
     if (h->mode == HEAP_DRY) { /* nothing was written: a wipe would only commit the pages */
         for (int k = 0; k < NALLOC_KIND_COUNT; k++)
-            nalloc_reset(h->arena[k]);
+            heap_check(nalloc_reset(h->arena[k]));
     } else if (h->mode == HEAP_NALLOC) {
-        nalloc_reset(h->arena[NALLOC_KIND_POLY]);
-        nalloc_reset(h->arena[NALLOC_KIND_SCRATCH]);
-        nalloc_status st = nalloc_wipe(h->arena[NALLOC_KIND_WITNESS]);
-        if (st != NALLOC_OK) {
-            fprintf(stderr, "bench: nalloc_wipe: %s\n", nalloc_strerror(st));
-            exit(2);
-        }
+        heap_check(nalloc_reset(h->arena[NALLOC_KIND_POLY]));
+        heap_check(nalloc_reset(h->arena[NALLOC_KIND_SCRATCH]));
+        heap_check(nalloc_wipe(h->arena[NALLOC_KIND_WITNESS]));
     } else if (h->mode == HEAP_FLOOR) {
         heap_region *w = &h->region[NALLOC_KIND_WITNESS];
         if (w->dirty > 0)

@@ -46,7 +46,8 @@ int main(void)
     if (st != NALLOC_OK)
         return fail(nalloc_strerror(st));
     nalloc_stats s;
-    nalloc_arena_stats(witness, &s);
+    if (nalloc_arena_stats(witness, &s) != NALLOC_OK)
+        return fail(nalloc_last_error_message());
     printf("\nwitness wipe demonstration: a 1 MiB witness arena; protections in force:%s%s%s%s%s\n",
            s.guard_pages ? " guard pages," : "", s.locked ? " locked (never swapped)," : "",
            s.no_dump ? " not in core dumps," : "",
@@ -69,7 +70,8 @@ int main(void)
     printf("  proof 1 rolls back a phase that held another %d secret bytes\n", SECRET_BYTES);
 
     /* Reset without a wipe: what recycling memory without scrubbing it means. */
-    nalloc_reset(witness);
+    if (nalloc_reset(witness) != NALLOC_OK)
+        return fail(nalloc_last_error_message());
     unsigned char *next = nalloc_alloc(witness, SECRET_BYTES);
     show("after a reset (no wipe), proof 2's new block reads:", next);
     if (count_byte(next, SECRET_BYTES, SECRET) != SECRET_BYTES)
@@ -79,7 +81,8 @@ int main(void)
     st = nalloc_wipe(witness);
     if (st != NALLOC_OK)
         return fail(nalloc_strerror(st));
-    nalloc_arena_stats(witness, &s);
+    if (nalloc_arena_stats(witness, &s) != NALLOC_OK)
+        return fail(nalloc_last_error_message());
     printf("  nalloc_wipe zeroes %zu bytes (up to the high-water mark) and resets the arena\n",
            s.wiped_bytes);
     unsigned char *first = nalloc_alloc(witness, SECRET_BYTES);

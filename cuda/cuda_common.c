@@ -6,8 +6,6 @@
 
 #include <stdio.h>
 
-static NA_THREAD_LOCAL char last_text[160];
-
 /* Errors that mean "no usable driver or device", as opposed to a failed call on a working one. */
 static bool means_no_device(cudaError_t err)
 {
@@ -29,14 +27,13 @@ nalloc_status na_cuda_status(cudaError_t err, const char *what)
 {
     if (err == cudaSuccess)
         return NALLOC_OK;
-    snprintf(last_text, sizeof last_text, "%s: %s (%s)", what, cudaGetErrorString(err),
-             cudaGetErrorName(err));
+    na_cause_cuda("%s: %s (%s)", what, cudaGetErrorString(err), cudaGetErrorName(err));
     (void)cudaGetLastError(); /* clear the non-sticky error state */
-    return na_set_error(means_no_device(err) ? NALLOC_ERR_NO_DEVICE : NALLOC_ERR_CUDA);
+    return means_no_device(err) ? NALLOC_ERR_NO_DEVICE : NALLOC_ERR_CUDA;
 }
 
 static nalloc_status ready_status = NALLOC_ERR_NO_DEVICE;
-static char ready_text[160];
+static char ready_text[160]; /* why not, when not */
 static pthread_once_t ready_once = PTHREAD_ONCE_INIT;
 
 static void probe(void)
@@ -45,33 +42,44 @@ static void probe(void)
     cudaError_t err = cudaGetDeviceCount(&count);
     if (err == cudaSuccess && count == 0)
         err = cudaErrorNoDevice;
-    ready_status = na_cuda_status(err, "cudaGetDeviceCount");
-    if (ready_status != NALLOC_OK)
-        snprintf(ready_text, sizeof ready_text, "%s", last_text);
+    if (err != cudaSuccess) {
+        snprintf(ready_text, sizeof ready_text, "cudaGetDeviceCount: %s (%s)",
+                 cudaGetErrorString(err), cudaGetErrorName(err));
+        (void)cudaGetLastError();
+    }
+    ready_status = err == cudaSuccess         ? NALLOC_OK
+                   : means_no_device(err)     ? NALLOC_ERR_NO_DEVICE
+                                              : NALLOC_ERR_CUDA;
 }
 
 nalloc_status na_cuda_ready(void)
 {
     pthread_once(&ready_once, probe);
-    if (ready_status != NALLOC_OK) {
-        snprintf(last_text, sizeof last_text, "%s", ready_text);
-        return na_set_error(ready_status);
-    }
-    return NALLOC_OK;
+    if (ready_status != NALLOC_OK)
+        na_cause_cuda("%s", ready_text);
+    return ready_status;
 }
 
 const char *nalloc_cuda_error_string(void)
 {
-    return last_text;
+    return na_last_cuda_text();
 }
 
 nalloc_status nalloc_cuda_available(void)
 {
-    return na_cuda_ready();
+    na_cause_clear();
+    nalloc_status st = na_cuda_ready();
+    return st == NALLOC_OK ? st : na_fail_cause(st, "nalloc_cuda_available", NULL);
 }
 
 nalloc_status nalloc_wipe_async(nalloc_arena *arena, cudaStream_t stream)
 {
+    static const char call[] = "nalloc_wipe_async";
+    if (na_arena_check(arena) != NALLOC_OK)
+        return na_arena_refuse(arena, call);
+    na_cause_clear();
     /* NULL means "synchronous" to the backings; stream 0 is the legacy default stream. */
-    return na_arena_wipe(arena, stream != NULL ? (void *)stream : (void *)cudaStreamLegacy);
+    nalloc_status st =
+        na_arena_wipe(arena, stream != NULL ? (void *)stream : (void *)cudaStreamLegacy);
+    return st == NALLOC_OK ? st : na_fail_cause(st, call, "arena \"%s\"", arena->name);
 }

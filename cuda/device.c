@@ -121,8 +121,11 @@ static nalloc_status fractional_capacity(const nalloc_arena_config *c, size_t *c
     double wanted = (double)available * c->device_fraction; /* fraction in (0, 1] */
     size_t bytes = wanted >= (double)available ? available : (size_t)wanted;
     bytes &= ~(size_t)4095;
-    if (bytes == 0)
+    if (bytes == 0) {
+        na_cause("%zu bytes of device memory free, device_slack %zu: nothing left to take",
+                 free_bytes, c->device_slack);
         return NALLOC_ERR_NOMEM;
+    }
     *capacity = bytes;
     return NALLOC_OK;
 }
@@ -130,14 +133,20 @@ static nalloc_status fractional_capacity(const nalloc_arena_config *c, size_t *c
 static nalloc_status device_create(nalloc_arena *a)
 {
     nalloc_arena_config *c = &a->config;
-    if (c->device < 0)
+    if (c->device < 0) {
+        na_cause("device %d is not a device ordinal", c->device);
         return NALLOC_ERR_INVALID;
-    if (c->capacity == 0 && !(c->device_fraction > 0 && c->device_fraction <= 1)) /* NaN too */
+    }
+    if (c->capacity == 0 && !(c->device_fraction > 0 && c->device_fraction <= 1)) { /* NaN too */
+        na_cause("capacity is 0 and device_fraction is not in (0, 1]");
         return NALLOC_ERR_INVALID;
+    }
     /* Page-level protections have no meaning for device memory. */
     unsigned unavailable = c->flags & NA_FEATURE_FLAGS;
-    if (unavailable && (c->flags & NALLOC_FLAG_STRICT))
+    if (unavailable && (c->flags & NALLOC_FLAG_STRICT)) {
+        na_cause("NALLOC_FLAG_STRICT with page-level protections, which device memory lacks");
         return NALLOC_ERR_UNSUPPORTED;
+    }
 
     nalloc_status st = na_cuda_ready();
     if (st != NALLOC_OK)
@@ -146,8 +155,10 @@ static nalloc_status device_create(nalloc_arena *a)
     st = na_cuda_status(cudaGetDeviceCount(&count), "cudaGetDeviceCount");
     if (st != NALLOC_OK)
         return st;
-    if (c->device >= count)
+    if (c->device >= count) {
+        na_cause("device %d does not exist (%d devices)", c->device, count);
         return NALLOC_ERR_INVALID;
+    }
 
     int previous;
     st = na_cuda_enter(c->device, &previous);
@@ -161,6 +172,7 @@ static nalloc_status device_create(nalloc_arena *a)
         st = na_cuda_status(cudaMalloc(&base, capacity), "cudaMalloc");
     if (st == NALLOC_OK && !nalloc_bump_init(&a->bump, (uintptr_t)base, capacity)) {
         (void)cudaFree(base);
+        na_cause("the block would end past the top of the address space");
         st = NALLOC_ERR_INVALID;
     }
     unsigned long long id = 0;
@@ -224,6 +236,8 @@ static nalloc_status device_zero(nalloc_arena *a, size_t offset, size_t length, 
         st = na_cuda_status(why, call);
     if (st != NALLOC_OK) {
         na_cuda_leave(a->config.device, previous);
+        if (st == NALLOC_ERR_STATE)
+            na_cause("the arena's device memory went with its CUDA context (cudaDeviceReset?)");
         return st;
     }
     cudaStream_t s = stream != NULL ? (cudaStream_t)stream : cudaStreamLegacy;

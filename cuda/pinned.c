@@ -65,8 +65,10 @@ static nalloc_status register_chunks(nalloc_arena *a)
 
 static nalloc_status pinned_create(nalloc_arena *a)
 {
-    if (a->config.flags & NALLOC_FLAG_SECRET)
-        return NALLOC_ERR_UNSUPPORTED; /* secretmem pages cannot be pinned by the driver */
+    if (a->config.flags & NALLOC_FLAG_SECRET) { /* secretmem pages cannot be pinned by the driver */
+        na_cause("NALLOC_FLAG_SECRET: memfd_secret memory cannot be registered with CUDA");
+        return NALLOC_ERR_UNSUPPORTED;
+    }
 
     /* The chunk actually used, kept in the config so that destroy unregisters the same chunks:
      * whole pages, 0 meaning the NALLOC_PIN_CHUNK default (and a default of 0: one chunk). */
@@ -76,16 +78,14 @@ static nalloc_status pinned_create(nalloc_arena *a)
         chunk = SIZE_MAX - (SIZE_MAX % page);
     a->config.pin_chunk = chunk;
 
-    nalloc_status caller_error = nalloc_last_error();
     nalloc_status st = na_cuda_ready();
     if (st != NALLOC_OK) {
         if (!(a->config.flags & NALLOC_FLAG_PIN_FALLBACK))
             return st;
+        na_cause_clear(); /* recovered: the probe's NO_DEVICE explains nothing that follows */
         a->config.flags |= NALLOC_FLAG_LOCK;
         st = na_backing_host.create(a);
         a->pin_fallback = st == NALLOC_OK;
-        if (a->pin_fallback) /* a success: the probe's NO_DEVICE is not this thread's error */
-            na_set_error(caller_error);
         return st;
     }
 

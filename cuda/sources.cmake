@@ -8,13 +8,12 @@ target_sources(nalloc PRIVATE
   cuda/staging.c
   cuda/window.c
   cuda/wipe.cu)
+# NALLOC_HAVE_CUDA and NALLOC_HAVE_NVTX reach the sources through nalloc/config.h (0 or 1).
 target_include_directories(nalloc PRIVATE cuda)
-target_compile_definitions(nalloc PRIVATE NALLOC_HAVE_CUDA)
 target_link_libraries(nalloc PUBLIC CUDA::cudart)
 set_target_properties(nalloc PROPERTIES CUDA_SEPARABLE_COMPILATION OFF)
-if(NALLOC_NVTX AND EXISTS ${PROJECT_SOURCE_DIR}/cuda/nvtx.c)
+if(NALLOC_HAVE_NVTX)
   target_sources(nalloc PRIVATE cuda/nvtx.c)
-  target_compile_definitions(nalloc PRIVATE NALLOC_HAVE_NVTX)
   target_link_libraries(nalloc PRIVATE CUDA::nvtx3)
 endif()
 

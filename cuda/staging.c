@@ -26,26 +26,41 @@ static bool in_handed_out(const nalloc_arena *a, const void *p, size_t size)
     return size <= used - (addr - a->bump.base);
 }
 
-/* Check one side of a copy: a (live) arena of memory kind `want` whose block holds the range. */
+/* Check one side of a copy: a (live) arena of memory kind `want` whose block holds the range.
+ * `side` ("source", "destination") for the cause. */
 static nalloc_status check_side(const nalloc_arena *a, nalloc_memory want, const void *p,
-                                size_t size)
+                                size_t size, const char *side)
 {
-    if (a->config.memory != want)
+    if (a->config.memory != want) {
+        na_cause("the %s arena \"%s\" is not a %s arena", side, a->name,
+                 want == NALLOC_MEMORY_PINNED ? "pinned" : "device");
         return NALLOC_ERR_INVALID;
-    if (want == NALLOC_MEMORY_PINNED && !a->pinned)
+    }
+    if (want == NALLOC_MEMORY_PINNED && !a->pinned) {
+        na_cause("the %s arena \"%s\" %s", side, a->name,
+                 a->pin_fallback ? "fell back to locked host memory (no CUDA driver)"
+                                 : "is not registered with CUDA");
         return a->pin_fallback ? NALLOC_ERR_NO_DEVICE : NALLOC_ERR_INVALID;
-    return in_handed_out(a, p, size) ? NALLOC_OK : NALLOC_ERR_INVALID;
+    }
+    if (!in_handed_out(a, p, size)) {
+        na_cause("the %s range of %zu bytes is not inside what arena \"%s\" handed out", side,
+                 size, a->name);
+        return NALLOC_ERR_INVALID;
+    }
+    return NALLOC_OK;
 }
 
 nalloc_status nalloc_stage_async(const nalloc_arena *dst_arena, void *dst,
                                  const nalloc_arena *src_arena, const void *src, size_t size,
                                  cudaStream_t stream)
 {
-    nalloc_status st = na_arena_check(dst_arena);
-    if (st == NALLOC_OK)
-        st = na_arena_check(src_arena);
-    if (st != NALLOC_OK)
-        return na_set_error(st);
+    static const char call[] = "nalloc_stage_async";
+    if (na_arena_check(dst_arena) != NALLOC_OK)
+        return na_arena_refuse(dst_arena, call);
+    if (na_arena_check(src_arena) != NALLOC_OK)
+        return na_arena_refuse(src_arena, call);
+    na_cause_clear();
+    nalloc_status st;
 
     enum cudaMemcpyKind kind;
     nalloc_memory dst_memory, src_memory;
@@ -58,12 +73,10 @@ nalloc_status nalloc_stage_async(const nalloc_arena *dst_arena, void *dst,
         src_memory = NALLOC_MEMORY_DEVICE;
         dst_memory = NALLOC_MEMORY_PINNED;
     }
-    st = check_side(src_arena, src_memory, src, size);
+    st = check_side(src_arena, src_memory, src, size, "source");
     if (st == NALLOC_OK)
-        st = check_side(dst_arena, dst_memory, dst, size);
-    if (st != NALLOC_OK)
-        return na_set_error(st);
-    if (size == 0)
-        return NALLOC_OK;
-    return na_cuda_status(cudaMemcpyAsync(dst, src, size, kind, stream), "cudaMemcpyAsync");
+        st = check_side(dst_arena, dst_memory, dst, size, "destination");
+    if (st == NALLOC_OK && size != 0)
+        st = na_cuda_status(cudaMemcpyAsync(dst, src, size, kind, stream), "cudaMemcpyAsync");
+    return st == NALLOC_OK ? st : na_fail_cause(st, call, NULL);
 }

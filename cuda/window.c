@@ -23,28 +23,32 @@ static size_t window_align(size_t granule)
     return granule > 256 ? granule : 256;
 }
 
-nalloc_status nalloc_window_create_aligned(nalloc_arena *a, size_t capacity, size_t granule,
-                                           nalloc_window *out)
+static nalloc_status window_create(nalloc_arena *a, size_t capacity, size_t granule,
+                                   nalloc_window *out, const char *call)
 {
     if (out == NULL)
-        return na_set_error(NALLOC_ERR_INVALID);
+        return na_fail(NALLOC_ERR_INVALID, call, "out is NULL");
     memset(out, 0, sizeof *out);
+    na_cause_clear();
     nalloc_status st = na_cuda_ready();
     if (st != NALLOC_OK)
-        return st;
-    st = na_arena_check(a);
-    if (st != NALLOC_OK)
-        return na_set_error(st);
-    if (a->config.memory != NALLOC_MEMORY_DEVICE || capacity == 0 ||
-        capacity > NALLOC_WINDOW_MAX_CAPACITY || !nalloc_is_pow2(granule) ||
-        granule < NALLOC_WINDOW_GRANULE || granule > NALLOC_WINDOW_MAX_GRANULE)
-        return na_set_error(NALLOC_ERR_INVALID);
+        return na_fail_cause(st, call, NULL);
+    if (na_arena_check(a) != NALLOC_OK)
+        return na_arena_refuse(a, call);
+    if (a->config.memory != NALLOC_MEMORY_DEVICE)
+        return na_fail(NALLOC_ERR_INVALID, call, "arena \"%s\" is not a device arena", a->name);
+    if (capacity == 0 || capacity > NALLOC_WINDOW_MAX_CAPACITY)
+        return na_fail(NALLOC_ERR_INVALID, call, "capacity %zu is not in 1..2^40", capacity);
+    if (!nalloc_is_pow2(granule) || granule < NALLOC_WINDOW_GRANULE ||
+        granule > NALLOC_WINDOW_MAX_GRANULE)
+        return na_fail(NALLOC_ERR_INVALID, call, "granule %zu is not a power of two in 16..4096",
+                       granule);
 
     size_t align = window_align(granule);
     size_t bytes = align + capacity; /* no wrap: capacity <= 2^40 */
-    unsigned char *block = nalloc_alloc_aligned(a, bytes, align);
+    unsigned char *block = na_alloc_block(a, bytes, align);
     if (block == NULL)
-        return nalloc_last_error(); /* set by nalloc_alloc_aligned */
+        return na_fail_cause(NALLOC_ERR_NOMEM, call, "a window of %zu bytes", capacity);
 
     int device = a->config.device, previous;
     st = na_cuda_enter(device, &previous);
@@ -60,8 +64,9 @@ nalloc_status nalloc_window_create_aligned(nalloc_arena *a, size_t capacity, siz
         na_cuda_leave(device, previous);
     }
     if (st != NALLOC_OK) {
-        (void)nalloc_free_last(a, block, bytes); /* refused only if another block came after */
-        return na_set_error(st);
+        /* Refused only if another thread allocated after the block (cuda.h says so). */
+        (void)na_free_last(a, block, bytes);
+        return na_fail_cause(st, call, "arena \"%s\"", a->name);
     }
     out->base = block + align;
     out->capacity = capacity;
@@ -72,9 +77,15 @@ nalloc_status nalloc_window_create_aligned(nalloc_arena *a, size_t capacity, siz
     return NALLOC_OK;
 }
 
+nalloc_status nalloc_window_create_aligned(nalloc_arena *a, size_t capacity, size_t granule,
+                                           nalloc_window *out)
+{
+    return window_create(a, capacity, granule, out, "nalloc_window_create_aligned");
+}
+
 nalloc_status nalloc_window_create(nalloc_arena *a, size_t capacity, nalloc_window *out)
 {
-    return nalloc_window_create_aligned(a, capacity, NALLOC_WINDOW_GRANULE, out);
+    return window_create(a, capacity, NALLOC_WINDOW_GRANULE, out, "nalloc_window_create");
 }
 
 /* A window as nalloc_window_create makes them; catches NULL and zeroed (failed) windows. */
@@ -85,34 +96,38 @@ static bool window_valid(const nalloc_window *w)
            w->device >= 0;
 }
 
-/* The checks every call on an existing window starts with, then its device made current. */
-static nalloc_status window_enter(const nalloc_window *w, int *previous)
+/* The checks every call on an existing window starts with, then its device made current. Records
+ * a failure as `call`'s. */
+static nalloc_status window_enter(const nalloc_window *w, int *previous, const char *call)
 {
+    na_cause_clear();
     nalloc_status st = na_cuda_ready();
-    if (st != NALLOC_OK)
-        return st;
-    if (!window_valid(w))
-        return na_set_error(NALLOC_ERR_INVALID);
-    return na_cuda_enter(w->device, previous);
+    if (st == NALLOC_OK && !window_valid(w))
+        return na_fail(NALLOC_ERR_INVALID, call, "not a window nalloc_window_create made");
+    if (st == NALLOC_OK)
+        st = na_cuda_enter(w->device, previous);
+    return st == NALLOC_OK ? st : na_fail_cause(st, call, NULL);
 }
 
 nalloc_status nalloc_window_reset(const nalloc_window *w, cudaStream_t stream)
 {
+    static const char call[] = "nalloc_window_reset";
     int previous;
-    nalloc_status st = window_enter(w, &previous);
+    nalloc_status st = window_enter(w, &previous, call);
     if (st != NALLOC_OK)
         return st;
     st = na_cuda_status(cudaMemsetAsync(w->state, 0, sizeof *w->state, stream),
                         "cudaMemsetAsync (window reset)");
     na_cuda_leave(w->device, previous);
-    return st;
+    return st == NALLOC_OK ? st : na_fail_cause(st, call, NULL);
 }
 
 nalloc_status nalloc_window_usage(const nalloc_window *w, cudaStream_t stream, size_t *used,
                                   bool *overflowed)
 {
+    static const char call[] = "nalloc_window_usage";
     int previous;
-    nalloc_status st = window_enter(w, &previous);
+    nalloc_status st = window_enter(w, &previous, call);
     if (st != NALLOC_OK)
         return st;
     nalloc_window_state state;
@@ -123,7 +138,7 @@ nalloc_status nalloc_window_usage(const nalloc_window *w, cudaStream_t stream, s
         st = na_cuda_status(cudaStreamSynchronize(stream), "cudaStreamSynchronize (window usage)");
     na_cuda_leave(w->device, previous);
     if (st != NALLOC_OK)
-        return st;
+        return na_fail_cause(st, call, NULL);
     if (used != NULL)
         *used = state.used < w->capacity ? state.used : w->capacity;
     if (overflowed != NULL)

@@ -109,6 +109,7 @@ for b in "${builds[@]}"; do
       seconds=${NALLOC_FUZZ_SECONDS:-60}
       log "[fuzz] libFuzzer for $seconds s"
       mkdir -p build/test-fuzz/corpus # new inputs go here; the committed corpus is only read
+      NALLOC_QUIET_PROTECTIONS=1 \
       build/test-fuzz/tests/fuzz/fuzz_arena -max_total_time="$seconds" -print_final_stats=1 \
         -artifact_prefix=build/test-fuzz/ build/test-fuzz/corpus tests/fuzz/corpus \
         >build/test-fuzz.fuzz.log 2>&1 ||

@@ -34,17 +34,29 @@
 #include <string.h>
 #include <unistd.h>
 
+static void print_stats(const nalloc_arena *a, FILE *out);
+static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size,
+                                   const char **why);
+
 /* ---------------------------------------------------------------------------------------------
  * Configuration
  * ------------------------------------------------------------------------------------------- */
 
 static const char *const kind_names[NALLOC_KIND_COUNT] = {"poly", "witness", "scratch"};
 
+/* The config's size is part of the 1.x ABI (nalloc.h): a new field takes words of reserved[]. */
+_Static_assert(sizeof(nalloc_arena_config) == 152,
+               "nalloc_arena_config must keep its size: take a field's room from reserved[]");
+_Static_assert(sizeof(nalloc_ctx_config) == 3 * 152 + 8,
+               "nalloc_ctx_config must keep its size: use its reserved word");
+
 void nalloc_arena_config_init(nalloc_arena_config *c, nalloc_kind kind, nalloc_memory memory,
                               size_t capacity)
 {
-    if (c == NULL)
+    if (c == NULL) {
+        na_fail(NALLOC_ERR_INVALID, "nalloc_arena_config_init", "config is NULL");
         return;
+    }
     memset(c, 0, sizeof *c);
     c->kind = kind;
     c->memory = memory;
@@ -72,25 +84,34 @@ void nalloc_arena_config_init(nalloc_arena_config *c, nalloc_kind kind, nalloc_m
     }
 }
 
+/* NALLOC_OK, or NALLOC_ERR_INVALID with the cause noted. */
 static nalloc_status check_config(const nalloc_arena_config *c)
 {
-    if ((unsigned)c->kind >= NALLOC_KIND_COUNT || (unsigned)c->memory > NALLOC_MEMORY_DEVICE)
-        return NALLOC_ERR_INVALID;
-    if (!nalloc_is_pow2(c->default_align) || !nalloc_is_pow2(c->large_align))
-        return NALLOC_ERR_INVALID;
-    if (c->flags & ~(unsigned)NA_KNOWN_FLAGS)
-        return NALLOC_ERR_INVALID;
-    if (c->capacity == 0 && !(c->memory == NALLOC_MEMORY_DEVICE && c->device_fraction > 0))
-        return NALLOC_ERR_INVALID;
-    return NALLOC_OK;
+    if ((unsigned)c->kind >= NALLOC_KIND_COUNT) {
+        na_cause("kind %u is not a nalloc_kind", (unsigned)c->kind);
+    } else if ((unsigned)c->memory > NALLOC_MEMORY_DEVICE) {
+        na_cause("memory %u is not a nalloc_memory", (unsigned)c->memory);
+    } else if (!nalloc_is_pow2(c->default_align)) {
+        na_cause("default_align %zu is not a power of two", c->default_align);
+    } else if (!nalloc_is_pow2(c->large_align)) {
+        na_cause("large_align %zu is not a power of two", c->large_align);
+    } else if (c->flags & ~(unsigned)NA_KNOWN_FLAGS) {
+        na_cause("flags %u holds bits that are not NALLOC_FLAG_*", c->flags);
+    } else if (c->capacity == 0 &&
+               !(c->memory == NALLOC_MEMORY_DEVICE && c->device_fraction > 0)) {
+        na_cause("capacity is 0");
+    } else {
+        return NALLOC_OK;
+    }
+    return NALLOC_ERR_INVALID;
 }
 
-static const na_backing *backing_for(nalloc_memory memory)
+const na_backing *na_backing_for(nalloc_memory memory)
 {
     switch (memory) {
     case NALLOC_MEMORY_HOST:
         return &na_backing_host;
-#if defined(NALLOC_HAVE_CUDA)
+#if NALLOC_HAVE_CUDA
     case NALLOC_MEMORY_PINNED:
         return &na_backing_pinned;
     case NALLOC_MEMORY_DEVICE:
@@ -151,12 +172,55 @@ static void register_exit_wipe(void)
 
 nalloc_status nalloc_arena_create(const nalloc_arena_config *config, nalloc_arena **out)
 {
+    static const char call[] = "nalloc_arena_create";
     if (out == NULL)
-        return na_set_error(NALLOC_ERR_INVALID);
+        return na_fail(NALLOC_ERR_INVALID, call, "out is NULL");
     *out = NULL;
     if (config == NULL)
-        return na_set_error(NALLOC_ERR_INVALID);
-    return na_arena_create_from(config, backing_for(config->memory), NULL, 0, out);
+        return na_fail(NALLOC_ERR_INVALID, call, "config is NULL");
+    na_cause_clear();
+    nalloc_status st = na_arena_create_from(config, na_backing_for(config->memory), NULL, 0, out);
+    if (st != NALLOC_OK)
+        return na_fail_cause(st, call, "arena \"%s\"", na_config_name(config));
+    return NALLOC_OK;
+}
+
+const char *na_config_name(const nalloc_arena_config *config)
+{
+    if (config->name != NULL)
+        return config->name;
+    return (unsigned)config->kind < NALLOC_KIND_COUNT ? kind_names[config->kind] : "?";
+}
+
+/* One line on stderr when a protection that keeps secrets was refused (nalloc.h, nalloc_flag):
+ * statistics say so too, but nobody reads them who did not already think of it. GnuPG's "using
+ * insecure memory" is the model. NALLOC_QUIET_PROTECTIONS=1 silences it. */
+static void warn_refused_protections(const nalloc_arena *a)
+{
+    const unsigned protections = NALLOC_FLAG_LOCK | NALLOC_FLAG_NODUMP | NALLOC_FLAG_SECRET;
+    unsigned refused = a->config.flags & protections & ~a->in_force;
+    if (refused == 0 || na_option_get(NA_OPTION_QUIET_PROTECTIONS))
+        return;
+    char line[512];
+    size_t at = 0;
+    at = na_format_to(line, sizeof line, at, "nalloc: warning: arena \"%s\":", a->name);
+    if (refused & NALLOC_FLAG_SECRET)
+        at = na_format_to(line, sizeof line, at,
+                            " memfd_secret refused, so its memory stays in the kernel's direct map"
+                            " (needs Linux 5.14 with secretmem enabled, and the arena within"
+                            " RLIMIT_MEMLOCK);");
+    if (refused & NALLOC_FLAG_LOCK)
+        at = na_format_to(line, sizeof line, at,
+                            " mlock refused, so its pages can be swapped to disk (raise the limit"
+                            " with ulimit -l, or grant CAP_IPC_LOCK);");
+    if (refused & NALLOC_FLAG_NODUMP)
+        at = na_format_to(line, sizeof line, at,
+                            " MADV_DONTDUMP refused, so its pages can appear in core dumps"
+                            " (ulimit -c 0 turns them off);");
+    na_format_to(line, sizeof line, at,
+                   " nalloc_stats.missing has the details; NALLOC_QUIET_PROTECTIONS=1 silences"
+                   " this\n");
+    fputs(line, stderr);
 }
 
 nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_backing *backing,
@@ -165,21 +229,25 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     *out = NULL;
     nalloc_status st = check_config(config);
     if (st != NALLOC_OK)
-        return na_set_error(st);
-    if (backing == NULL)
-        return na_set_error(NALLOC_ERR_UNSUPPORTED);
+        return st;
+    if (backing == NULL) {
+        na_cause("%s arenas need the CUDA parts, which this build of nalloc does not have",
+                 config->memory == NALLOC_MEMORY_PINNED ? "pinned" : "device");
+        return NALLOC_ERR_UNSUPPORTED;
+    }
 
     static pthread_once_t exit_once = PTHREAD_ONCE_INIT;
     if (config->flags & NALLOC_FLAG_WIPE_AT_EXIT)
         pthread_once(&exit_once, register_exit_wipe);
 
     nalloc_arena *a = na_handle_alloc();
-    if (a == NULL)
-        return na_set_error(NALLOC_ERR_OS);
+    if (a == NULL) {
+        na_cause("mmap of a handle slot: %s", na_errno_text(errno));
+        return NALLOC_ERR_OS;
+    }
     na_trace_push("nalloc_arena_create", NULL);
     a->config = *config;
-    const char *name = config->name ? config->name : kind_names[config->kind];
-    snprintf(a->name, sizeof a->name, "%s", name);
+    snprintf(a->name, sizeof a->name, "%s", na_config_name(config));
     a->config.name = a->name;
     a->backing = backing;
     a->on_alloc = backing->on_alloc;
@@ -207,7 +275,7 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
         na_handle_free(a);
         na_trace_pop();
         errno = err;
-        return na_set_error(st);
+        return st;
     }
     int err = na_prefault_register(a);
     if (err != 0) { /* no helper thread: the flag is missing, or creation fails if strict */
@@ -216,8 +284,9 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
             backing->destroy(a);
             na_handle_free(a);
             na_trace_pop();
+            na_cause("NALLOC_FLAG_STRICT, and no prefault helper thread: %s", strerror(err));
             errno = err;
-            return na_set_error(NALLOC_ERR_OS);
+            return NALLOC_ERR_OS;
         }
     }
     /* Memory that is not fresh (device memory) is dirty from the start. (A lane's create sets
@@ -227,6 +296,8 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     na_track_create(a);
     __atomic_store_n(&a->magic, NA_MAGIC_ARENA, __ATOMIC_RELEASE);
     na_trace_pop();
+    if (parent == NULL) /* a lane's protections are its parent's, announced with the parent */
+        warn_refused_protections(a);
     *out = a;
     return NALLOC_OK;
 }
@@ -298,26 +369,39 @@ static void retire(void *handle)
     a->backing->destroy(a);
 }
 
-nalloc_status na_arena_destroy(nalloc_arena *a)
+/* Is the arena zeroed before its memory is released? The flag says so, or the memory holds
+ * secrets: a witness arena, or one that asked for its pages to be locked, kept out of dumps or out
+ * of the direct map (nalloc.h, nalloc_flag; libsodium zeroes before munlock for the same reason).
+ * Pinned arenas are locked for DMA, not for secrecy: they follow the flag. */
+static bool wipes_on_destroy(const nalloc_arena *a)
+{
+    const unsigned secret = NALLOC_FLAG_LOCK | NALLOC_FLAG_NODUMP | NALLOC_FLAG_SECRET;
+    return (a->config.flags & NALLOC_FLAG_WIPE_ON_DESTROY) ||
+           a->config.kind == NALLOC_KIND_WITNESS || ((a->config.flags | a->in_force) & secret);
+}
+
+nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid)
 {
     na_trace_push("nalloc_arena_destroy", a);
     pthread_mutex_lock(&a->control);
-    if (!na_arena_alive(a)) { /* lost a race with another destroy */
+    /* Lost a race with another destroy, or (uid) the slot holds another arena by now. */
+    if (!na_arena_alive(a) || (uid != 0 && a->uid != uid)) {
         pthread_mutex_unlock(&a->control);
         na_trace_pop();
-        return na_set_error(NALLOC_ERR_STATE);
+        na_cause("arena already destroyed");
+        return NALLOC_ERR_STATE;
     }
     /* First of all, so the helper is done with the memory long before it is unmapped. */
     na_prefault_unregister(a);
     nalloc_status st = NALLOC_OK;
     if (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0)
         na_lanes_destroy_all(a);
-    if (a->config.flags & NALLOC_FLAG_WIPE_ON_DESTROY)
+    if (wipes_on_destroy(a))
         st = wipe_locked(a, NULL);
     if (na_option_get(NA_OPTION_VERBOSE))
-        nalloc_arena_print_stats(a, stderr);
-    /* A witness arena whose wipe failed (a device fault) is still released: keeping it would leak
-     * the memory and the secret both. The failure is reported. Retired under the handle lock: the
+        print_stats(a, stderr);
+    /* An arena whose wipe failed (a device fault) is still released: keeping it would leak the
+     * memory and the secret both. The failure is reported. Retired under the handle lock: the
      * exit-time wipe (another thread may call exit meanwhile) sees the arena alive and mapped, or
      * dead. */
     na_handle_exclusive(retire, a);
@@ -327,40 +411,95 @@ nalloc_status na_arena_destroy(nalloc_arena *a)
     pthread_mutex_unlock(&a->control);
     na_handle_free(a);
     na_trace_pop();
-    return st == NALLOC_OK ? NALLOC_OK : na_set_error(st);
+    return st;
+}
+
+nalloc_status na_arena_refuse(const nalloc_arena *a, const char *call)
+{
+    if (a == NULL)
+        return na_fail(NALLOC_ERR_INVALID, call, "arena is NULL");
+    return na_fail(NALLOC_ERR_STATE, call, "arena already destroyed");
 }
 
 nalloc_status nalloc_arena_destroy(nalloc_arena *a)
 {
-    nalloc_status st = na_arena_check(a);
-    if (st != NALLOC_OK)
-        return na_set_error(st);
+    static const char call[] = "nalloc_arena_destroy";
+    if (na_arena_check(a) != NALLOC_OK)
+        return na_arena_refuse(a, call);
     if (a->owner != NULL)
-        return na_set_error(NALLOC_ERR_STATE);
-    return na_arena_destroy(a);
+        return na_fail(NALLOC_ERR_STATE, call,
+                       "arena \"%s\" belongs to a context: nalloc_ctx_destroy releases it",
+                       a->name);
+    na_cause_clear();
+    uint64_t uid = a->uid;
+    nalloc_status st = na_arena_destroy(a, uid);
+    return st == NALLOC_OK ? st : na_fail_cause(st, call, NULL);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Allocation
  * ------------------------------------------------------------------------------------------- */
 
-static void *fail(nalloc_arena *a, nalloc_status status)
+/* The failure exits of the allocation calls: count the failure in a live arena (nalloc_stats:
+ * failures) and record the message. Out of line and cold, so that the allocation path does not
+ * pay for them; async-signal-safe like the path itself (na_fail formats without libc). */
+static __attribute__((cold, noinline)) void *refused(nalloc_arena *a, nalloc_status status,
+                                                     const char *call, const char *what)
 {
-    if (na_arena_alive(a))
-        __atomic_fetch_add(&a->failures, 1, __ATOMIC_RELAXED);
-    na_set_error(status);
+    if (call == NULL) { /* na_alloc_block: the caller notes and records */
+        na_cause("%s", what);
+        return NULL;
+    }
+    if (a == NULL || !na_arena_alive(a)) {
+        na_arena_refuse(a, call);
+        return NULL;
+    }
+    __atomic_fetch_add(&a->failures, 1, __ATOMIC_RELAXED);
+    na_fail(status, call, "%s (arena \"%s\")", what, a->name);
     return NULL;
 }
 
-/* The allocation path: one CAS, the thread's statistics, the tool hooks. */
-static inline void *alloc_at(nalloc_arena *a, size_t size, size_t align)
+static __attribute__((cold, noinline)) void *no_room(nalloc_arena *a, const char *call,
+                                                     size_t size, size_t align)
+{
+    size_t offset = nalloc_atomic_load(&a->bump.offset);
+    size_t room = a->bump.capacity > offset ? a->bump.capacity - offset : 0;
+    if (call == NULL) { /* na_alloc_block */
+        na_cause("%zu bytes needed at alignment %zu, %zu free in arena \"%s\"", size, align,
+                 room, a->name);
+        return NULL;
+    }
+    __atomic_fetch_add(&a->failures, 1, __ATOMIC_RELAXED);
+    if (align == 0)
+        na_fail(NALLOC_ERR_NOMEM, call, "%zu bytes requested, %zu free in arena \"%s\"", size,
+                room, a->name);
+    else
+        na_fail(NALLOC_ERR_NOMEM, call,
+                "%zu bytes requested at alignment %zu, %zu free in arena \"%s\"", size, align,
+                room, a->name);
+    return NULL;
+}
+
+static __attribute__((cold, noinline)) void *bad_alignment(nalloc_arena *a, const char *call,
+                                                           size_t align)
+{
+    __atomic_fetch_add(&a->failures, 1, __ATOMIC_RELAXED);
+    na_fail(NALLOC_ERR_INVALID, call, "alignment %zu is not a power of two (arena \"%s\")", align,
+            a->name);
+    return NULL;
+}
+
+/* The allocation path: one CAS, the thread's statistics, the tool hooks. `call` names the public
+ * function for a failure's message, which shows the alignment when `shown` (an explicit one). */
+static inline void *alloc_at(nalloc_arena *a, size_t size, size_t align, const char *call,
+                             bool shown)
 {
     size_t begin, pad, extent; /* extent: size plus a redzone in checker builds (track.h) */
     if (na_unlikely(size == 0))
-        return fail(a, NALLOC_ERR_INVALID);
+        return refused(a, NALLOC_ERR_INVALID, call, "size is 0");
     if (na_unlikely(!na_track_extent(a, size, &extent) ||
                     !nalloc_bump_reserve(&a->bump, extent, na_track_align(align), &begin, &pad)))
-        return fail(a, NALLOC_ERR_NOMEM);
+        return no_room(a, call, size, shown ? align : 0);
     na_assert_internal(begin <= a->bump.capacity && extent <= a->bump.capacity - begin);
     na_assert_internal(((a->bump.base + begin) & (na_track_align(align) - 1)) == 0);
     na_stats_note_alloc(a, begin, size, pad);
@@ -376,33 +515,42 @@ static inline size_t policy_align(const nalloc_arena *a, size_t size)
     return size >= a->large_threshold ? a->large_align : a->default_align;
 }
 
+void *na_alloc_block(nalloc_arena *a, size_t size, size_t align)
+{
+    return alloc_at(a, size, align, NULL, true);
+}
+
 void *nalloc_alloc(nalloc_arena *a, size_t size)
 {
-    nalloc_status st = na_arena_check(a);
-    if (na_unlikely(st != NALLOC_OK))
-        return fail(NULL, st);
-    return alloc_at(a, size, policy_align(a, size));
+    if (na_unlikely(na_arena_check(a) != NALLOC_OK))
+        return refused(a, NALLOC_ERR_STATE, "nalloc_alloc", NULL);
+    return alloc_at(a, size, policy_align(a, size), "nalloc_alloc", false);
 }
 
 void *nalloc_alloc_aligned(nalloc_arena *a, size_t size, size_t align)
 {
-    nalloc_status st = na_arena_check(a);
-    if (na_unlikely(st != NALLOC_OK))
-        return fail(NULL, st);
+    if (na_unlikely(na_arena_check(a) != NALLOC_OK))
+        return refused(a, NALLOC_ERR_STATE, "nalloc_alloc_aligned", NULL);
     if (na_unlikely(!nalloc_is_pow2(align)))
-        return fail(a, NALLOC_ERR_INVALID);
-    return alloc_at(a, size, align);
+        return bad_alignment(a, "nalloc_alloc_aligned", align);
+    return alloc_at(a, size, align, "nalloc_alloc_aligned", true);
 }
 
 void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t align)
 {
-    nalloc_status st = na_arena_check(a);
-    if (st != NALLOC_OK)
-        return fail(NULL, st);
+    static const char call[] = "nalloc_alloc_zeroed";
+    if (na_arena_check(a) != NALLOC_OK)
+        return refused(a, NALLOC_ERR_STATE, call, NULL);
     size_t bytes;
-    if (__builtin_mul_overflow(count, size, &bytes) || (align != 0 && !nalloc_is_pow2(align)))
-        return fail(a, NALLOC_ERR_INVALID);
-    char *p = alloc_at(a, bytes, align ? align : policy_align(a, bytes));
+    if (__builtin_mul_overflow(count, size, &bytes)) {
+        __atomic_fetch_add(&a->failures, 1, __ATOMIC_RELAXED);
+        na_fail(NALLOC_ERR_INVALID, call, "%zu * %zu bytes does not fit in a size_t (arena \"%s\")",
+                count, size, a->name);
+        return NULL;
+    }
+    if (align != 0 && !nalloc_is_pow2(align))
+        return bad_alignment(a, call, align);
+    char *p = alloc_at(a, bytes, align ? align : policy_align(a, bytes), call, align != 0);
     if (p == NULL)
         return NULL;
     /* Bytes at or above the dirty extent were never handed out since the last wipe. Read it after
@@ -414,10 +562,14 @@ void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t ali
     size_t begin = (size_t)((uintptr_t)p - a->bump.base);
     if (begin < dirty) {
         size_t len = dirty - begin < bytes ? dirty - begin : bytes;
-        st = a->backing->zero(a, begin, len, NULL);
+        na_cause_clear();
+        nalloc_status st = a->backing->zero(a, begin, len, NULL);
         if (st != NALLOC_OK) {
-            nalloc_free_last(a, p, bytes); /* best effort: the block is unusable either way */
-            return fail(a, st);
+            const char *why;
+            (void)move_last_end(a, p, bytes, 0, &why); /* best effort: the block is unusable */
+            __atomic_fetch_add(&a->failures, 1, __ATOMIC_RELAXED);
+            na_fail_cause(st, call, "zeroing %zu bytes of arena \"%s\"", len, a->name);
+            return NULL;
         }
     }
     na_track_zeroed(a, p, bytes);
@@ -428,28 +580,39 @@ void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t ali
  * The most recent block
  * ------------------------------------------------------------------------------------------- */
 
-/* Move the end of the block at [begin, begin + old_size) to begin + new_size, if it is the last. */
-static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size)
+/* Move the end of the block at [begin, begin + old_size) to begin + new_size, if it is the last.
+ * On refusal *why says why, for the caller's message (nothing is recorded here: realloc recovers
+ * from a refusal). */
+static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size,
+                                   const char **why)
 {
-    nalloc_status st = na_arena_check(a);
-    if (st != NALLOC_OK)
-        return st;
     uintptr_t p = (uintptr_t)ptr;
     size_t capacity = a->bump.capacity;
-    if (ptr == NULL || p < a->bump.base || p - a->bump.base > capacity)
+    if (ptr == NULL || p < a->bump.base || p - a->bump.base > capacity) {
+        *why = "ptr is not in the arena";
         return NALLOC_ERR_INVALID;
+    }
     size_t begin = (size_t)(p - a->bump.base);
     size_t old_extent, new_extent; /* sizes plus redzones in checker builds (track.h) */
-    if (!na_track_extent(a, old_size, &old_extent) || old_extent > capacity - begin)
+    if (!na_track_extent(a, old_size, &old_extent) || old_extent > capacity - begin) {
+        *why = "the block's size runs past the arena's end";
         return NALLOC_ERR_INVALID;
-    if (!na_track_extent(a, new_size, &new_extent) || new_extent > capacity - begin)
+    }
+    if (!na_track_extent(a, new_size, &new_extent) || new_extent > capacity - begin) {
+        *why = "no room to grow the block that far";
         return NALLOC_ERR_NOMEM;
+    }
     size_t old_end = begin + old_extent, new_end = begin + new_extent;
-    if (begin < nalloc_atomic_load(&a->mark_floor))
-        return NALLOC_ERR_STATE; /* a mark was taken after the block */
+    if (begin < nalloc_atomic_load(&a->mark_floor)) {
+        *why = "a mark was taken after the block";
+        return NALLOC_ERR_STATE;
+    }
+    static const char not_last[] = "not the most recent block (or not its size)";
     size_t seen = nalloc_atomic_load(&a->bump.offset);
-    if (seen != old_end)
-        return NALLOC_ERR_STATE; /* not the most recent block: checkers are told nothing */
+    if (seen != old_end) {
+        *why = not_last; /* checkers are told nothing */
+        return NALLOC_ERR_STATE;
+    }
     bool shrink = new_end < old_end;
     if (shrink) { /* old_end was the offset just now: fold it into the lazy peaks */
         na_arena_fold(a, old_end);
@@ -463,7 +626,8 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
         if (seen != old_end) {
             if (shrink)
                 na_track_resize_undo(a, ptr, old_size, new_size);
-            return NALLOC_ERR_STATE; /* not the most recent block */
+            *why = not_last;
+            return NALLOC_ERR_STATE;
         }
     }
     if (!shrink)
@@ -475,39 +639,62 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
     return NALLOC_OK;
 }
 
+nalloc_status na_free_last(nalloc_arena *a, void *ptr, size_t size)
+{
+    const char *why;
+    return move_last_end(a, ptr, size, 0, &why);
+}
+
 nalloc_status nalloc_free_last(nalloc_arena *a, void *ptr, size_t size)
 {
-    nalloc_status st = move_last_end(a, ptr, size, 0);
-    return st == NALLOC_OK ? st : na_set_error(st);
+    static const char call[] = "nalloc_free_last";
+    if (na_arena_check(a) != NALLOC_OK)
+        return na_arena_refuse(a, call);
+    const char *why;
+    nalloc_status st = move_last_end(a, ptr, size, 0, &why);
+    if (na_unlikely(st != NALLOC_OK))
+        return na_fail(st, call, "%s (arena \"%s\")", why, a->name);
+    return NALLOC_OK;
 }
 
 nalloc_status nalloc_resize_last(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size)
 {
-    nalloc_status st = new_size == 0 ? NALLOC_ERR_INVALID : move_last_end(a, ptr, old_size, new_size);
-    if (st == NALLOC_ERR_NOMEM && na_arena_alive(a))
-        __atomic_fetch_add(&a->failures, 1, __ATOMIC_RELAXED);
-    return st == NALLOC_OK ? st : na_set_error(st);
+    static const char call[] = "nalloc_resize_last";
+    if (na_arena_check(a) != NALLOC_OK)
+        return na_arena_refuse(a, call);
+    const char *why = "new_size is 0";
+    nalloc_status st =
+        new_size == 0 ? NALLOC_ERR_INVALID : move_last_end(a, ptr, old_size, new_size, &why);
+    if (st == NALLOC_OK)
+        return NALLOC_OK;
+    __atomic_fetch_add(&a->failures, 1, __ATOMIC_RELAXED); /* a request for memory, refused */
+    return na_fail(st, call, "%s (arena \"%s\")", why, a->name);
 }
 
 void *nalloc_realloc(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size, size_t align)
 {
-    nalloc_status st = na_arena_check(a);
-    if (st != NALLOC_OK)
-        return fail(NULL, st);
+    static const char call[] = "nalloc_realloc";
+    if (na_arena_check(a) != NALLOC_OK)
+        return refused(a, NALLOC_ERR_STATE, call, NULL);
     if (!a->backing->host_accessible)
-        return fail(a, NALLOC_ERR_UNSUPPORTED);
-    if (new_size == 0 || (align != 0 && !nalloc_is_pow2(align)))
-        return fail(a, NALLOC_ERR_INVALID);
+        return refused(a, NALLOC_ERR_UNSUPPORTED, call,
+                       "the CPU cannot copy device memory: use nalloc_resize_last");
+    if (new_size == 0)
+        return refused(a, NALLOC_ERR_INVALID, call, "new_size is 0");
+    if (align != 0 && !nalloc_is_pow2(align))
+        return bad_alignment(a, call, align);
+    size_t shown = align, use = align ? align : policy_align(a, new_size);
     if (ptr == NULL)
-        return alloc_at(a, new_size, align ? align : policy_align(a, new_size));
+        return alloc_at(a, new_size, use, call, shown != 0);
+    const char *why;
     if ((align == 0 || (uintptr_t)ptr % align == 0) &&
-        move_last_end(a, ptr, old_size, new_size) == NALLOC_OK)
+        move_last_end(a, ptr, old_size, new_size, &why) == NALLOC_OK)
         return ptr;
     uintptr_t p = (uintptr_t)ptr;
     if (p < a->bump.base || p - a->bump.base > a->bump.capacity ||
         old_size > a->bump.capacity - (p - a->bump.base))
-        return fail(a, NALLOC_ERR_INVALID);
-    void *q = alloc_at(a, new_size, align ? align : policy_align(a, new_size));
+        return refused(a, NALLOC_ERR_INVALID, call, "ptr (with old_size) is not in the arena");
+    void *q = alloc_at(a, new_size, use, call, shown != 0);
     if (q != NULL)
         memcpy(q, ptr, old_size < new_size ? old_size : new_size);
     return q;
@@ -520,9 +707,8 @@ void *nalloc_realloc(nalloc_arena *a, void *ptr, size_t old_size, size_t new_siz
 nalloc_mark nalloc_mark_get(nalloc_arena *a)
 {
     nalloc_mark m = {0, 0, 0, 0};
-    nalloc_status st = na_arena_check(a);
-    if (st != NALLOC_OK) {
-        na_set_error(st);
+    if (na_arena_check(a) != NALLOC_OK) {
+        na_arena_refuse(a, "nalloc_mark_get");
         return m; /* uid 0 belongs to no arena: every rollback refuses it */
     }
     m.arena_uid = a->uid;
@@ -560,74 +746,95 @@ static void history_push(nalloc_arena *a, uint64_t epoch, size_t target)
 
 nalloc_status nalloc_rollback(nalloc_arena *a, nalloc_mark m)
 {
-    nalloc_status st = na_arena_check(a);
-    if (st != NALLOC_OK)
-        return na_set_error(st);
-    if (m.arena_uid != a->uid || m.generation != __atomic_load_n(&a->generation, __ATOMIC_RELAXED))
-        return na_set_error(NALLOC_ERR_STATE);
-
+    static const char call[] = "nalloc_rollback";
+    if (na_arena_check(a) != NALLOC_OK)
+        return na_arena_refuse(a, call);
+    if (m.arena_uid != a->uid)
+        return na_fail(NALLOC_ERR_STATE, call, "the mark was taken on another arena than \"%s\"",
+                       a->name);
+    const char *why = NULL;
     pthread_mutex_lock(&a->control);
     size_t offset = settle(a);
-    if (!na_arena_alive(a) || m.generation != a->generation || m.offset > offset ||
-        mark_released(a, m) || na_lanes_hold(a, m.offset)) {
-        pthread_mutex_unlock(&a->control);
-        return na_set_error(NALLOC_ERR_STATE);
+    if (!na_arena_alive(a))
+        why = "arena already destroyed";
+    else if (m.generation != a->generation)
+        why = "stale mark: taken before a reset or wipe";
+    else if (m.offset > offset || mark_released(a, m))
+        why = "stale mark: an earlier rollback released its position";
+    else if (na_lanes_hold(a, m.offset))
+        why = "lanes split from the arena hold memory above the mark: destroy them first";
+    if (why == NULL) {
+        release_to(a, m.offset, offset);
+        uint64_t epoch = __atomic_add_fetch(&a->epoch, 1, __ATOMIC_RELAXED);
+        history_push(a, epoch, m.offset);
+        __atomic_fetch_add(&a->rollbacks, 1, __ATOMIC_RELAXED);
     }
-    release_to(a, m.offset, offset);
-    uint64_t epoch = __atomic_add_fetch(&a->epoch, 1, __ATOMIC_RELAXED);
-    history_push(a, epoch, m.offset);
-    __atomic_fetch_add(&a->rollbacks, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&a->control);
+    if (why != NULL)
+        return na_fail(NALLOC_ERR_STATE, call, "%s (arena \"%s\")", why, a->name);
     return NALLOC_OK;
 }
 
 nalloc_status nalloc_reset(nalloc_arena *a)
 {
-    nalloc_status st = na_arena_check(a);
-    if (st != NALLOC_OK)
-        return na_set_error(st);
+    static const char call[] = "nalloc_reset";
+    if (na_arena_check(a) != NALLOC_OK)
+        return na_arena_refuse(a, call);
+    const char *why = NULL;
     na_trace_push("nalloc_reset", a);
     pthread_mutex_lock(&a->control);
-    if (!na_arena_alive(a) || na_lanes_hold(a, 0)) {
-        st = NALLOC_ERR_STATE; /* destroyed meanwhile, or live lanes own part of the memory */
+    if (!na_arena_alive(a)) {
+        why = "arena already destroyed";
+    } else if (na_lanes_hold(a, 0)) {
+        why = "lanes split from the arena are alive: destroy them first";
     } else {
         reset_locked(a);
         __atomic_fetch_add(&a->resets, 1, __ATOMIC_RELAXED);
     }
     pthread_mutex_unlock(&a->control);
     na_trace_pop();
-    return st == NALLOC_OK ? st : na_set_error(st);
+    if (why != NULL)
+        return na_fail(NALLOC_ERR_STATE, call, "%s (arena \"%s\")", why, a->name);
+    return NALLOC_OK;
 }
 
 nalloc_status na_arena_wipe(nalloc_arena *a, void *stream)
 {
-    nalloc_status st = na_arena_check(a);
-    if (st != NALLOC_OK)
-        return na_set_error(st);
     na_trace_push("nalloc_wipe", a);
     pthread_mutex_lock(&a->control);
-    st = na_arena_alive(a) && !na_lanes_hold(a, 0) ? wipe_locked(a, stream) : NALLOC_ERR_STATE;
+    nalloc_status st = NALLOC_ERR_STATE;
+    if (!na_arena_alive(a))
+        na_cause("arena already destroyed");
+    else if (na_lanes_hold(a, 0))
+        na_cause("lanes split from the arena are alive: destroy them first");
+    else
+        st = wipe_locked(a, stream);
     pthread_mutex_unlock(&a->control);
     na_trace_pop();
-    return st == NALLOC_OK ? st : na_set_error(st);
+    return st;
 }
 
 nalloc_status nalloc_wipe(nalloc_arena *a)
 {
-    return na_arena_wipe(a, NULL);
+    static const char call[] = "nalloc_wipe";
+    if (na_arena_check(a) != NALLOC_OK)
+        return na_arena_refuse(a, call);
+    na_cause_clear();
+    nalloc_status st = na_arena_wipe(a, NULL);
+    return st == NALLOC_OK ? st : na_fail_cause(st, call, "arena \"%s\"", a->name);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics
  * ------------------------------------------------------------------------------------------- */
 
-nalloc_status nalloc_arena_stats(const nalloc_arena *a, nalloc_stats *s)
+/* The smallest nalloc_stats a caller may pass: the 1.0 struct, which ends with redzone_bytes.
+ * Fields added later go after it (nalloc.h), so this stays what it is. */
+#define NA_STATS_SIZE_1_0 (offsetof(nalloc_stats, redzone_bytes) + sizeof(size_t))
+
+/* Fill a whole nalloc_stats of this build with a snapshot of `a` (alive). */
+static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
 {
-    nalloc_status st = na_arena_check(a);
-    if (st == NALLOC_OK && s == NULL)
-        st = NALLOC_ERR_INVALID;
-    if (st != NALLOC_OK)
-        return na_set_error(st);
     memset(s, 0, sizeof *s);
     s->version = NALLOC_STATS_VERSION;
     s->struct_size = sizeof *s;
@@ -660,7 +867,7 @@ nalloc_status nalloc_arena_stats(const nalloc_arena *a, nalloc_stats *s)
     s->locked = (a->in_force & NALLOC_FLAG_LOCK) != 0 || a->pinned;
     s->no_dump = (a->in_force & NALLOC_FLAG_NODUMP) != 0;
     s->wipe_on_fork = (a->in_force & NALLOC_FLAG_WIPEONFORK) != 0;
-    s->wipe_on_destroy = (a->config.flags & NALLOC_FLAG_WIPE_ON_DESTROY) != 0;
+    s->wipe_on_destroy = wipes_on_destroy(a);
     s->secret = (a->in_force & NALLOC_FLAG_SECRET) != 0;
     s->pinned = a->pinned;
     s->pin_fallback = a->pin_fallback;
@@ -669,23 +876,51 @@ nalloc_status nalloc_arena_stats(const nalloc_arena *a, nalloc_stats *s)
     s->redzone_bytes = __atomic_load_n(&a->track_redzone_bytes, __ATOMIC_RELAXED);
     s->prefaulted = __atomic_load_n(&a->prefault.prefaulted, __ATOMIC_RELAXED);
     s->collapsed = __atomic_load_n(&a->prefault.collapsed, __ATOMIC_RELAXED);
-    return NALLOC_OK;
 }
 
-nalloc_status nalloc_arena_stats_resident(const nalloc_arena *a, nalloc_stats *s)
+/* What the kernel says of the arena's memory (nalloc_arena_stats_resident). smaps counts whole
+ * mappings: a lane's memory is a slice of its parent's, which it cannot tell apart. The arena
+ * stays mapped while we read: destroying it meanwhile is the caller's race, as for every call. */
+static void fill_resident(const nalloc_arena *a, nalloc_stats *s)
 {
-    nalloc_status st = nalloc_arena_stats(a, s);
-    if (st != NALLOC_OK)
-        return st;
-    /* smaps counts whole mappings: a lane's memory is a slice of its parent's, which it cannot
-     * tell apart. The arena stays mapped while we read: destroying it meanwhile is the caller's
-     * race, as for every call on it. */
     if (a->backing->host_accessible && a->parent == NULL && a->map_start != NULL) {
         size_t page = na_prim_page_size();
         size_t size = (a->bump.capacity + page - 1) / page * page;
         s->resident_known = na_prim_resident((void *)a->bump.base, size, &s->resident_bytes,
                                              &s->huge_bytes) == 0;
     }
+}
+
+nalloc_status nalloc_arena_stats_sized(const nalloc_arena *a, nalloc_stats *s, size_t size)
+{
+    static const char call[] = "nalloc_arena_stats";
+    if (na_arena_check(a) != NALLOC_OK)
+        return na_arena_refuse(a, call);
+    if (s == NULL)
+        return na_fail(NALLOC_ERR_INVALID, call, "stats is NULL");
+    if (size < NA_STATS_SIZE_1_0)
+        return na_fail(NALLOC_ERR_INVALID, call,
+                       "stats_size %zu is below the %zu bytes of the 1.0 nalloc_stats", size,
+                       (size_t)NA_STATS_SIZE_1_0);
+    nalloc_stats full;
+    fill_stats(a, &full);
+    /* The caller's struct may be older (smaller) than ours: write no more than it has. A newer
+     * (larger) one keeps its fields beyond ours untouched. */
+    size_t n = size < sizeof full ? size : sizeof full;
+    full.struct_size = (uint32_t)n;
+    memcpy(s, &full, n);
+    return NALLOC_OK;
+}
+
+nalloc_status nalloc_arena_stats_resident(const nalloc_arena *a, nalloc_stats *s)
+{
+    static const char call[] = "nalloc_arena_stats_resident";
+    if (na_arena_check(a) != NALLOC_OK)
+        return na_arena_refuse(a, call);
+    if (s == NULL)
+        return na_fail(NALLOC_ERR_INVALID, call, "stats is NULL");
+    fill_stats(a, s);
+    fill_resident(a, s);
     return NALLOC_OK;
 }
 
@@ -709,14 +944,11 @@ static void flag_names(unsigned flags, char *buf, size_t len)
             used += (size_t)snprintf(buf + used, len - used, " %s", names[i]);
 }
 
-nalloc_status nalloc_arena_print_stats(const nalloc_arena *a, FILE *out)
+static void print_stats(const nalloc_arena *a, FILE *out)
 {
     nalloc_stats s;
-    nalloc_status st = nalloc_arena_stats_resident(a, &s);
-    if (st != NALLOC_OK)
-        return st;
-    if (out == NULL)
-        out = stderr;
+    fill_stats(a, &s);
+    fill_resident(a, &s);
     char in_force[160], missing[160];
     flag_names((a->in_force & ~na_prefault_lost(a)) | (s.requested & ~(unsigned)NA_FEATURE_FLAGS),
                in_force, sizeof in_force);
@@ -738,5 +970,12 @@ nalloc_status nalloc_arena_print_stats(const nalloc_arena *a, FILE *out)
     if (s.resident_known)
         fprintf(out, "  resident %zu bytes, %zu of them in huge pages\n", s.resident_bytes,
                 s.huge_bytes);
+}
+
+nalloc_status nalloc_arena_print_stats(const nalloc_arena *a, FILE *out)
+{
+    if (na_arena_check(a) != NALLOC_OK)
+        return na_arena_refuse(a, "nalloc_arena_print_stats");
+    print_stats(a, out != NULL ? out : stderr);
     return NALLOC_OK;
 }

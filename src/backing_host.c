@@ -28,8 +28,12 @@
  * MADV_DONTFORK. A forked child would otherwise share the secret pages with the parent, reading and
  * writing them; with it, the child has no mapping there at all, which keeps the promise
  * wipe-on-fork makes (the child never sees the contents), so it is reported in force. When
- * memfd_secret is refused (no syscall, the kernel booted without secretmem, RLIMIT_MEMLOCK too low
- * for it), the arena falls back to ordinary memory and reports the secret backing missing.
+ * memfd_secret is refused, the arena falls back to ordinary memory and reports the secret backing
+ * missing; with NALLOC_FLAG_STRICT creation fails instead, with the first refusal's errno. The
+ * kernel refuses it in two ways: memfd_secret itself fails with ENOSYS where the kernel lacks the
+ * syscall or booted with secretmem disabled (NALLOC_ERR_UNSUPPORTED under STRICT), and mmap of
+ * the secret file fails with EAGAIN where the mapping does not fit in RLIMIT_MEMLOCK, which
+ * secret memory counts against (NALLOC_ERR_OS under STRICT, errno EAGAIN).
  */
 #include "internal.h"
 #include "prim.h"
@@ -60,13 +64,17 @@ static na_mapping mapping_of(const nalloc_arena *a)
     return m;
 }
 
-/* Try one feature: on success mark it in force; on failure remember the first error. */
-static void apply(nalloc_arena *a, unsigned flag, int err, int *first_err)
+/* Try one feature: on success mark it in force; on failure remember the first error and what
+ * refused it. */
+static void apply(nalloc_arena *a, unsigned flag, int err, int *first_err, const char *what,
+                  const char **first_what)
 {
-    if (err == 0)
+    if (err == 0) {
         a->in_force |= flag;
-    else if (*first_err == 0)
+    } else if (*first_err == 0) {
         *first_err = err;
+        *first_what = what;
+    }
 }
 
 static nalloc_status host_create(nalloc_arena *a)
@@ -74,34 +82,57 @@ static nalloc_status host_create(nalloc_arena *a)
     const nalloc_arena_config *c = &a->config;
     size_t page = na_prim_page_size();
     size_t size, guard;
-    if (!nalloc_round_up(c->capacity, page, &size))
+    if (!nalloc_round_up(c->capacity, page, &size)) {
+        na_cause("capacity %zu does not round up to whole pages", c->capacity);
         return NALLOC_ERR_INVALID;
-    if (!nalloc_round_up(c->guard_size ? c->guard_size : page, page, &guard))
+    }
+    if (!nalloc_round_up(c->guard_size ? c->guard_size : page, page, &guard)) {
+        na_cause("guard_size %zu does not round up to whole pages", c->guard_size);
         return NALLOC_ERR_INVALID;
+    }
     uintptr_t fixed = (uintptr_t)c->fixed_address;
-    if (fixed != 0 && (fixed % page != 0 || fixed < guard))
-        return NALLOC_ERR_INVALID; /* not page-aligned, or no room for the leading guard */
+    if (fixed != 0 && fixed % page != 0) {
+        na_cause("fixed_address is not page-aligned");
+        return NALLOC_ERR_INVALID;
+    }
+    /* The leading guard must start at or above the lowest address the kernel maps for anyone
+     * (vm.mmap_min_addr; never page 0): below it, root may be allowed what others are not. */
+    size_t lowest = na_prim_min_address();
+    if (fixed != 0 && (fixed < guard || fixed - guard < lowest)) {
+        na_cause("fixed_address leaves no room for the leading guard of %zu bytes above "
+                 "vm.mmap_min_addr (%zu)",
+                 guard, lowest);
+        return NALLOC_ERR_INVALID;
+    }
     size_t align = base_align(size, page);
     unsigned want = c->flags;
     unsigned prim_flags = (want & NALLOC_FLAG_NORESERVE) ? NA_PRIM_NORESERVE : 0;
 
     na_mapping m;
     int first_err = 0;
+    const char *first_what = NULL;
     int err = ENOSYS;
     if (want & NALLOC_FLAG_SECRET) {
         err = na_prim_map(size, align, guard, c->fixed_address, prim_flags | NA_PRIM_SECRET, &m);
         if (err == 0) {
             a->in_force |= NALLOC_FLAG_SECRET;
         } else if (err == EEXIST) { /* a fixed address clashes: so would ordinary memory */
+            na_cause("fixed_address: something is mapped there already");
             errno = err;
             return NALLOC_ERR_OS;
         } else {
-            first_err = err; /* refused: ordinary memory below, the secret backing missing */
+            /* refused: ordinary memory below, the secret backing missing */
+            first_err = err;
+            first_what = "memfd_secret";
         }
     }
     if (err != 0) {
         err = na_prim_map(size, align, guard, c->fixed_address, prim_flags, &m);
         if (err != 0) {
+            if (err == EEXIST)
+                na_cause("fixed_address: something is mapped there already");
+            else
+                na_cause("mmap of %zu bytes: %s", size + 2 * guard, na_errno_text(err));
             errno = err;
             return NALLOC_ERR_OS;
         }
@@ -117,7 +148,7 @@ static nalloc_status host_create(nalloc_arena *a)
      * call asks the kernel whether it knows the advice without faulting anything in. */
     if (want & NALLOC_FLAG_PREFAULT_AHEAD)
         apply(a, NALLOC_FLAG_PREFAULT_AHEAD, secret ? EINVAL : na_prim_prefault(m.base, 0),
-              &first_err);
+              &first_err, "MADV_POPULATE_WRITE", &first_what);
     /* With the helper at work, huge pages are asked for stretch by stretch, just before it faults
      * each one in (prefault.c): a thread that outruns it then faults small pages, which never
      * stall in compaction, and the helper collapses them later. Here a zero-length advice only
@@ -128,33 +159,39 @@ static nalloc_status host_create(nalloc_arena *a)
     if (want & NALLOC_FLAG_HUGEPAGES) {
         apply(a, NALLOC_FLAG_HUGEPAGES,
               secret ? EINVAL : na_prim_hugepage(m.base, a->prefault.defer_huge ? 0 : m.size),
-              &first_err);
+              &first_err, "MADV_HUGEPAGE", &first_what);
         if (!(a->in_force & NALLOC_FLAG_HUGEPAGES))
             a->prefault.defer_huge = false;
     }
     if (want & NALLOC_FLAG_LOCK) /* secret memory is locked by the kernel (and mlock refuses it) */
-        apply(a, NALLOC_FLAG_LOCK, secret ? 0 : na_prim_lock(m.base, m.size), &first_err);
+        apply(a, NALLOC_FLAG_LOCK, secret ? 0 : na_prim_lock(m.base, m.size), &first_err,
+              "mlock", &first_what);
     if (want & NALLOC_FLAG_NODUMP)
-        apply(a, NALLOC_FLAG_NODUMP, na_prim_dontdump(m.base, m.size), &first_err);
+        apply(a, NALLOC_FLAG_NODUMP, na_prim_dontdump(m.base, m.size), &first_err,
+              "MADV_DONTDUMP", &first_what);
     if (want & NALLOC_FLAG_WIPEONFORK)
         apply(a, NALLOC_FLAG_WIPEONFORK,
               secret ? na_prim_dontfork(m.base, m.size) : na_prim_wipeonfork(m.base, m.size),
-              &first_err);
+              &first_err, secret ? "MADV_DONTFORK" : "MADV_WIPEONFORK", &first_what);
     else if (secret) /* shared pages: a child must never write the parent's secret */
         (void)na_prim_dontfork(m.base, m.size);
     if (want & NALLOC_FLAG_POPULATE)
-        apply(a, NALLOC_FLAG_POPULATE, na_prim_populate(m.base, m.size), &first_err);
+        apply(a, NALLOC_FLAG_POPULATE, na_prim_populate(m.base, m.size), &first_err,
+              "MADV_POPULATE_WRITE", &first_what);
 
     unsigned missing = want & NA_FEATURE_FLAGS & ~a->in_force;
     if (missing && (want & NALLOC_FLAG_STRICT)) {
         na_prim_unmap(&m);
         a->map_start = NULL;
+        na_cause("NALLOC_FLAG_STRICT, and %s was refused: %s", first_what,
+                 na_errno_text(first_err));
         errno = first_err;
         return (first_err == ENOSYS || first_err == EINVAL) ? NALLOC_ERR_UNSUPPORTED : NALLOC_ERR_OS;
     }
     if (!nalloc_bump_init(&a->bump, (uintptr_t)m.base, c->capacity)) {
         na_prim_unmap(&m);
         a->map_start = NULL;
+        na_cause("the mapping would end past the top of the address space");
         return NALLOC_ERR_INVALID;
     }
     return NALLOC_OK;

@@ -19,9 +19,18 @@
 #define NALLOC_INTERNAL_H
 
 #include "nalloc/bump.h"
+#include "nalloc/config.h" /* NALLOC_HAVE_CUDA, NALLOC_HAVE_NVTX: 0 or 1, tested with #if */
 #include "nalloc/nalloc.h"
 
+#if defined(NALLOC_TEST_SEAMS) /* white-box tests build the host library alone (Test seams) */
+#undef NALLOC_HAVE_CUDA
+#define NALLOC_HAVE_CUDA 0
+#undef NALLOC_HAVE_NVTX
+#define NALLOC_HAVE_NVTX 0
+#endif
+
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,8 +42,12 @@
 #define NA_CACHE_LINE 64
 #define NA_CACHE_ALIGNED __attribute__((aligned(NA_CACHE_LINE)))
 /* Thread-locals are read on the allocation path; initial-exec avoids __tls_get_addr (mimalloc does
- * the same). Our thread-local data is under 200 bytes, well inside glibc's static TLS surplus for
- * libraries loaded with dlopen. */
+ * the same). A library that uses initial-exec anywhere has its whole TLS block placed in glibc's
+ * static TLS surplus when it is loaded with dlopen, a few hundred bytes shared by every such
+ * library, so every thread-local of nalloc counts: they are the slot cache, the thread token and
+ * claim flag (stats.c), the last status and a pointer to the thread's error text (status.c), 156
+ * bytes of libnalloc's PT_TLS segment. Larger per-thread data goes elsewhere: the error text is a
+ * page mapped on a thread's first failure (status.c). */
 #define NA_THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
 
 /* ---- Assertions in tiers, free in release builds (NALLOC_DEBUG unset or 0) ----
@@ -63,10 +76,55 @@ void na_assert_fail(const char *expr, const char *file, int line);
 #define na_assert_expensive(x) ((void)0)
 #endif
 
-/* ---- Errors (status.c) ---- */
+/* ---- Errors (status.c): the rule of nalloc.h, "Errors" ----
+ * Only a public function records an error, at its failure exit, with na_fail; the helpers it calls
+ * return a status and, when the status alone does not say why, note a cause with na_cause. */
 
-/* Record `status` as this thread's last error and return it. */
-nalloc_status na_set_error(nalloc_status status);
+/* Record the failure of the public call `call` (its name, "nalloc_alloc") with `status`: the
+ * thread's last error becomes status, its message "<call>: <what>", what being fmt formatted
+ * (na_format's conversions; fmt NULL: the status's text). na_fail_cause appends ": <cause>", the
+ * cause noted since the call began (which it clears first), if any; with fmt NULL, the cause alone.
+ * Both return status, keep errno and forget the noted cause. Failure paths only. */
+nalloc_status na_fail(nalloc_status status, const char *call, const char *fmt, ...);
+nalloc_status na_fail_cause(nalloc_status status, const char *call, const char *fmt, ...);
+
+/* Note why a step failed, for the message of the public call that fails because of it (the last
+ * note wins). na_cause_cuda marks it as a CUDA error, for nalloc_cuda_error_string. Keeps errno. */
+void na_cause(const char *fmt, ...);
+void na_cause_cuda(const char *fmt, ...);
+/* Forget the noted cause: the failure it explained was recovered from, or a public call that
+ * passes causes on begins. */
+void na_cause_clear(void);
+bool na_cause_pending(void);
+
+/* The CUDA cause of the thread's last failure, or "" (nalloc_cuda_error_string). */
+const char *na_last_cuda_text(void);
+
+/* Format into buf[at..len) and return the new length: %s, %zu, %u, %d, %llu and %% only, without
+ * locale or allocation, so that it is async-signal-safe. Always NUL-terminated; truncates. */
+size_t na_format(char *buf, size_t len, size_t at, const char *fmt, va_list args);
+size_t na_format_to(char *buf, size_t len, size_t at, const char *fmt, ...);
+
+/* strerror(err), thread-safe: valid until this thread's next call. Not async-signal-safe. */
+const char *na_errno_text(int err);
+
+/* The name an arena made from `config` gets: config->name, or its kind's. arena.c. */
+const char *na_config_name(const nalloc_arena_config *config);
+
+/* ---- Test seams ----
+ * Points where a white-box test (tests/test_lanes_race.c, built with NALLOC_TEST_SEAMS from the
+ * library's sources) runs code of its own, to force an interleaving that threads would hit only
+ * by chance. Nothing in the library's own build. */
+#if defined(NALLOC_TEST_SEAMS)
+extern void (*na_seam_lane_found)(nalloc_arena *lane); /* lane.c, na_lanes_destroy_all */
+#define NA_SEAM(hook, arg)                                                                       \
+    do {                                                                                         \
+        if (hook != NULL)                                                                        \
+            hook(arg);                                                                           \
+    } while (0)
+#else
+#define NA_SEAM(hook, arg) ((void)0)
+#endif
 
 /* ---- Options (options.c): one table, each entry overridable as NALLOC_<NAME> ---- */
 
@@ -81,6 +139,7 @@ typedef enum na_option {
     NA_OPTION_PIN_CHUNK,       /* 1 GiB: bytes per cudaHostRegister call */
     NA_OPTION_PREFAULT_AHEAD,  /* 64 MiB: bytes kept faulted in beyond an arena's offset, at least
                                   (NALLOC_FLAG_PREFAULT_AHEAD; at least 2 MiB) */
+    NA_OPTION_QUIET_PROTECTIONS, /* 0: warn on stderr when LOCK, NODUMP or SECRET is refused */
     NA_OPTION_COUNT
 } na_option;
 
@@ -111,7 +170,9 @@ typedef struct na_backing {
 } na_backing;
 
 extern const na_backing na_backing_host;
-#if defined(NALLOC_HAVE_CUDA)
+/* The backing for `memory`, or NULL when this build lacks it (or memory is not one). arena.c. */
+const na_backing *na_backing_for(nalloc_memory memory);
+#if NALLOC_HAVE_CUDA
 extern const na_backing na_backing_pinned;
 extern const na_backing na_backing_device;
 #endif
@@ -275,12 +336,28 @@ static inline size_t na_arena_peak(const nalloc_arena *a)
     return peak > offset ? peak : offset;
 }
 
-/* The whole teardown of a live arena (wipe if asked, release, handle freed); arena.c. Used by
- * nalloc_arena_destroy and nalloc_ctx_destroy. */
-nalloc_status na_arena_destroy(nalloc_arena *a);
+/* The whole teardown of a live arena (wipe if asked or implied, release, handle freed); arena.c.
+ * Used by nalloc_arena_destroy, nalloc_ctx_destroy and for lanes. With uid != 0, only the arena
+ * of that uid is destroyed: the slot may hold another arena by the time the control lock is
+ * taken (NALLOC_ERR_STATE then, with the cause noted, as for an arena already destroyed). Records
+ * no error: a failed wipe's status is returned with its cause noted, the arena released anyway. */
+nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid);
+
+/* Record the refusal of public call `call` on an arena that na_arena_check refused: NULL
+ * (NALLOC_ERR_INVALID) or destroyed (NALLOC_ERR_STATE). Returns the status. arena.c. */
+nalloc_status na_arena_refuse(const nalloc_arena *a, const char *call);
+
+/* Allocate from a live arena as nalloc_alloc_aligned does (counted, digested, shown to tools),
+ * for the library's own blocks (lane blocks, windows): a failure is not counted in the arena's
+ * statistics and records nothing; its cause is noted. align: a power of two. arena.c. */
+void *na_alloc_block(nalloc_arena *a, size_t size, size_t align);
+
+/* Give back the most recent block of a live arena, as nalloc_free_last does, recording nothing. */
+nalloc_status na_free_last(nalloc_arena *a, void *ptr, size_t size);
 
 /* Wipe everything handed out since the last wipe, then reset, on `stream` (device) or
- * synchronously (NULL). Takes the control lock. arena.c; the CUDA layer's nalloc_wipe_async. */
+ * synchronously (NULL). Takes the control lock. Records no error: the status comes back with its
+ * cause noted. arena.c; nalloc_wipe and the CUDA layer's nalloc_wipe_async. */
 nalloc_status na_arena_wipe(nalloc_arena *a, void *stream);
 
 /* In a forked child, for every handle slot (handle.c): an arena whose memory the child has no
@@ -309,7 +386,8 @@ unsigned na_prefault_lost(const nalloc_arena *a);
 
 /* Create an arena as `config` asks, with `backing` giving it memory; `parent` and
  * `parent_offset` are stored in the header before backing->create runs (NULL and 0 but for
- * lanes). nalloc_arena_create is this with the backing for config->memory. arena.c. */
+ * lanes). nalloc_arena_create is this with the backing for config->memory, and records the error
+ * this only returns (with its cause noted). arena.c. */
 nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_backing *backing,
                                    nalloc_arena *parent, size_t parent_offset, nalloc_arena **out);
 
@@ -333,6 +411,13 @@ void na_lanes_settle(nalloc_arena *a, size_t offset);
 /* The offset moves down to `target` (control lock held; if that is below the lanes, every lane is
  * destroyed): lane blocks above it become ordinary memory of `a` again. */
 void na_lanes_release(nalloc_arena *a, size_t target);
+
+/* ---- Contexts (ctx.c) ---- */
+
+/* The context's arena of `kind` (a valid kind), or NULL when the context is not alive or omitted
+ * the kind; records nothing. */
+nalloc_arena *na_ctx_arena(nalloc_ctx *ctx, nalloc_kind kind);
+bool na_ctx_alive(const nalloc_ctx *ctx);
 
 /* ---- Handles (handle.c) ---- */
 
@@ -384,12 +469,36 @@ static inline uint64_t na_layout_mix(size_t offset, size_t size, uint64_t phase)
     return x ^ (x >> 31);
 }
 
+/* Add v to a field of a statistics slot. The owner is the slot's only writer, so it needs no
+ * locked instruction; it needs one instruction, though, where it can have it: a signal handler
+ * that allocates from the same arena on the same thread runs between two instructions of the
+ * interrupted thread, and a load, add and store would lose the handler's addition made between
+ * them. On x86-64 a memory-destination add is that one instruction, and readers on other cores
+ * (nalloc_arena_stats, relaxed loads) see the old or the new value, as with a relaxed store. Not
+ * under ThreadSanitizer, which does not see inside asm and would miss the writes. Elsewhere the
+ * handler's count may be lost (nalloc.h, "Signals"). */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define NA_TSAN 1
+#endif
+#endif
+#if defined(__SANITIZE_THREAD__) || defined(NA_TSAN) || !defined(__x86_64__)
+#define NA_SLOT_ADD_ASM 0
+#else
+#define NA_SLOT_ADD_ASM 1
+#endif
+
 static inline void na_slot_add(size_t *field, size_t v, bool shared)
 {
-    if (na_unlikely(shared))
+    if (na_unlikely(shared)) {
         __atomic_fetch_add(field, v, __ATOMIC_RELAXED);
-    else /* the owner is the only writer: no locked instruction needed */
-        __atomic_store_n(field, __atomic_load_n(field, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+        return;
+    }
+#if NA_SLOT_ADD_ASM
+    __asm__("addq %1, %0" : "+m"(*field) : "er"(v) : "cc");
+#else
+    __atomic_store_n(field, __atomic_load_n(field, __ATOMIC_RELAXED) + v, __ATOMIC_RELAXED);
+#endif
 }
 
 /* Count one successful allocation of `size` bytes at `offset` after `pad` bytes of padding. */
@@ -409,9 +518,14 @@ static inline void na_stats_note_alloc(nalloc_arena *a, size_t offset, size_t si
 /* Release every private slot owned by the calling thread in every live arena (thread exit). */
 void na_stats_release_thread_slots(void);
 
+/* Make sure the calling thread's exit runs stats.c's hook, which releases its slots and its
+ * error text (status.c, na_thread_text_release). Not async-signal-safe on a thread's first call. */
+void na_thread_exit_hook(void);
+void na_thread_text_release(void);
+
 /* ---- Tracing (NVTX ranges; cuda/nvtx.c when built, nothing otherwise) ---- */
 
-#if defined(NALLOC_HAVE_NVTX)
+#if NALLOC_HAVE_NVTX
 void na_trace_push(const char *what, const nalloc_arena *a);
 void na_trace_pop(void);
 #else

@@ -188,15 +188,23 @@ static nalloc_status zero_gaps(nalloc_arena *p, size_t begin, size_t count, cons
 nalloc_status nalloc_arena_split(nalloc_arena *p, size_t count, size_t lane_capacity,
                                  nalloc_arena **lanes)
 {
-    nalloc_status st = na_arena_check(p);
-    if (st == NALLOC_OK && (count == 0 || lanes == NULL))
-        st = NALLOC_ERR_INVALID;
-    if (st != NALLOC_OK)
-        return na_set_error(st);
+    static const char call[] = "nalloc_arena_split";
+    if (na_arena_check(p) != NALLOC_OK)
+        return na_arena_refuse(p, call);
+    if (count == 0 || lanes == NULL)
+        return na_fail(NALLOC_ERR_INVALID, call, "%s (arena \"%s\")",
+                       lanes == NULL ? "lanes is NULL" : "count is 0", p->name);
 
+    na_cause_clear();
     pthread_mutex_lock(&p->control);
     split_plan plan;
-    st = na_arena_alive(p) ? plan_split(p, count, lane_capacity, &plan) : NALLOC_ERR_STATE;
+    nalloc_status st = NALLOC_ERR_STATE;
+    if (!na_arena_alive(p))
+        na_cause("arena already destroyed");
+    else if ((st = plan_split(p, count, lane_capacity, &plan)) != NALLOC_OK)
+        na_cause("%zu bytes free, too few for %zu lanes of %zu bytes (0: a share of at least %zu)",
+                 p->bump.capacity - nalloc_atomic_load(&p->bump.offset), count, lane_capacity,
+                 na_lane_align(p->default_align, p->large_align));
     char *block = NULL;
     size_t dirty = 0; /* bytes: the parent's dirty extent before the block */
     if (st == NALLOC_OK) {
@@ -207,8 +215,8 @@ nalloc_status nalloc_arena_split(nalloc_arena *p, size_t count, size_t lane_capa
         /* One ordinary allocation of the parent: counted, digested and shown to tools as such. It
          * cannot fail after plan_split unless another thread allocates from the parent during
          * the split, which the caller has ruled out (a phase boundary). */
-        block = nalloc_alloc_aligned(p, plan.block, plan.align);
-        st = block != NULL ? NALLOC_OK : nalloc_last_error();
+        block = na_alloc_block(p, plan.block, plan.align);
+        st = block != NULL ? NALLOC_OK : NALLOC_ERR_NOMEM;
     }
     size_t begin = block != NULL ? (size_t)((uintptr_t)block - p->bump.base) : 0;
     if (st == NALLOC_OK)
@@ -248,13 +256,15 @@ nalloc_status nalloc_arena_split(nalloc_arena *p, size_t count, size_t lane_capa
     } else if (block != NULL) { /* all or nothing: undo what was made */
         while (made > 0) {
             made--;
-            na_arena_destroy(lanes[made]);
+            (void)na_arena_destroy(lanes[made], 0);
             lanes[made] = NULL;
         }
-        nalloc_free_last(p, block, plan.block);
+        (void)na_free_last(p, block, plan.block);
     }
     pthread_mutex_unlock(&p->control);
-    return st == NALLOC_OK ? st : na_set_error(st);
+    if (st != NALLOC_OK)
+        return na_fail_cause(st, call, "%zu lanes of arena \"%s\"", count, p->name);
+    return NALLOC_OK;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -269,31 +279,42 @@ bool na_lanes_hold(nalloc_arena *a, size_t target)
 typedef struct lane_search {
     const nalloc_arena *parent;
     nalloc_arena *found; /* a live lane of parent, or NULL */
+    uint64_t found_uid;  /* its uid, read under the handle lock */
 } lane_search;
 
 static void find_lane(void *handle, void *arg)
 {
     nalloc_arena *a = handle;
     lane_search *s = arg;
-    if (s->found == NULL && na_arena_alive(a) && a->parent == s->parent)
+    if (s->found == NULL && na_arena_alive(a) && a->parent == s->parent) {
         s->found = a;
+        s->found_uid = a->uid;
+    }
 }
+
+#if defined(NALLOC_TEST_SEAMS)
+void (*na_seam_lane_found)(nalloc_arena *lane);
+#endif
 
 void na_lanes_destroy_all(nalloc_arena *a)
 {
-    /* A lane that another thread destroyed first, or whose wipe failed (it spoils the parent's
-     * clean range, so the parent's wipe covers it), is no failure of the parent's destroy. */
-    nalloc_status last_error = nalloc_last_error();
     while (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0) {
-        lane_search s = {a, NULL};
+        lane_search s = {a, NULL, 0};
         na_handle_foreach(find_lane, &s);
         if (s.found == NULL) { /* another thread retired the last one since the count was read */
             sched_yield();
             continue;
         }
-        (void)na_arena_destroy(s.found); /* NALLOC_ERR_STATE if another thread got there first */
+        NA_SEAM(na_seam_lane_found, s.found);
+        /* The handle lock is released: another thread may destroy the lane meanwhile, and a third
+         * create an arena in its slot, whose parent field then still points here until creation
+         * sets it. So the lane is destroyed only if its slot still holds the arena found (same
+         * uid, checked under its control lock); a lane destroyed first, or one whose wipe failed
+         * (it spoils the parent's clean range, so the parent's wipe covers it), is no failure of
+         * the parent's destroy. */
+        (void)na_arena_destroy(s.found, s.found_uid);
     }
-    na_set_error(last_error);
+    na_cause_clear(); /* what a lane's destroy noted is not the parent's failure */
 }
 
 void na_lanes_settle(nalloc_arena *a, size_t offset)

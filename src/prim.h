@@ -18,6 +18,10 @@
 /* The base page size in bytes (a power of two). */
 size_t na_prim_page_size(void);
 
+/* The lowest address a mapping may start at for an unprivileged process: vm.mmap_min_addr, and
+ * never below one page. Read once. */
+size_t na_prim_min_address(void);
+
 enum {
     NA_PRIM_NORESERVE = 1u << 0, /* no commit charge: address space only until touched */
     NA_PRIM_SECRET = 1u << 1     /* back the usable part with memfd_secret (shared mapping) */
@@ -88,6 +92,7 @@ int na_prim_dontfork(void *addr, size_t size);
 /* Lock [addr, addr + size) in memory as it is faulted in (mlock2 MLOCK_ONFAULT; plain mlock where
  * the kernel lacks it). ENOMEM or EPERM when RLIMIT_MEMLOCK forbids it. */
 int na_prim_lock(void *addr, size_t size);
+/* Unlock it again (munlock, through libc, so that tools interposing munlock see the call). */
 int na_prim_unlock(void *addr, size_t size);
 
 /* Zero [addr, addr + size) with stores the compiler may not elide (explicit_bzero). Any address

@@ -50,6 +50,24 @@ size_t na_prim_page_size(void)
     return p;
 }
 
+size_t na_prim_min_address(void)
+{
+    static size_t lowest;
+    size_t v = __atomic_load_n(&lowest, __ATOMIC_RELAXED);
+    if (v == 0) {
+        unsigned long long read = 0;
+        FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "re");
+        if (f != NULL) {
+            if (fscanf(f, "%llu", &read) != 1)
+                read = 0;
+            fclose(f);
+        }
+        v = read > na_prim_page_size() ? (size_t)read : na_prim_page_size();
+        __atomic_store_n(&lowest, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 /* Map the usable part of a reservation over its PROT_NONE placeholder. */
 static int map_usable(void *base, size_t size, unsigned flags, int *fd_out)
 {
@@ -327,7 +345,10 @@ int na_prim_lock(void *addr, size_t size)
 
 int na_prim_unlock(void *addr, size_t size)
 {
-    return syscall(SYS_munlock, addr, size) == 0 ? 0 : errno;
+    /* libc's munlock, not the raw syscall as for locking: a sanitizer's no-op munlock only leaves
+     * the pages locked until munmap, which unlocks them anyway, and checkers that interpose
+     * munlock (to see that secrets are zeroed before it) get to see the call. */
+    return munlock(addr, size) == 0 ? 0 : errno;
 }
 
 void na_prim_zero(void *addr, size_t size)

@@ -27,8 +27,10 @@
 void nalloc_ctx_config_init_dry_run(nalloc_ctx_config *config, nalloc_memory memory,
                                     size_t reserve)
 {
-    if (config == NULL)
+    if (config == NULL) {
+        na_fail(NALLOC_ERR_INVALID, "nalloc_ctx_config_init_dry_run", "config is NULL");
         return;
+    }
     if (reserve == 0)
         reserve = NA_DRY_RUN_RESERVE;
     nalloc_ctx_config_init(config, memory, reserve, reserve, reserve);
@@ -60,23 +62,26 @@ static void live_lane_peak(void *handle, void *arg)
         s->peak = peak;
 }
 
-nalloc_status nalloc_ctx_profile(nalloc_ctx *ctx, nalloc_profile *p)
+/* The smallest nalloc_profile a caller may pass or a stored profile may have: the 1.0 struct,
+ * which ends with lanes[]. Fields added later go after it (nalloc.h). */
+#define NA_PROFILE_SIZE_1_0 (offsetof(nalloc_profile, lanes) + sizeof(((nalloc_profile *)0)->lanes))
+
+nalloc_status nalloc_ctx_profile_sized(nalloc_ctx *ctx, nalloc_profile *out, size_t size)
 {
-    if (ctx == NULL || p == NULL)
-        return na_set_error(NALLOC_ERR_INVALID);
-    nalloc_arena *arenas[NALLOC_KIND_COUNT];
-    nalloc_status before = nalloc_last_error();
-    for (int k = 0; k < NALLOC_KIND_COUNT; k++) {
-        arenas[k] = nalloc_ctx_arena(ctx, (nalloc_kind)k);
-        if (arenas[k] == NULL && nalloc_last_error() == NALLOC_ERR_STATE)
-            return NALLOC_ERR_STATE; /* a destroyed context */
-    }
-    na_set_error(before); /* an absent kind is no error here */
+    static const char call[] = "nalloc_ctx_profile";
+    if (ctx == NULL || out == NULL)
+        return na_fail(NALLOC_ERR_INVALID, call, ctx == NULL ? "ctx is NULL" : "profile is NULL");
+    if (size < NA_PROFILE_SIZE_1_0)
+        return na_fail(NALLOC_ERR_INVALID, call,
+                       "profile_size %zu is below the %zu bytes of the 1.0 nalloc_profile", size,
+                       (size_t)NA_PROFILE_SIZE_1_0);
+    if (!na_ctx_alive(ctx))
+        return na_fail(NALLOC_ERR_STATE, call, "context already destroyed");
+    nalloc_profile full, *p = &full;
     memset(p, 0, sizeof *p);
     p->version = NALLOC_PROFILE_VERSION;
-    p->struct_size = sizeof *p;
     for (int k = 0; k < NALLOC_KIND_COUNT; k++) {
-        nalloc_arena *a = arenas[k];
+        nalloc_arena *a = na_ctx_arena(ctx, (nalloc_kind)k); /* NULL: the kind was omitted */
         if (a == NULL)
             continue;
         p->kinds |= 1u << k;
@@ -90,6 +95,10 @@ nalloc_status nalloc_ctx_profile(nalloc_ctx *ctx, nalloc_profile *p)
         p->lane_high_water[k] = s.peak;
         p->lanes[k] = nalloc_atomic_load(&a->lanes_peak);
     }
+    /* Write no more than the caller's struct has (nalloc.h, nalloc_profile). */
+    size_t n = size < sizeof full ? size : sizeof full;
+    full.struct_size = (uint32_t)n;
+    memcpy(out, &full, n);
     return NALLOC_OK;
 }
 
@@ -110,17 +119,43 @@ static bool headroom_ok(double headroom)
     return isfinite(headroom) && headroom >= 0;
 }
 
-static bool profile_ok(const nalloc_profile *p)
+/* NALLOC_OK for a profile this library can read (the fields of the 1.0 struct at least, which
+ * are all it reads today), else NALLOC_ERR_INVALID recorded as the failure of `call`. */
+static nalloc_status check_profile(const nalloc_profile *p, const char *call)
 {
-    return p != NULL && p->version == NALLOC_PROFILE_VERSION && p->struct_size == sizeof *p;
+    if (p == NULL)
+        return na_fail(NALLOC_ERR_INVALID, call, "profile is NULL");
+    if (p->version != NALLOC_PROFILE_VERSION)
+        return na_fail(NALLOC_ERR_INVALID, call,
+                       "the profile is of version %u; this library reads version %u",
+                       (unsigned)p->version, (unsigned)NALLOC_PROFILE_VERSION);
+    if (p->struct_size < NA_PROFILE_SIZE_1_0)
+        return na_fail(NALLOC_ERR_INVALID, call,
+                       "the profile's struct_size %u is below the %zu bytes of the 1.0 struct",
+                       (unsigned)p->struct_size, (size_t)NA_PROFILE_SIZE_1_0);
+    return NALLOC_OK;
 }
 
 size_t nalloc_profile_lane_capacity(const nalloc_profile *p, nalloc_kind kind, double headroom)
 {
+    static const char call[] = "nalloc_profile_lane_capacity";
     size_t bytes;
-    if (!profile_ok(p) || (unsigned)kind >= NALLOC_KIND_COUNT || !headroom_ok(headroom) ||
-        p->lanes[kind] == 0 || !with_headroom(p->lane_high_water[kind], headroom, &bytes))
+    if (check_profile(p, call) != NALLOC_OK)
         return 0;
+    if ((unsigned)kind >= NALLOC_KIND_COUNT) {
+        na_fail(NALLOC_ERR_INVALID, call, "kind %u is not a nalloc_kind", (unsigned)kind);
+        return 0;
+    }
+    if (!headroom_ok(headroom)) {
+        na_fail(NALLOC_ERR_INVALID, call, "headroom is negative or not finite");
+        return 0;
+    }
+    if (p->lanes[kind] == 0)
+        return 0; /* no lanes: the answer, not a failure */
+    if (!with_headroom(p->lane_high_water[kind], headroom, &bytes)) {
+        na_fail(NALLOC_ERR_INVALID, call, "the lane capacity with that headroom overflows");
+        return 0;
+    }
     return bytes;
 }
 
@@ -150,16 +185,26 @@ static bool sized_capacity(const nalloc_profile *p, int k, const nalloc_arena_co
 nalloc_status nalloc_ctx_config_from_profile(nalloc_ctx_config *config, nalloc_memory memory,
                                              const nalloc_profile *p, double headroom)
 {
-    if (config == NULL || !profile_ok(p) || !headroom_ok(headroom) ||
-        (unsigned)memory > NALLOC_MEMORY_DEVICE)
-        return na_set_error(NALLOC_ERR_INVALID);
+    static const char call[] = "nalloc_ctx_config_from_profile";
+    if (config == NULL)
+        return na_fail(NALLOC_ERR_INVALID, call, "config is NULL");
+    if (check_profile(p, call) != NALLOC_OK)
+        return NALLOC_ERR_INVALID;
+    if (!headroom_ok(headroom))
+        return na_fail(NALLOC_ERR_INVALID, call, "headroom is negative or not finite");
+    if ((unsigned)memory > NALLOC_MEMORY_DEVICE)
+        return na_fail(NALLOC_ERR_INVALID, call, "memory %u is not a nalloc_memory",
+                       (unsigned)memory);
     nalloc_ctx_config sized;
     nalloc_ctx_config_init(&sized, memory, 0, 0, 0);
     for (int k = 0; k < NALLOC_KIND_COUNT; k++) {
-        if (!(p->kinds & (1u << k)))
+        if (!(p->kinds & (1u << k))) {
+            sized.omit |= 1u << k; /* the dry run had no such arena: nor will the real run */
             continue;
+        }
         if (!sized_capacity(p, k, &sized.arenas[k], headroom, &sized.arenas[k].capacity))
-            return na_set_error(NALLOC_ERR_INVALID);
+            return na_fail(NALLOC_ERR_INVALID, call,
+                           "a capacity with that headroom overflows (kind %d)", k);
     }
     *config = sized;
     return NALLOC_OK;

@@ -1,11 +1,11 @@
 /* src/stats.c - per-thread statistics slots.
  *
  * Every allocation counts itself, its padding and its place in the layout digest. Locked
- * additions on shared counters would cost as much as the allocation itself: bench/bench_bump.c
- * measures the CAS alone at 3.8 ns and the CAS plus two shared atomic counters at 7.7 ns on the
- * development VM, and with threads contending the counters' cache line bounces as the offset's
- * does. So each thread owns a slot per arena and adds to it with plain stores; readers sum the
- * slots with relaxed loads (that is race-free: every access is atomic, and each slot has a single
+ * additions on shared counters would cost about as much as the allocation's own CAS
+ * (bench/bench_bump.c measures both; its figures are in the benchmark documentation), and with
+ * threads contending the counters' cache line bounces as the offset's does. So each thread owns a
+ * slot per arena and adds to it without a locked instruction (na_slot_add); readers sum the slots
+ * with relaxed loads (that is race-free: every access is atomic, and each slot has a single
  * writer).
  *
  * A thread finds its slot through a small thread-local cache keyed by arena uid (uids are never
@@ -13,11 +13,18 @@
  * free slot with a CAS on its owner field, or, when all NA_STAT_SLOTS are taken, uses the arena's
  * shared slot with atomic adds: slower, still exact. When a thread exits, its slots in live arenas
  * are released for other threads; the counts stay in them.
+ *
+ * Signals: a handler may allocate on a thread that was in the middle of claiming a slot, and read
+ * the cache entry being written. So the claim writes an entry in an order that shows a reader
+ * either the old entry, no entry (uid 0), or the new one complete (uid last), and a claim made by
+ * a handler that interrupted a claim does not write the cache at all: two writers interleaved
+ * could leave one arena's uid with another's slot.
  */
 #include "internal.h"
 
 NA_THREAD_LOCAL na_slot_cache_entry na_slot_cache[NA_SLOT_CACHE];
 static NA_THREAD_LOCAL size_t thread_token; /* 0 until the thread first claims a slot */
+static NA_THREAD_LOCAL bool claiming;       /* the thread is writing a cache entry */
 
 static size_t next_token = 1;
 static uint64_t next_uid = 1;
@@ -33,6 +40,7 @@ static void thread_exit(void *unused)
 {
     (void)unused;
     na_stats_release_thread_slots();
+    na_thread_text_release();
 }
 
 static void make_exit_key(void)
@@ -49,6 +57,11 @@ static size_t my_token(void)
         (void)pthread_setspecific(exit_key, (void *)1); /* non-NULL, so the destructor runs */
     }
     return thread_token;
+}
+
+void na_thread_exit_hook(void)
+{
+    (void)my_token();
 }
 
 na_stat_slot *na_stat_slot_claim(nalloc_arena *a)
@@ -69,9 +82,18 @@ na_stat_slot *na_stat_slot_claim(nalloc_arena *a)
             break;
         }
     }
+    if (claiming) /* a signal handler interrupted our own claim: leave the entry to it */
+        return slot;
+    claiming = true;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     na_slot_cache_entry *e = &na_slot_cache[a->uid & (NA_SLOT_CACHE - 1)];
-    e->uid = a->uid;
+    e->uid = 0;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
     e->slot = slot;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    e->uid = a->uid;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    claiming = false;
     return slot;
 }
 

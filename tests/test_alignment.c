@@ -19,7 +19,7 @@ static void test_small_requests_are_64_byte_aligned(void **state)
             size = (size_t)i + 1; /* every small size, too */
         void *p = nalloc_alloc(a, size);
         if (p == NULL) {
-            nalloc_reset(a);
+            assert_int_equal(nalloc_reset(a), NALLOC_OK);
             continue;
         }
         assert_true(aligned(p, 64));
@@ -33,7 +33,7 @@ static void test_large_requests_are_4k_aligned_from_the_threshold_up(void **stat
     nalloc_arena *a = make_arena(NALLOC_KIND_POLY, 256 * MiB);
     const size_t sizes[] = {MiB - 1, MiB, MiB + 1, 3 * MiB + 17, 8 * MiB, 20 * MiB + 64};
     for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-        (void)nalloc_alloc(a, 1); /* knock the offset off any page boundary */
+        assert_non_null(nalloc_alloc(a, 1)); /* knock the offset off any page boundary */
         void *p = nalloc_alloc(a, sizes[i]);
         assert_non_null(p);
         if (sizes[i] >= MiB)
@@ -54,14 +54,15 @@ static void test_explicit_alignment_honours_every_power_of_two(void **state)
     nalloc_arena *a = make_arena_with(&c);
     for (unsigned shift = 0; shift <= 30; shift++) {
         size_t align = (size_t)1 << shift;
-        (void)nalloc_alloc_aligned(a, 1, 1); /* misalign the offset */
+        assert_non_null(nalloc_alloc_aligned(a, 1, 1)); /* misalign the offset */
         void *p = nalloc_alloc_aligned(a, 24, align);
         assert_non_null(p);
         assert_true(aligned(p, align));
         nalloc_stats s = stats_of(a);
         assert_true(s.used <= s.capacity);
         if (shift >= 24)
-            nalloc_reset(a); /* keep the big alignments from exhausting the arena */
+            /* keep the big alignments from exhausting the arena */
+            assert_int_equal(nalloc_reset(a), NALLOC_OK);
     }
     nalloc_arena_destroy(a);
 }
@@ -93,12 +94,12 @@ static void test_configured_threshold_and_alignments_are_used(void **state)
     c.large_align = 64 * KiB;
     nalloc_arena *a = make_arena_with(&c);
     for (size_t size = 1; size < 3000; size += 37) {
-        (void)nalloc_alloc_aligned(a, 1, 1);
+        assert_non_null(nalloc_alloc_aligned(a, 1, 1));
         void *p = nalloc_alloc(a, size);
         assert_non_null(p);
         assert_true(aligned(p, size >= 1000 ? 64 * KiB : 128));
         if (size >= 1000)
-            nalloc_reset(a);
+            assert_int_equal(nalloc_reset(a), NALLOC_OK);
     }
     nalloc_arena_destroy(a);
 }

@@ -28,6 +28,7 @@ typedef struct worker {
     size_t freed;        /* blocks given back with free_last */
     size_t bad_errors;   /* NULLs whose last error was not NALLOC_ERR_NOMEM */
     int id;
+    atomic_size_t *await; /* worker 0 only, or NULL: an observer's sample count (see below) */
 } worker;
 
 static atomic_int go;
@@ -38,6 +39,13 @@ static void *allocate(void *arg)
     while (!atomic_load(&go))
         sched_yield(); /* more threads than cores: let the one that starts them run */
     for (int i = 0; i < PER_THREAD; i++) {
+        if (w->await != NULL && i == PER_THREAD / 2) {
+            /* Halfway, wait for the observer to take a sample: then at least one sample falls
+             * while this worker is mid-run, however the threads are scheduled. */
+            size_t seen = atomic_load(w->await);
+            while (atomic_load(w->await) == seen)
+                sched_yield();
+        }
         uint64_t r = test_rand(&w->seed);
         size_t size = 1 + (size_t)(r % 2000);
         size_t align = (size_t)1 << ((r >> 20) % 13);
@@ -66,7 +74,7 @@ static int by_begin(const void *x, const void *y)
     return a->begin < b->begin ? -1 : a->begin > b->begin;
 }
 
-static void run_workers(nalloc_arena *a, worker *w, uint64_t seed)
+static void run_workers(nalloc_arena *a, worker *w, uint64_t seed, atomic_size_t *await)
 {
     pthread_t t[THREADS];
     atomic_store(&go, 0);
@@ -75,6 +83,7 @@ static void run_workers(nalloc_arena *a, worker *w, uint64_t seed)
         w[i].arena = a;
         w[i].seed = seed * 1000 + (uint64_t)i + 1;
         w[i].id = i;
+        w[i].await = i == 0 ? await : NULL;
         assert_int_equal(pthread_create(&t[i], NULL, allocate, &w[i]), 0);
     }
     atomic_store(&go, 1);
@@ -121,7 +130,7 @@ static void test_threads_get_disjoint_aligned_blocks_in_bounds(void **state)
     (void)state;
     nalloc_arena *a = make_arena(NALLOC_KIND_SCRATCH, 256 * MiB); /* never exhausted */
     static worker w[THREADS];
-    run_workers(a, w, 1);
+    run_workers(a, w, 1, NULL);
     check_blocks(a, w);
     size_t failures = total_failures(w);
     assert_int_equal(failures, 0);
@@ -133,7 +142,7 @@ static void test_threads_exhausting_an_arena_still_get_disjoint_blocks(void **st
     (void)state;
     nalloc_arena *a = make_arena(NALLOC_KIND_SCRATCH, 8 * MiB); /* about a third fits */
     static worker w[THREADS];
-    run_workers(a, w, 2);
+    run_workers(a, w, 2, NULL);
     check_blocks(a, w);
     size_t failures = total_failures(w);
     assert_true(failures > 0);
@@ -150,8 +159,8 @@ static void test_threads_exhausting_an_arena_still_get_disjoint_blocks(void **st
 typedef struct observer {
     nalloc_arena *arena;
     atomic_int *stop;
-    size_t samples;
-    size_t violations; /* samples that broke an invariant */
+    atomic_size_t samples; /* worker 0 waits for one of these halfway through its run */
+    size_t violations;     /* samples that broke an invariant */
 } observer;
 
 static void *observe(void *arg)
@@ -165,7 +174,7 @@ static void *observe(void *arg)
                   m.offset <= s.capacity && s.allocations >= last_allocations; /* counts grow */
         o->violations += !ok;
         last_allocations = s.allocations;
-        o->samples++;
+        atomic_fetch_add(&o->samples, 1);
         sched_yield();
     }
     return NULL;
@@ -180,10 +189,10 @@ static void test_marks_and_statistics_while_others_allocate(void **state)
     observer o = {a, &stop, 0, 0};
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, observe, &o), 0);
-    run_workers(a, w, 3);
+    run_workers(a, w, 3, &o.samples); /* returns only after a sample taken mid-run */
     atomic_store(&stop, 1);
     assert_int_equal(pthread_join(t, NULL), 0);
-    assert_true(o.samples > 0);
+    assert_true(atomic_load(&o.samples) > 0);
     assert_int_equal(o.violations, 0);
     check_blocks(a, w);
     nalloc_arena_destroy(a);

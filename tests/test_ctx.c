@@ -126,16 +126,39 @@ static void test_creation_is_all_or_nothing(void **state)
     assert_null(ctx);
 }
 
-static void test_a_zero_capacity_leaves_that_arena_out(void **state)
+static void test_a_zero_capacity_is_refused_at_creation(void **state)
 {
     (void)state;
     nalloc_ctx_config config;
     nalloc_ctx_config_init(&config, NALLOC_MEMORY_HOST, MiB, 0, MiB);
+    nalloc_ctx *ctx = (nalloc_ctx *)&config; /* must be overwritten with NULL */
+    assert_int_equal(nalloc_ctx_create(&config, &ctx), NALLOC_ERR_INVALID);
+    assert_null(ctx);
+    assert_non_null(strstr(nalloc_last_error_message(),
+                           "nalloc_ctx_create: the witness arena has capacity 0"));
+}
+
+static void test_an_omitted_kind_has_no_arena(void **state)
+{
+    (void)state;
+    nalloc_ctx_config config;
+    nalloc_ctx_config_init(&config, NALLOC_MEMORY_HOST, MiB, 0, MiB);
+    assert_int_equal(nalloc_ctx_config_omit(&config, NALLOC_KIND_WITNESS), NALLOC_OK);
+    assert_int_equal(config.omit, 1u << NALLOC_KIND_WITNESS);
     nalloc_ctx *ctx;
     assert_int_equal(nalloc_ctx_create(&config, &ctx), NALLOC_OK);
     assert_null_with(NALLOC_ERR_INVALID, nalloc_ctx_arena(ctx, NALLOC_KIND_WITNESS));
+    assert_non_null(strstr(nalloc_last_error_message(), "no witness arena"));
     assert_non_null(nalloc_ctx_arena(ctx, NALLOC_KIND_POLY));
     assert_int_equal(nalloc_ctx_destroy(ctx), NALLOC_OK);
+    /* An omitted kind's config is ignored, however wrong; bad kinds and bits are refused. */
+    config.arenas[NALLOC_KIND_WITNESS].default_align = 3;
+    assert_int_equal(nalloc_ctx_create(&config, &ctx), NALLOC_OK);
+    assert_int_equal(nalloc_ctx_destroy(ctx), NALLOC_OK);
+    assert_int_equal(nalloc_ctx_config_omit(&config, (nalloc_kind)3), NALLOC_ERR_INVALID);
+    assert_int_equal(nalloc_ctx_config_omit(NULL, NALLOC_KIND_POLY), NALLOC_ERR_INVALID);
+    config.omit = 1u << 5;
+    assert_int_equal(nalloc_ctx_create(&config, &ctx), NALLOC_ERR_INVALID);
 }
 
 static void test_a_destroyed_context_is_refused(void **state)
@@ -163,7 +186,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_bad_kinds_and_contexts_are_refused, setup, teardown),
         cmocka_unit_test(test_creation_is_all_or_nothing),
-        cmocka_unit_test(test_a_zero_capacity_leaves_that_arena_out),
+        cmocka_unit_test(test_a_zero_capacity_is_refused_at_creation),
+        cmocka_unit_test(test_an_omitted_kind_has_no_arena),
         cmocka_unit_test(test_a_destroyed_context_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -209,7 +209,7 @@ static void test_device_arena_hands_out_aligned_device_pointers(void **state)
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_NOMEM);
     assert_null(nalloc_realloc(a, NULL, 0, 16, 0)); /* the CPU cannot copy device memory */
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_UNSUPPORTED);
-    nalloc_reset(a);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
     assert_int_equal(nalloc_arena_stats(a, &s), NALLOC_OK);
     assert_int_equal(s.used, 0);
     assert_ptr_equal(nalloc_alloc(a, 1), (void *)s.base);
@@ -301,7 +301,7 @@ static void test_every_thread_of_a_large_grid_allocates_disjoint_blocks(void **s
         assert_int_equal(r.bytes, expect_bytes);
         assert_int_equal(r.used, expect_bytes);
         assert_false(r.overflowed);
-        nalloc_reset(a);
+        assert_int_equal(nalloc_reset(a), NALLOC_OK);
     }
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
     free(sizes);
@@ -388,7 +388,7 @@ static void test_an_overflowing_grid_stays_in_bounds(void **state)
         assert_int_equal(r.used, demand / 3);
         assert_true(r.bytes <= demand / 3);
         assert_true(r.served > 0);
-        nalloc_reset(a);
+        assert_int_equal(nalloc_reset(a), NALLOC_OK);
     }
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
     free(sizes);
@@ -523,7 +523,8 @@ static void test_zeroed_allocations_at_every_start_alignment(void **state)
     unsigned char *base = (unsigned char *)s.base;
     for (size_t start = 0; start < 16; start++) {
         for (size_t i = 0; i < sizeof lengths / sizeof lengths[0]; i++) {
-            nalloc_reset(a); /* never wiped: all of it counts as dirty */
+            /* never wiped: all of it counts as dirty */
+            assert_int_equal(nalloc_reset(a), NALLOC_OK);
             CUDA_OK(cudaMemset(base, 0xf0, span));
             if (start > 0)
                 assert_non_null(nalloc_alloc_aligned(a, start, 1));

@@ -148,6 +148,54 @@ static void test_wipe_async_wipes_a_host_arena_without_a_device(void **state)
     assert_int_equal(nalloc_wipe_async(NULL, NULL), NALLOC_ERR_INVALID);
 }
 
+/* The error model holds on the CUDA path too (nalloc.h, "Errors"): the failing call's message
+ * names it and carries the CUDA cause, which is also nalloc_cuda_error_string; calls that succeed
+ * afterwards, CUDA entry points included, change neither; a clear empties both. */
+static void test_cuda_failures_follow_the_error_model(void **state)
+{
+    (void)state;
+    nalloc_arena_config c;
+    nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_DEVICE, 1 << 20);
+    c.name = "columns";
+    nalloc_arena *dev;
+    assert_int_equal(nalloc_arena_create(&c, &dev), NALLOC_ERR_NO_DEVICE);
+    const char *m = nalloc_last_error_message();
+    assert_true(strncmp(m, "nalloc_arena_create: arena \"columns\": cudaGetDeviceCount: ",
+                        strlen("nalloc_arena_create: arena \"columns\": cudaGetDeviceCount: ")) ==
+                0);
+    char cuda[256];
+    snprintf(cuda, sizeof cuda, "%s", nalloc_cuda_error_string());
+    assert_true(strncmp(cuda, "cudaGetDeviceCount: ", 20) == 0);
+    assert_non_null(strstr(m, cuda)); /* the same text, in the message */
+    char message[320];
+    snprintf(message, sizeof message, "%s", m);
+
+    /* Successes, some of them through the CUDA layer, leave all three alone. */
+    nalloc_arena *host;
+    nalloc_arena_config_init(&c, NALLOC_KIND_WITNESS, NALLOC_MEMORY_HOST, 1 << 16);
+    assert_int_equal(nalloc_arena_create(&c, &host), NALLOC_OK);
+    assert_non_null(nalloc_alloc(host, 100));
+    assert_int_equal(nalloc_wipe_async(host, NULL), NALLOC_OK);
+    assert_int_equal(nalloc_arena_destroy(host), NALLOC_OK);
+    assert_int_equal(nalloc_last_error(), NALLOC_ERR_NO_DEVICE);
+    assert_string_equal(nalloc_last_error_message(), message);
+    assert_string_equal(nalloc_cuda_error_string(), cuda);
+
+    /* A failure without a CUDA cause leaves no stale CUDA text behind. */
+    assert_int_equal(nalloc_window_create(NULL, 4096, NULL), NALLOC_ERR_INVALID);
+    assert_string_equal(nalloc_last_error_message(), "nalloc_window_create: out is NULL");
+    assert_string_equal(nalloc_cuda_error_string(), "");
+    assert_int_equal(nalloc_cuda_available(), NALLOC_ERR_NO_DEVICE);
+    assert_true(strncmp(nalloc_last_error_message(), "nalloc_cuda_available: ", 23) == 0);
+    nalloc_window w;
+    assert_int_equal(nalloc_window_create_aligned(NULL, 4096, 256, &w), NALLOC_ERR_NO_DEVICE);
+    assert_true(strncmp(nalloc_last_error_message(), "nalloc_window_create_aligned: ", 30) == 0);
+    nalloc_last_error_clear();
+    assert_int_equal(nalloc_last_error(), NALLOC_OK);
+    assert_string_equal(nalloc_last_error_message(), "");
+    assert_string_equal(nalloc_cuda_error_string(), "");
+}
+
 static void test_host_arenas_work_after_device_failures(void **state)
 {
     (void)state;
@@ -191,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_window_calls_report_no_device),
         cmocka_unit_test(test_window_create_without_an_output_is_invalid),
         cmocka_unit_test(test_wipe_async_wipes_a_host_arena_without_a_device),
+        cmocka_unit_test(test_cuda_failures_follow_the_error_model),
         cmocka_unit_test(test_host_arenas_work_after_device_failures),
     };
     return cmocka_run_group_tests_name("device_nodriver", tests, NULL, NULL);

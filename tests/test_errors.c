@@ -1,7 +1,9 @@
 /* tests/test_errors.c - every bad input gets a clear status and leaves every arena intact: NULL
  * arenas, zero and huge sizes, SIZE_MAX, non-power-of-two and huge alignments, overflowing counts,
- * bad configurations, use after destroy, and the thread-local last error. After each refusal the
- * arena must still serve requests that fit, with statistics unchanged but for the failure count. */
+ * bad configurations, use after destroy. After each refusal the arena must still serve requests
+ * that fit, with statistics unchanged but for the failure count. And the one error model of
+ * nalloc.h: a failure records a status and a message naming the public call and the cause, per
+ * thread; a success changes neither; nalloc_last_error_clear resets both. */
 #include "testutil.h"
 
 #include <pthread.h>
@@ -31,8 +33,7 @@ static void assert_unchanged_but_one_failure(nalloc_arena *a, snapshot before)
 static int setup(void **state)
 {
     *state = make_arena(NALLOC_KIND_SCRATCH, MiB);
-    (void)nalloc_alloc(*state, 100);
-    return 0;
+    return nalloc_alloc(*state, 100) != NULL ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -57,7 +58,8 @@ static void test_null_arena_is_invalid_everywhere(void **state)
     nalloc_mark m = nalloc_mark_get(NULL);
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_INVALID);
     assert_int_equal(nalloc_rollback(NULL, m), NALLOC_ERR_INVALID);
-    nalloc_reset(NULL);
+    nalloc_last_error_clear();
+    assert_int_equal(nalloc_reset(NULL), NALLOC_ERR_INVALID);
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_INVALID);
 }
 
@@ -165,7 +167,7 @@ static void test_exhaustion_then_recovery(void **state)
     /* The last 24 bytes still serve a request that fits. */
     assert_non_null(nalloc_alloc_aligned(a, 24, 1));
     assert_null_with(NALLOC_ERR_NOMEM, nalloc_alloc_aligned(a, 1, 1));
-    nalloc_reset(a);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
     assert_non_null(nalloc_alloc(a, 64 * KiB)); /* the whole capacity, exactly */
     assert_null_with(NALLOC_ERR_NOMEM, nalloc_alloc_aligned(a, 1, 1));
     nalloc_arena_destroy(a);
@@ -231,9 +233,12 @@ static void test_a_destroyed_arena_is_refused_with_state(void **state)
     assert_int_equal(nalloc_rollback(a, m), NALLOC_ERR_STATE);
     assert_int_equal(nalloc_wipe(a), NALLOC_ERR_STATE);
     assert_int_equal(nalloc_arena_stats(a, &s), NALLOC_ERR_STATE);
-    nalloc_reset(a);
+    nalloc_last_error_clear();
+    assert_int_equal(nalloc_reset(a), NALLOC_ERR_STATE);
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_STATE);
-    (void)nalloc_mark_get(a);
+    nalloc_last_error_clear();
+    nalloc_mark dead = nalloc_mark_get(a);
+    assert_int_equal(dead.arena_uid, 0);
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_STATE);
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_ERR_STATE); /* double destroy */
 }
@@ -257,7 +262,8 @@ static void test_every_status_has_a_message(void **state)
 
 static void *fail_on_another_thread(void *arena)
 {
-    (void)nalloc_alloc(arena, SIZE_MAX);
+    if (nalloc_alloc(arena, SIZE_MAX) != NULL)
+        return (void *)(intptr_t)-1;
     return (void *)(intptr_t)nalloc_last_error();
 }
 
@@ -273,6 +279,253 @@ static void test_last_error_belongs_to_the_thread(void **state)
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_INVALID); /* ours, untouched */
     assert_non_null(nalloc_alloc(a, 8));
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_INVALID); /* success leaves it alone */
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The error model
+ * ------------------------------------------------------------------------------------------- */
+
+/* The message must begin with "<call>: ". */
+#define assert_message_names(call)                                                               \
+    do {                                                                                         \
+        const char *m_ = nalloc_last_error_message();                                            \
+        if (strncmp(m_, call ": ", strlen(call ": ")) != 0)                                      \
+            fail_msg("message \"%s\" does not name %s", m_, call);                               \
+    } while (0)
+
+static void test_messages_name_the_call_and_the_cause(void **state)
+{
+    (void)state;
+    nalloc_arena_config c;
+    nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_HOST, MiB);
+    c.name = "witness";
+    nalloc_arena *a = make_arena_with(&c);
+    assert_null(nalloc_alloc(a, MiB + 1));
+    assert_string_equal(nalloc_last_error_message(),
+                        "nalloc_alloc: 1048577 bytes requested, 1048576 free in arena \"witness\"");
+    assert_null(nalloc_alloc_aligned(a, 64, 48));
+    assert_string_equal(nalloc_last_error_message(),
+                        "nalloc_alloc_aligned: alignment 48 is not a power of two "
+                        "(arena \"witness\")");
+    void *first = nalloc_alloc(a, 64);
+    assert_non_null(nalloc_alloc(a, 64));
+    assert_int_equal(nalloc_free_last(a, first, 64), NALLOC_ERR_STATE);
+    assert_string_equal(nalloc_last_error_message(),
+                        "nalloc_free_last: not the most recent block (or not its size) "
+                        "(arena \"witness\")");
+    nalloc_mark m = nalloc_mark_get(a);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
+    assert_int_equal(nalloc_rollback(a, m), NALLOC_ERR_STATE);
+    assert_string_equal(nalloc_last_error_message(),
+                        "nalloc_rollback: stale mark: taken before a reset or wipe "
+                        "(arena \"witness\")");
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_ERR_STATE);
+    assert_string_equal(nalloc_last_error_message(),
+                        "nalloc_arena_destroy: arena already destroyed");
+
+    /* Causes found deep inside creation reach the message of the call that was made. */
+    nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_HOST, 0);
+    assert_int_equal(nalloc_arena_create(&c, &a), NALLOC_ERR_INVALID);
+    assert_string_equal(nalloc_last_error_message(),
+                        "nalloc_arena_create: arena \"scratch\": capacity is 0");
+    nalloc_ctx_config cc;
+    nalloc_ctx_config_init(&cc, NALLOC_MEMORY_HOST, MiB, MiB, MiB);
+    cc.arenas[NALLOC_KIND_WITNESS].large_align = 3;
+    nalloc_ctx *ctx;
+    assert_int_equal(nalloc_ctx_create(&cc, &ctx), NALLOC_ERR_INVALID);
+    assert_string_equal(nalloc_last_error_message(),
+                        "nalloc_ctx_create: the witness arena \"witness\": large_align 3 is not a "
+                        "power of two");
+}
+
+/* Each public call, given a bad argument, fails with a message that names it (not a helper). */
+static void test_every_failing_call_names_itself(void **state)
+{
+    (void)state;
+    nalloc_arena *a = make_arena(NALLOC_KIND_SCRATCH, 64 * KiB);
+    nalloc_arena *out = NULL;
+    nalloc_stats s;
+    nalloc_profile profile;
+    nalloc_ctx_config cc;
+    nalloc_mark zero = {0, 0, 0, 0};
+
+    nalloc_arena_config_init(NULL, NALLOC_KIND_POLY, NALLOC_MEMORY_HOST, 1);
+    assert_message_names("nalloc_arena_config_init");
+    assert_int_equal(nalloc_arena_create(NULL, &out), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_arena_create");
+    assert_int_equal(nalloc_arena_destroy(NULL), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_arena_destroy");
+    assert_null(nalloc_alloc(a, 0));
+    assert_message_names("nalloc_alloc");
+    assert_null(nalloc_alloc_aligned(a, 1, 3));
+    assert_message_names("nalloc_alloc_aligned");
+    assert_null(nalloc_alloc_zeroed(a, SIZE_MAX, 2, 0));
+    assert_message_names("nalloc_alloc_zeroed");
+    assert_int_equal(nalloc_free_last(a, NULL, 1), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_free_last");
+    assert_int_equal(nalloc_resize_last(a, NULL, 1, 2), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_resize_last");
+    assert_null(nalloc_realloc(a, NULL, 0, 0, 0));
+    assert_message_names("nalloc_realloc");
+    nalloc_mark m = nalloc_mark_get(NULL);
+    assert_int_equal(m.arena_uid, 0);
+    assert_message_names("nalloc_mark_get");
+    assert_int_equal(nalloc_rollback(a, zero), NALLOC_ERR_STATE);
+    assert_message_names("nalloc_rollback");
+    assert_int_equal(nalloc_reset(NULL), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_reset");
+    assert_int_equal(nalloc_wipe(NULL), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_wipe");
+    assert_int_equal(nalloc_arena_split(a, 0, 0, &out), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_arena_split");
+    assert_int_equal(nalloc_arena_split(a, 1000, 0, &out), NALLOC_ERR_NOMEM);
+    assert_message_names("nalloc_arena_split");
+    assert_int_equal(nalloc_arena_stats(a, NULL), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_arena_stats");
+    assert_int_equal(nalloc_arena_print_stats(NULL, NULL), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_arena_print_stats");
+    nalloc_ctx_config_init(NULL, NALLOC_MEMORY_HOST, 1, 1, 1);
+    assert_message_names("nalloc_ctx_config_init");
+    assert_int_equal(nalloc_ctx_config_omit(NULL, NALLOC_KIND_POLY), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_ctx_config_omit");
+    assert_int_equal(nalloc_ctx_create(NULL, NULL), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_ctx_create");
+    assert_null(nalloc_ctx_arena(NULL, NALLOC_KIND_POLY));
+    assert_message_names("nalloc_ctx_arena");
+    assert_int_equal(nalloc_ctx_destroy(NULL), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_ctx_destroy");
+    nalloc_ctx_config_init_dry_run(NULL, NALLOC_MEMORY_HOST, 0);
+    assert_message_names("nalloc_ctx_config_init_dry_run");
+    assert_int_equal(nalloc_ctx_profile(NULL, &profile), NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_ctx_profile");
+    assert_int_equal(nalloc_ctx_config_from_profile(&cc, NALLOC_MEMORY_HOST, NULL, 0),
+                     NALLOC_ERR_INVALID);
+    assert_message_names("nalloc_ctx_config_from_profile");
+    assert_int_equal(nalloc_profile_lane_capacity(NULL, NALLOC_KIND_POLY, 0), 0);
+    assert_message_names("nalloc_profile_lane_capacity");
+    assert_int_equal(nalloc_arena_stats(a, &s), NALLOC_OK);
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
+}
+
+/* The status and the message of the last failure, to compare after calls that succeed. */
+typedef struct last_failure {
+    nalloc_status status;
+    char message[320];
+} last_failure;
+
+static last_failure last_failure_now(void)
+{
+    last_failure f;
+    f.status = nalloc_last_error();
+    snprintf(f.message, sizeof f.message, "%s", nalloc_last_error_message());
+    return f;
+}
+
+static void assert_same_failure(const last_failure *before)
+{
+    assert_int_equal(nalloc_last_error(), before->status);
+    assert_string_equal(nalloc_last_error_message(), before->message);
+}
+
+static void test_a_successful_call_leaves_the_last_error_and_message_alone(void **state)
+{
+    (void)state;
+    assert_null(nalloc_alloc(NULL, 1));
+    last_failure before = last_failure_now();
+    assert_int_equal(before.status, NALLOC_ERR_INVALID);
+    assert_string_equal(before.message, "nalloc_alloc: arena is NULL");
+
+    /* Every kind of call, succeeding, including those whose internals fail and recover: a lane
+     * destroyed with its parent, a context's omitted kind, a profile's absent lanes. */
+    nalloc_arena_config c;
+    nalloc_arena_config_init(&c, NALLOC_KIND_WITNESS, NALLOC_MEMORY_HOST, MiB);
+    nalloc_arena *a = make_arena_with(&c);
+    char *p = nalloc_alloc(a, 100);
+    assert_non_null(p);
+    assert_non_null(nalloc_alloc_aligned(a, 100, 4096));
+    assert_non_null(nalloc_alloc_zeroed(a, 10, 10, 0));
+    char *q = nalloc_realloc(a, NULL, 0, 64, 0);
+    assert_non_null(q);
+    assert_int_equal(nalloc_resize_last(a, q, 64, 128), NALLOC_OK);
+    assert_int_equal(nalloc_free_last(a, q, 128), NALLOC_OK);
+    nalloc_mark m = nalloc_mark_get(a);
+    assert_non_null(nalloc_alloc(a, 1000));
+    assert_int_equal(nalloc_rollback(a, m), NALLOC_OK);
+    nalloc_arena *lanes[2];
+    assert_int_equal(nalloc_arena_split(a, 2, 64 * KiB, lanes), NALLOC_OK);
+    assert_non_null(nalloc_alloc(lanes[1], 64));
+    assert_int_equal(nalloc_arena_destroy(lanes[0]), NALLOC_OK);
+    nalloc_stats s;
+    assert_int_equal(nalloc_arena_stats(a, &s), NALLOC_OK);
+    char report[1024];
+    FILE *f = fmemopen(report, sizeof report, "w");
+    assert_non_null(f);
+    assert_int_equal(nalloc_arena_print_stats(a, f), NALLOC_OK);
+    fclose(f);
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK); /* and its live lane with it */
+    nalloc_arena *b = make_arena(NALLOC_KIND_SCRATCH, MiB);
+    assert_int_equal(nalloc_wipe(b), NALLOC_OK);
+    assert_int_equal(nalloc_arena_destroy(b), NALLOC_OK);
+
+    nalloc_ctx_config cc;
+    nalloc_ctx_config_init_dry_run(&cc, NALLOC_MEMORY_HOST, 16 * MiB);
+    assert_int_equal(nalloc_ctx_config_omit(&cc, NALLOC_KIND_SCRATCH), NALLOC_OK);
+    nalloc_ctx *ctx;
+    assert_int_equal(nalloc_ctx_create(&cc, &ctx), NALLOC_OK);
+    assert_non_null(nalloc_alloc(nalloc_ctx_arena(ctx, NALLOC_KIND_POLY), 5000));
+    nalloc_profile profile;
+    assert_int_equal(nalloc_ctx_profile(ctx, &profile), NALLOC_OK);
+    assert_int_equal(nalloc_ctx_destroy(ctx), NALLOC_OK);
+    assert_int_equal(nalloc_ctx_config_from_profile(&cc, NALLOC_MEMORY_HOST, &profile, 0.1),
+                     NALLOC_OK);
+    assert_int_equal(nalloc_profile_lane_capacity(&profile, NALLOC_KIND_POLY, 0.1), 0);
+    assert_int_equal(nalloc_ctx_create(&cc, &ctx), NALLOC_OK);
+    assert_int_equal(nalloc_ctx_destroy(ctx), NALLOC_OK);
+
+    assert_same_failure(&before);
+}
+
+static void test_clear_resets_the_status_and_the_message(void **state)
+{
+    (void)state;
+    assert_int_equal(nalloc_arena_destroy(NULL), NALLOC_ERR_INVALID);
+    assert_string_not_equal(nalloc_last_error_message(), "");
+    nalloc_last_error_clear();
+    assert_int_equal(nalloc_last_error(), NALLOC_OK);
+    assert_string_equal(nalloc_last_error_message(), "");
+    /* So "did anything fail since?" has an answer after a batch of calls. */
+    nalloc_arena *a = make_arena(NALLOC_KIND_SCRATCH, MiB);
+    for (int i = 0; i < 10; i++)
+        assert_non_null(nalloc_alloc(a, 1000));
+    assert_int_equal(nalloc_last_error(), NALLOC_OK);
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
+}
+
+typedef struct other_thread {
+    nalloc_arena *arena;
+    char message[320]; /* what the other thread's message said, copied before it exits */
+} other_thread;
+
+static void *fail_with_a_message(void *arg)
+{
+    other_thread *o = arg;
+    if (nalloc_alloc(o->arena, 2 * MiB) == NULL)
+        snprintf(o->message, sizeof o->message, "%s", nalloc_last_error_message());
+    return NULL;
+}
+
+static void test_the_message_belongs_to_the_thread(void **state)
+{
+    other_thread o = {*state, ""};
+    assert_null(nalloc_alloc(o.arena, 0));
+    last_failure mine = last_failure_now();
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, fail_with_a_message, &o), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_non_null(strstr(o.message, "nalloc_alloc: 2097152 bytes requested"));
+    assert_same_failure(&mine);
+    assert_non_null(strstr(mine.message, "size is 0"));
 }
 
 int main(void)
@@ -292,6 +545,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_stats_needs_somewhere_to_write, setup, teardown),
         cmocka_unit_test(test_every_status_has_a_message),
         cmocka_unit_test_setup_teardown(test_last_error_belongs_to_the_thread, setup, teardown),
+        cmocka_unit_test(test_messages_name_the_call_and_the_cause),
+        cmocka_unit_test(test_every_failing_call_names_itself),
+        cmocka_unit_test(test_a_successful_call_leaves_the_last_error_and_message_alone),
+        cmocka_unit_test(test_clear_resets_the_status_and_the_message),
+        cmocka_unit_test_setup_teardown(test_the_message_belongs_to_the_thread, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

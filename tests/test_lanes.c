@@ -139,7 +139,7 @@ static void test_every_call_works_on_a_lane(void **state)
     assert_non_null(strstr(text, "'scratch.0'"));
     assert_int_equal(nalloc_wipe(l), NALLOC_OK);
     assert_int_equal(stats_of(l).used, 0);
-    nalloc_reset(l);
+    assert_int_equal(nalloc_reset(l), NALLOC_OK);
     assert_int_equal(nalloc_rollback(l, m), NALLOC_ERR_STATE); /* stale after the wipe */
     /* The other lane never saw any of it. */
     assert_int_equal(stats_of(lane[1]).allocations, 0);
@@ -185,8 +185,9 @@ static void test_parent_cannot_release_memory_under_live_lanes(void **state)
     char *data = nalloc_alloc(lanes[0], 64);
     memset(data, 0x5a, 64);
 
-    nalloc_reset(p);
+    assert_int_equal(nalloc_reset(p), NALLOC_ERR_STATE); /* refused, and it says so */
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_STATE);
+    assert_non_null(strstr(nalloc_last_error_message(), "nalloc_reset: lanes"));
     assert_int_equal(nalloc_wipe(p), NALLOC_ERR_STATE);
     assert_int_equal(nalloc_rollback(p, before), NALLOC_ERR_STATE);
     assert_int_equal(stats_of(p).used, used);
@@ -209,7 +210,7 @@ static void test_parent_cannot_release_memory_under_live_lanes(void **state)
     assert_int_equal(nalloc_rollback(p, before), NALLOC_OK);
     assert_int_equal(stats_of(p).used, 0);
     assert_int_equal(nalloc_arena_split(p, 2, 64 * KiB, lanes), NALLOC_OK); /* same place again */
-    nalloc_reset(lanes[0]);
+    assert_int_equal(nalloc_reset(lanes[0]), NALLOC_OK);
     assert_int_equal(nalloc_wipe(p), NALLOC_ERR_STATE);
     assert_int_equal(nalloc_arena_destroy(p), NALLOC_OK);
 }
@@ -390,7 +391,7 @@ static void test_parent_wipe_reaches_the_gaps_between_lanes(void **state)
         nalloc_arena *p = make_arena(NALLOC_KIND_WITNESS, 1 * MiB);
         unsigned char *secret = nalloc_alloc(p, secret_size);
         memset(secret, 0x5a, secret_size);
-        nalloc_reset(p); /* released, not wiped */
+        assert_int_equal(nalloc_reset(p), NALLOC_OK); /* released, not wiped */
         nalloc_mark before = nalloc_mark_get(p);
         nalloc_arena *lanes[LANES];
         assert_int_equal(nalloc_arena_split(p, LANES, 100, lanes), NALLOC_OK);
@@ -471,12 +472,17 @@ static bool run_lane_sequence(unsigned seed)
                 nalloc_mark_get(n->arena);
             break;
         case 4:
-            if (n->marks_taken > 0)
-                (void)nalloc_rollback(n->arena, n->marks[(r >> 8) % (uint64_t)n->marks_taken]);
+            if (n->marks_taken > 0) { /* refused for a stale mark, or lanes above it */
+                nalloc_status st =
+                    nalloc_rollback(n->arena, n->marks[(r >> 8) % (uint64_t)n->marks_taken]);
+                ok = st == NALLOC_OK || st == NALLOC_ERR_STATE;
+            }
             break;
-        case 5:
-            nalloc_reset(n->arena);
+        case 5: { /* refused while lanes of the node are alive */
+            nalloc_status st = nalloc_reset(n->arena);
+            ok = st == NALLOC_OK || st == NALLOC_ERR_STATE;
             break;
+        }
         case 6:
             if (nalloc_wipe(n->arena) == NALLOC_OK)
                 ok = wiped_clean((unsigned char *)s.base, s.capacity, s.name, seed, step);

@@ -61,7 +61,7 @@ static void test_device_lanes_are_wiped_one_by_one(void **state)
     assert_true(device_bytes_are(block[3], LANE_BYTES, 0xab));
 
     /* A zeroed allocation over bytes the lane handed out before is cleared. */
-    nalloc_reset(lane[0]);
+    assert_int_equal(nalloc_reset(lane[0]), NALLOC_OK);
     unsigned char *z = nalloc_alloc_zeroed(lane[0], LANE_BYTES, 1, 0);
     assert_true(z == block[0]);
     assert_true(device_bytes_are(z, LANE_BYTES, 0));

@@ -60,7 +60,7 @@ static void run_sequence(FILE *out)
             continue;
         case 2:
             if (step % 5 == 0) {
-                nalloc_reset(a);
+                assert_int_equal(nalloc_reset(a), NALLOC_OK);
                 depth = 0;
                 last = NULL;
                 fprintf(out, "reset\n");
@@ -145,7 +145,7 @@ static uint64_t digest_of(const size_t *sizes, int n, bool reset_after_first)
     for (int i = 0; i < n; i++) {
         assert_non_null(nalloc_alloc(a, sizes[i]));
         if (i == 0 && reset_after_first)
-            nalloc_reset(a);
+            assert_int_equal(nalloc_reset(a), NALLOC_OK);
     }
     uint64_t d = stats_of(a).layout_digest;
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
@@ -351,6 +351,41 @@ static void test_fixed_address_must_be_page_aligned_with_room_for_the_guard(void
     assert_null(a);
 }
 
+/* vm.mmap_min_addr: the lowest address the kernel maps for an unprivileged process. */
+static uintptr_t mmap_min_addr(void)
+{
+    unsigned long long v = 0;
+    FILE *f = fopen("/proc/sys/vm/mmap_min_addr", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%llu", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return (uintptr_t)v;
+}
+
+static void test_fixed_address_whose_guard_reaches_below_mmap_min_addr_is_invalid(void **state)
+{
+    (void)state;
+    uintptr_t page = page_size();
+    nalloc_arena_config c;
+    nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_HOST, 1 * MiB);
+    nalloc_arena *a = (nalloc_arena *)&c;
+    /* The leading guard would start at address 0: refused as a bad argument, before any mmap
+     * (root could otherwise be allowed a mapping there that others are refused). */
+    c.fixed_address = (void *)page;
+    assert_int_equal(nalloc_arena_create(&c, &a), NALLOC_ERR_INVALID);
+    assert_null(a);
+    assert_non_null(strstr(nalloc_last_error_message(), "vm.mmap_min_addr"));
+    /* Or anywhere below vm.mmap_min_addr, where this kernel sets it above one page. */
+    uintptr_t lowest = mmap_min_addr();
+    if (lowest > page) {
+        c.fixed_address = (void *)lowest; /* its guard one page below vm.mmap_min_addr */
+        assert_int_equal(nalloc_arena_create(&c, &a), NALLOC_ERR_INVALID);
+        assert_null(a);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "sequence") == 0) {
@@ -365,6 +400,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fixed_address_places_the_arena_exactly_there),
         cmocka_unit_test(test_fixed_address_clash_fails_and_leaves_the_mapping_alone),
         cmocka_unit_test(test_fixed_address_must_be_page_aligned_with_room_for_the_guard),
+        cmocka_unit_test(test_fixed_address_whose_guard_reaches_below_mmap_min_addr_is_invalid),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,11 +16,11 @@ static int teardown(void **state)
 static void test_rollback_releases_everything_after_the_mark(void **state)
 {
     nalloc_arena *a = *state;
-    (void)nalloc_alloc(a, 100);
+    assert_non_null(nalloc_alloc(a, 100));
     nalloc_mark m = nalloc_mark_get(a);
     size_t used = stats_of(a).used;
     void *first = nalloc_alloc(a, 1000);
-    (void)nalloc_alloc(a, 5000);
+    assert_non_null(nalloc_alloc(a, 5000));
     assert_int_equal(nalloc_rollback(a, m), NALLOC_OK);
     assert_int_equal(stats_of(a).used, used);
     assert_ptr_equal(nalloc_alloc(a, 1000), first); /* the same place again: deterministic */
@@ -37,7 +37,7 @@ static void test_rollback_to_the_same_mark_works_every_time(void **state)
         if (p != NULL)
             assert_ptr_equal(q, p);
         p = q;
-        (void)nalloc_alloc(a, (size_t)phase * 100 + 1);
+        assert_non_null(nalloc_alloc(a, (size_t)phase * 100 + 1));
         assert_int_equal(nalloc_rollback(a, m), NALLOC_OK);
     }
 }
@@ -46,11 +46,11 @@ static void test_nested_marks_roll_back_inner_first(void **state)
 {
     nalloc_arena *a = *state;
     nalloc_mark outer = nalloc_mark_get(a);
-    (void)nalloc_alloc(a, 100);
+    assert_non_null(nalloc_alloc(a, 100));
     nalloc_mark inner = nalloc_mark_get(a);
-    (void)nalloc_alloc(a, 100);
+    assert_non_null(nalloc_alloc(a, 100));
     nalloc_mark innermost = nalloc_mark_get(a);
-    (void)nalloc_alloc(a, 100);
+    assert_non_null(nalloc_alloc(a, 100));
     assert_int_equal(nalloc_rollback(a, innermost), NALLOC_OK);
     assert_int_equal(nalloc_rollback(a, inner), NALLOC_OK);
     assert_int_equal(nalloc_rollback(a, inner), NALLOC_OK);
@@ -62,12 +62,12 @@ static void test_rollback_refuses_a_mark_released_by_an_earlier_rollback(void **
 {
     nalloc_arena *a = *state;
     nalloc_mark low = nalloc_mark_get(a);
-    (void)nalloc_alloc(a, 100);
+    assert_non_null(nalloc_alloc(a, 100));
     nalloc_mark high = nalloc_mark_get(a);
-    (void)nalloc_alloc(a, 100);
+    assert_non_null(nalloc_alloc(a, 100));
     assert_int_equal(nalloc_rollback(a, low), NALLOC_OK);
     /* Grow past where `high` pointed: its offset is in range again but means something else. */
-    (void)nalloc_alloc(a, 500);
+    assert_non_null(nalloc_alloc(a, 500));
     size_t used = stats_of(a).used;
     assert_int_equal(nalloc_rollback(a, high), NALLOC_ERR_STATE);
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_STATE);
@@ -79,13 +79,13 @@ static void test_rollback_refuses_a_mark_from_before_a_reset(void **state)
 {
     nalloc_arena *a = *state;
     nalloc_mark m = nalloc_mark_get(a);
-    (void)nalloc_alloc(a, 100);
-    nalloc_reset(a);
-    (void)nalloc_alloc(a, 200);
+    assert_non_null(nalloc_alloc(a, 100));
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
+    assert_non_null(nalloc_alloc(a, 200));
     assert_int_equal(nalloc_rollback(a, m), NALLOC_ERR_STATE);
     assert_int_equal(stats_of(a).used, 200);
     nalloc_mark after = nalloc_mark_get(a);
-    (void)nalloc_alloc(a, 100);
+    assert_non_null(nalloc_alloc(a, 100));
     assert_int_equal(nalloc_wipe(a), NALLOC_OK);
     assert_int_equal(nalloc_rollback(a, after), NALLOC_ERR_STATE); /* a wipe resets too */
 }
@@ -94,9 +94,9 @@ static void test_rollback_refuses_a_mark_of_another_arena(void **state)
 {
     nalloc_arena *a = *state;
     nalloc_arena *b = make_arena(NALLOC_KIND_SCRATCH, MiB);
-    (void)nalloc_alloc(b, 10);
+    assert_non_null(nalloc_alloc(b, 10));
     nalloc_mark theirs = nalloc_mark_get(b);
-    (void)nalloc_alloc(a, 100);
+    assert_non_null(nalloc_alloc(a, 100));
     assert_int_equal(nalloc_rollback(a, theirs), NALLOC_ERR_STATE);
     assert_int_equal(stats_of(a).used, 100);
     nalloc_mark zero = {0, 0, 0, 0};
@@ -125,11 +125,11 @@ static void test_many_rollbacks_never_obey_a_stale_mark(void **state)
     enum { STEPS = 60 };
     nalloc_mark marks[STEPS];
     for (int i = 0; i < STEPS; i++) {
-        (void)nalloc_alloc(a, 64);
+        assert_non_null(nalloc_alloc(a, 64));
         marks[i] = nalloc_mark_get(a);
-        (void)nalloc_alloc(a, 64);
+        assert_non_null(nalloc_alloc(a, 64));
         nalloc_mark tmp = nalloc_mark_get(a);
-        (void)nalloc_alloc(a, 64);
+        assert_non_null(nalloc_alloc(a, 64));
         assert_int_equal(nalloc_rollback(a, tmp), NALLOC_OK); /* history grows: targets rise */
     }
     /* Every mark is live: nothing ever released below any of them. */
@@ -143,7 +143,7 @@ static void test_many_rollbacks_never_obey_a_stale_mark(void **state)
     }
     /* Now everything above marks[0] is released: every other mark is stale. */
     assert_int_equal(nalloc_rollback(a, marks[0]), NALLOC_OK);
-    (void)nalloc_alloc(a, 64 * 3 * STEPS);
+    assert_non_null(nalloc_alloc(a, 64 * 3 * STEPS));
     for (int i = 1; i < STEPS; i++)
         assert_int_equal(nalloc_rollback(a, marks[i]), NALLOC_ERR_STATE);
 }
@@ -152,8 +152,8 @@ static void test_reset_releases_everything(void **state)
 {
     nalloc_arena *a = *state;
     void *first = nalloc_alloc(a, 100);
-    (void)nalloc_alloc(a, 5000);
-    nalloc_reset(a);
+    assert_non_null(nalloc_alloc(a, 5000));
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
     nalloc_stats s = stats_of(a);
     assert_int_equal(s.used, 0);
     assert_int_equal(s.high_water, 128 + 5000); /* the 100-byte block padded to 128 */
@@ -251,7 +251,7 @@ static void test_zeroed_allocations_read_zero_after_reuse(void **state)
     nalloc_arena *a = *state;
     unsigned char *p = nalloc_alloc(a, 4096);
     memset(p, 0xee, 4096);
-    nalloc_reset(a);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
     unsigned char *z = nalloc_alloc_zeroed(a, 1024, 4, 0);
     assert_ptr_equal(z, p);
     for (size_t i = 0; i < 4096; i++)
@@ -268,8 +268,8 @@ static void test_zeroed_allocation_straddling_the_dirty_extent_is_all_zero(void 
     nalloc_arena *a = *state;
     unsigned char *p = nalloc_alloc(a, 1000);
     memset(p, 0xff, 1000);
-    nalloc_reset(a);
-    (void)nalloc_alloc_aligned(a, 500, 1);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
+    assert_non_null(nalloc_alloc_aligned(a, 500, 1));
     unsigned char *z = nalloc_alloc_zeroed(a, 1, 2000, 1); /* [500, 2500): dirty up to 1000 */
     for (size_t i = 0; i < 2000; i++)
         assert_int_equal(z[i], 0);

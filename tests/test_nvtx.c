@@ -123,7 +123,7 @@ static void test_arena_phases_are_ranges_in_the_nalloc_domain(void **state)
     EXPECT(strcmp(rec_last_domain(), "nalloc") == 0);
     EXPECT(strcmp(rec_last_range(), "nalloc_arena_create") == 0);
     assert_non_null(nalloc_alloc(a, 100));
-    nalloc_reset(a);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
     EXPECT(strcmp(rec_last_range(), "nalloc_reset(scratch)") == 0);
     assert_int_equal(nalloc_wipe(a), NALLOC_OK);
     EXPECT(strcmp(rec_last_range(), "nalloc_wipe(scratch)") == 0);
@@ -166,7 +166,7 @@ static void test_without_a_tool_nothing_is_kept_or_called(void **state)
     assert_int_equal(nalloc_free_last(a, p, 9000), NALLOC_OK);
     assert_int_equal(nalloc_rollback(a, m), NALLOC_OK);
     na_nvtx_window_register(a, base_of(a), 4096);
-    nalloc_reset(a);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
     assert_int_equal(nalloc_wipe(a), NALLOC_OK);
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
     for (int call = 0; call < REC_CALL_COUNT; call++)
@@ -270,7 +270,7 @@ static void test_reset_and_wipe_reset_the_whole_heap(void **state)
     size_t resets = rec_calls(REC_HEAP_RESET);
     char *x = nalloc_alloc(a, 100);
     assert_non_null(nalloc_alloc(a, 100));
-    nalloc_reset(a);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
     expect_gone(x);
     EXPECT(rec_live_regions() == 0);
     EXPECT(rec_calls(REC_HEAP_RESET) == resets + 1);
@@ -403,7 +403,7 @@ static void test_concurrent_allocations_all_become_regions(void **state)
             expect_block(workers[t].blocks[i], workers[t].sizes[i]);
         }
     EXPECT(rec_live_regions() == THREADS * PER_THREAD);
-    nalloc_reset(a);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
     EXPECT(rec_live_regions() == 0);
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
 }

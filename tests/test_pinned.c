@@ -54,9 +54,13 @@ static void test_fallback_gives_a_locked_host_arena_and_says_so(void **state)
     (void)state;
     nalloc_arena_config c = pinned_config(NALLOC_KIND_SCRATCH, 4 << 20, NALLOC_FLAG_PIN_FALLBACK);
     nalloc_arena *a;
-    (void)nalloc_alloc(NULL, 1); /* some earlier failure on this thread */
+    assert_null(nalloc_alloc(NULL, 1)); /* some earlier failure on this thread */
+    char before[256];
+    snprintf(before, sizeof before, "%s", nalloc_last_error_message());
     assert_int_equal(nalloc_arena_create(&c, &a), NALLOC_OK);
     assert_int_equal(nalloc_last_error(), NALLOC_ERR_INVALID); /* a success leaves it alone */
+    assert_string_equal(nalloc_last_error_message(), before);  /* the probe's failure too */
+    assert_string_equal(nalloc_cuda_error_string(), "");
     nalloc_stats s;
     assert_int_equal(nalloc_arena_stats(a, &s), NALLOC_OK);
     assert_int_equal(s.memory, NALLOC_MEMORY_PINNED);

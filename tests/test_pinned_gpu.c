@@ -126,7 +126,7 @@ static void test_proofs_reuse_the_pinned_pages_without_registering_again(void **
         assert_true(p == NULL || p == q); /* the same pages, proof after proof */
         p = q;
         assert_registered(p);
-        nalloc_reset(pinned);
+        assert_int_equal(nalloc_reset(pinned), NALLOC_OK);
     }
     assert_int_equal(nalloc_arena_stats(pinned, &later), NALLOC_OK);
     assert_true(later.pin_seconds == first.pin_seconds);

@@ -52,7 +52,7 @@ static bool prove(nalloc_ctx *ctx, bool lanes, size_t lane_capacity)
         /* A peak the offset no longer shows when the profile is taken. */
         void *big = ok ? nalloc_alloc(poly, 2 * MiB) : NULL;
         ok = big != NULL && nalloc_free_last(poly, big, 2 * MiB) == NALLOC_OK;
-        nalloc_reset(poly);
+        ok = ok && nalloc_reset(poly) == NALLOC_OK;
         ok = ok && nalloc_wipe(witness) == NALLOC_OK;
     }
     return ok;
@@ -201,7 +201,7 @@ static void test_absent_kinds_stay_absent_and_unused_ones_get_a_page(void **stat
     (void)state;
     nalloc_ctx_config config;
     nalloc_ctx_config_init_dry_run(&config, NALLOC_MEMORY_HOST, 16 * MiB);
-    config.arenas[NALLOC_KIND_SCRATCH].capacity = 0; /* no scratch arena */
+    assert_int_equal(nalloc_ctx_config_omit(&config, NALLOC_KIND_SCRATCH), NALLOC_OK);
     nalloc_ctx *dry;
     assert_int_equal(nalloc_ctx_create(&config, &dry), NALLOC_OK);
     assert_non_null(nalloc_alloc(nalloc_ctx_arena(dry, NALLOC_KIND_POLY), 10000));
@@ -221,6 +221,7 @@ static void test_absent_kinds_stay_absent_and_unused_ones_get_a_page(void **stat
     assert_int_equal(config.arenas[NALLOC_KIND_POLY].capacity, (15000 + page - 1) / page * page);
     assert_int_equal(config.arenas[NALLOC_KIND_WITNESS].capacity, page);
     assert_int_equal(config.arenas[NALLOC_KIND_SCRATCH].capacity, 0);
+    assert_int_equal(config.omit, 1u << NALLOC_KIND_SCRATCH); /* said explicitly, not by the 0 */
     assert_true(config.arenas[NALLOC_KIND_WITNESS].flags & NALLOC_FLAG_LOCK); /* kind defaults */
     assert_false(config.arenas[NALLOC_KIND_POLY].flags & NALLOC_FLAG_NORESERVE);
     nalloc_ctx *ctx;
@@ -262,6 +263,52 @@ static void test_sizing_refuses_bad_input_and_leaves_the_config_alone(void **sta
     nalloc_ctx_config_init_dry_run(NULL, NALLOC_MEMORY_HOST, 0); /* no crash */
 }
 
+/* A profile keeps its layout across releases (nalloc.h, nalloc_profile): the library writes no
+ * more than the caller's struct and reads no more than the profile's struct_size. */
+static void test_profiles_of_other_sizes(void **state)
+{
+    (void)state;
+    nalloc_ctx_config config;
+    nalloc_ctx_config_init_dry_run(&config, NALLOC_MEMORY_HOST, 16 * MiB);
+    nalloc_ctx *dry;
+    assert_int_equal(nalloc_ctx_create(&config, &dry), NALLOC_OK);
+    assert_non_null(nalloc_alloc(nalloc_ctx_arena(dry, NALLOC_KIND_POLY), 10000));
+
+    /* A caller with a larger struct (a newer header): the rest untouched. */
+    struct {
+        nalloc_profile profile;
+        unsigned char later_fields[32];
+    } newer;
+    memset(&newer, 0xee, sizeof newer);
+    assert_int_equal(nalloc_ctx_profile_sized(dry, &newer.profile, sizeof newer), NALLOC_OK);
+    assert_int_equal(newer.profile.struct_size, sizeof(nalloc_profile));
+    assert_int_equal(newer.profile.high_water[NALLOC_KIND_POLY], 10000);
+    for (size_t i = 0; i < sizeof newer.later_fields; i++)
+        assert_int_equal(newer.later_fields[i], 0xee);
+    /* Smaller than the 1.0 struct: refused, nothing written. */
+    memset(&newer, 0xee, sizeof newer);
+    assert_int_equal(nalloc_ctx_profile_sized(dry, &newer.profile, 8), NALLOC_ERR_INVALID);
+    assert_int_equal(newer.profile.version, 0xeeeeeeee);
+    nalloc_profile profile;
+    assert_int_equal(nalloc_ctx_profile(dry, &profile), NALLOC_OK);
+    assert_int_equal(nalloc_ctx_destroy(dry), NALLOC_OK);
+
+    /* A stored profile that says it is larger (written by a newer library, same version) is read
+     * for the fields this library knows; one that says it is smaller than 1.0 is refused. */
+    nalloc_ctx_config sized;
+    profile.struct_size = (uint32_t)sizeof profile + 32;
+    assert_int_equal(nalloc_ctx_config_from_profile(&sized, NALLOC_MEMORY_HOST, &profile, 0),
+                     NALLOC_OK);
+    assert_true(sized.arenas[NALLOC_KIND_POLY].capacity >= 10000);
+    profile.struct_size = 16;
+    assert_int_equal(nalloc_ctx_config_from_profile(&sized, NALLOC_MEMORY_HOST, &profile, 0),
+                     NALLOC_ERR_INVALID);
+    assert_non_null(strstr(nalloc_last_error_message(), "struct_size"));
+    nalloc_last_error_clear();
+    assert_int_equal(nalloc_profile_lane_capacity(&profile, NALLOC_KIND_POLY, 0), 0);
+    assert_int_equal(nalloc_last_error(), NALLOC_ERR_INVALID); /* 0 for a bad profile, said so */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -271,6 +318,7 @@ int main(void)
         cmocka_unit_test(test_lanes_are_sized_by_what_they_used_not_what_they_got),
         cmocka_unit_test(test_absent_kinds_stay_absent_and_unused_ones_get_a_page),
         cmocka_unit_test(test_sizing_refuses_bad_input_and_leaves_the_config_alone),
+        cmocka_unit_test(test_profiles_of_other_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -74,26 +74,26 @@ static void allocate_gives_bytes_and_deallocate_gives_the_last_block_back(nalloc
     CHECK(held > before);
     alloc.deallocate(q, 0);
     CHECK(used(a) < held); // the most recent one is given back
-    nalloc_reset(a);
+    CHECK(nalloc_reset(a) == NALLOC_OK);
 }
 
 static void every_request_gets_its_bytes_or_bad_alloc(nalloc_arena *a)
 {
     nalloc::thrust_allocator alloc(a);
     nalloc_stats before, after;
-    nalloc_arena_stats(a, &before);
+    CHECK(nalloc_arena_stats(a, &before) == NALLOC_OK);
     using size_type = nalloc::thrust_allocator::size_type;
     const size_type huge[] = {capacity + 1, size_type(PTRDIFF_MAX) + 1,
                               std::numeric_limits<size_type>::max()};
     for (size_type n : huge)
         CHECK(throws_bad_alloc([&] { (void)alloc.allocate(n); }));
-    nalloc_arena_stats(a, &after);
+    CHECK(nalloc_arena_stats(a, &after) == NALLOC_OK);
     CHECK(after.used == before.used);            // nothing handed out
     CHECK(after.failures == before.failures + 3); // each one refused by the arena
     CHECK(nalloc_last_error() == NALLOC_ERR_NOMEM);
     char *p = alloc.allocate(capacity); // the arena is intact: all of it is still there
     CHECK(inside(a, p, capacity));
-    nalloc_reset(a);
+    CHECK(nalloc_reset(a) == NALLOC_OK);
 }
 
 // What every Thrust algorithm does for its temporaries, on the host: the allocator traits of

@@ -76,7 +76,7 @@ static void sort_with(nalloc_arena *poly, nalloc_arena *scratch, bool nosync, cu
     CUDA_CHECK(cudaMemcpyAsync(dev, keys.data(), N * sizeof(std::uint32_t), cudaMemcpyHostToDevice,
                                stream));
     nalloc_stats before, after;
-    nalloc_arena_stats(scratch, &before);
+    CHECK(nalloc_arena_stats(scratch, &before) == NALLOC_OK);
     thrust::device_ptr<std::uint32_t> first(dev);
     nalloc::thrust_allocator alloc(scratch);
     if (nosync)
@@ -84,7 +84,7 @@ static void sort_with(nalloc_arena *poly, nalloc_arena *scratch, bool nosync, cu
     else
         thrust::sort(thrust::cuda::par(nalloc::thrust_allocator(scratch)).on(stream), first,
                      first + N);
-    nalloc_arena_stats(scratch, &after);
+    CHECK(nalloc_arena_stats(scratch, &after) == NALLOC_OK);
     CHECK(after.allocations > before.allocations);  // the temporaries came from the arena
     CHECK(after.high_water >= N * sizeof(std::uint32_t)); // a radix sort needs a key-sized buffer
     CHECK(after.failures == before.failures);
@@ -93,7 +93,7 @@ static void sort_with(nalloc_arena *poly, nalloc_arena *scratch, bool nosync, cu
                 nosync ? "par_nosync" : "par", after.allocations - before.allocations,
                 after.high_water, after.used);
     CHECK(sorted_on_host(dev, stream));
-    nalloc_reset(scratch);
+    CHECK(nalloc_reset(scratch) == NALLOC_OK);
     CHECK(nalloc_rollback(poly, m) == NALLOC_OK);
 }
 
@@ -107,12 +107,12 @@ static void cub_sort(nalloc_arena *poly, nalloc_arena *scratch, cudaStream_t str
     CUDA_CHECK(cudaMemcpyAsync(in, keys.data(), N * sizeof(std::uint32_t), cudaMemcpyHostToDevice,
                                stream));
     nalloc_stats before, after;
-    nalloc_arena_stats(scratch, &before);
+    CHECK(nalloc_arena_stats(scratch, &before) == NALLOC_OK);
     cudaError_t err = nalloc::with_temp_storage(scratch, [&](void *temp, std::size_t &bytes) {
         return cub::DeviceRadixSort::SortKeys(temp, bytes, in, out, int(N), 0, 32, stream);
     });
     CUDA_CHECK(err);
-    nalloc_arena_stats(scratch, &after);
+    CHECK(nalloc_arena_stats(scratch, &after) == NALLOC_OK);
     CHECK(after.allocations == before.allocations + 1);
     CHECK(after.used == before.used); // given back: it was the most recent block
     CHECK(sorted_on_host(out, stream));
@@ -135,7 +135,7 @@ static void too_small_an_arena_throws_bad_alloc(nalloc_arena *poly, cudaStream_t
     }
     CHECK(threw);
     nalloc_stats s;
-    nalloc_arena_stats(tiny, &s);
+    CHECK(nalloc_arena_stats(tiny, &s) == NALLOC_OK);
     CHECK(s.failures >= 1);
     CHECK(nalloc_alloc(tiny, 1024) != nullptr); // still usable
     CHECK(nalloc_arena_destroy(tiny) == NALLOC_OK);

@@ -128,14 +128,14 @@ static void test_rollback_and_reset_release_redzones_too(void **state)
 {
     (void)state;
     nalloc_arena *a = make_redzone_arena(MiB, 64);
-    (void)nalloc_alloc(a, 1000);
+    assert_non_null(nalloc_alloc(a, 1000));
     nalloc_mark m = nalloc_mark_get(a);
     size_t at_mark = stats_of(a).used;
     for (int i = 0; i < 10; i++)
         assert_non_null(nalloc_alloc(a, 333));
     assert_int_equal(nalloc_rollback(a, m), NALLOC_OK);
     assert_int_equal(stats_of(a).used, at_mark);
-    nalloc_reset(a);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
     assert_int_equal(stats_of(a).used, 0);
     layout l = layout_of(a);
     assert_int_equal(stats_of(a).redzone_bytes,
@@ -180,7 +180,7 @@ static void test_zeroed_allocations_with_redzones_read_zero_after_reuse(void **s
     nalloc_arena *a = make_redzone_arena(MiB, 16);
     unsigned char *p = nalloc_alloc(a, 4096);
     memset(p, 0xee, 4096);
-    nalloc_reset(a);
+    assert_int_equal(nalloc_reset(a), NALLOC_OK);
     unsigned char *z = nalloc_alloc_zeroed(a, 64, 64, 0);
     assert_ptr_equal(z, p);
     for (size_t i = 0; i < 4096; i++)
@@ -192,7 +192,7 @@ static void test_an_equal_share_split_leaves_room_for_the_redzone(void **state)
 {
     (void)state;
     nalloc_arena *p = make_redzone_arena(4 * MiB, 64);
-    (void)nalloc_alloc(p, 100);
+    assert_non_null(nalloc_alloc(p, 100));
     nalloc_arena *lanes[3];
     assert_int_equal(nalloc_arena_split(p, 3, 0, lanes), NALLOC_OK);
     for (int i = 0; i < 3; i++) {

@@ -131,7 +131,8 @@ static void read_far_past_the_last_block(void)
 static void read_past_a_block_beyond_the_first_poisoned_step(void)
 {
     nalloc_arena *a = arena(64 * MiB, 0);
-    (void)nalloc_alloc(a, 10 * MiB); /* never touched */
+    if (nalloc_alloc(a, 10 * MiB) == NULL) /* never touched */
+        _exit(5);
     unsigned char *p = filled(nalloc_alloc(a, 100), 100);
     sink = p[100];
 }
@@ -140,7 +141,8 @@ static void read_after_reset(void)
 {
     nalloc_arena *a = arena(MiB, 0);
     unsigned char *p = filled(nalloc_alloc(a, 64), 64);
-    nalloc_reset(a);
+    if (nalloc_reset(a) != NALLOC_OK)
+        _exit(5);
     sink = p[0];
 }
 
@@ -242,7 +244,8 @@ static void busy_in_bounds_use(void)
         if (round == 1 && nalloc_wipe(a) != NALLOC_OK)
             _exit(5);
         if (round == 2)
-            nalloc_reset(a);
+            if (nalloc_reset(a) != NALLOC_OK)
+                _exit(5);
     }
     if (nalloc_arena_destroy(a) != NALLOC_OK)
         _exit(5);
@@ -253,9 +256,11 @@ static void reuse_the_addresses_of_a_destroyed_arena(void)
 {
     nalloc_arena *a = arena(MiB, 0);
     nalloc_stats s;
-    nalloc_arena_stats(a, &s);
+    if (nalloc_arena_stats(a, &s) != NALLOC_OK)
+        _exit(5);
     (void)filled(nalloc_alloc(a, 1000), 1000);
-    nalloc_reset(a);
+    if (nalloc_reset(a) != NALLOC_OK)
+        _exit(5);
     if (nalloc_arena_destroy(a) != NALLOC_OK)
         _exit(5);
     unsigned char *again = mmap((void *)s.base, MiB, PROT_READ | PROT_WRITE,

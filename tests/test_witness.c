@@ -272,6 +272,19 @@ static void child_with_low_memlock_limit(void *unused)
     CHILD_CHECK(s.no_dump && s.wipe_on_fork);
     CHILD_CHECK(nalloc_alloc(secret, 4096) != NULL);
     CHILD_CHECK(nalloc_arena_destroy(secret) == NALLOC_OK);
+
+    /* With STRICT that refusal fails creation, and says what it was: the kernel has memfd_secret
+     * but the mapping does not fit in RLIMIT_MEMLOCK, so mmap says EAGAIN: NALLOC_ERR_OS, not
+     * NALLOC_ERR_UNSUPPORTED (nalloc.h, NALLOC_FLAG_SECRET). */
+    if (kernel_has_memfd_secret()) {
+        nalloc_arena_config_init(&c, NALLOC_KIND_WITNESS, NALLOC_MEMORY_HOST, 1 * MiB);
+        c.flags |= NALLOC_FLAG_SECRET | NALLOC_FLAG_STRICT;
+        strict = (nalloc_arena *)&c;
+        CHILD_CHECK(nalloc_arena_create(&c, &strict) == NALLOC_ERR_OS);
+        CHILD_CHECK(errno == EAGAIN);
+        CHILD_CHECK(strict == NULL);
+        CHILD_CHECK(strstr(nalloc_last_error_message(), "memfd_secret was refused") != NULL);
+    }
 }
 
 static void test_low_memlock_limit_gives_an_unlocked_arena_and_says_so(void **state)
@@ -281,6 +294,70 @@ static void test_low_memlock_limit_gives_an_unlocked_arena_and_says_so(void **st
     if (code == CHILD_SKIP)
         skip(); /* could not drop CAP_IPC_LOCK, or the kernel does not enforce RLIMIT_MEMLOCK */
     assert_int_equal(code, 0);
+}
+
+/* Child role (a fresh process, so that it reads NALLOC_QUIET_PROTECTIONS anew): create a witness
+ * arena whose lock the kernel refuses, and one whose secret backing it refuses. Exit 77 where the
+ * limit cannot be imposed. Its stderr is the result. */
+static int refused_protections_role(void)
+{
+    if (!become_memlock_limited(64 * KiB))
+        return CHILD_SKIP;
+    void *probe = mmap(NULL, 1 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (probe == MAP_FAILED || syscall(SYS_mlock, probe, 1 * MiB) == 0)
+        return CHILD_SKIP; /* the kernel does not enforce the limit on us */
+    nalloc_arena *w = try_arena(NALLOC_KIND_WITNESS, 1 * MiB, 0, 0, NULL);
+    if (w == NULL || nalloc_arena_destroy(w) != NALLOC_OK)
+        return 1;
+    nalloc_arena_config c;
+    nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_HOST, 1 * MiB);
+    c.flags = NALLOC_FLAG_SECRET;
+    c.name = "keys";
+    if (nalloc_arena_create(&c, &w) != NALLOC_OK || nalloc_arena_destroy(w) != NALLOC_OK)
+        return 1;
+    return 0;
+}
+
+/* Run the role with NALLOC_QUIET_PROTECTIONS=`quiet`; its stderr in text. -1: skipped. */
+static int run_refused_protections(const char *quiet, char *text, size_t len)
+{
+    char path[] = "/tmp/nalloc-warn-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    int status = run_self("refused-protections", quiet, path);
+    ssize_t n = pread(fd, text, len - 1, 0);
+    text[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    if (child_exit_code(status) == CHILD_SKIP)
+        return -1;
+    assert_int_equal(child_exit_code(status), 0);
+    return 0;
+}
+
+static void test_a_refused_protection_is_announced_once_unless_silenced(void **state)
+{
+    (void)state;
+    if (under_valgrind())
+        skip(); /* run_self would run Valgrind itself */
+    char text[2048];
+    if (run_refused_protections("NALLOC_QUIET_PROTECTIONS=0", text, sizeof text) < 0)
+        skip(); /* could not drop CAP_IPC_LOCK, or the kernel does not enforce RLIMIT_MEMLOCK */
+    /* One line per arena: which arena, what was refused, how to get it. */
+    const char *lock = strstr(text, "nalloc: warning: arena \"witness\": mlock refused");
+    assert_non_null(lock);
+    const char *end = strchr(lock, '\n');
+    assert_non_null(end);
+    assert_non_null(strstr(lock, "ulimit -l"));
+    assert_true(strstr(lock, "ulimit -l") < end && strstr(lock, "CAP_IPC_LOCK") < end);
+    assert_null(strstr(end, "arena \"witness\"")); /* once */
+    /* Refused for the limit here, or for want of the syscall elsewhere: announced either way. */
+    const char *secret = strstr(text, "nalloc: warning: arena \"keys\": memfd_secret refused");
+    assert_non_null(secret);
+    assert_non_null(strstr(secret, "RLIMIT_MEMLOCK"));
+
+    assert_int_equal(run_refused_protections("NALLOC_QUIET_PROTECTIONS=1", text, sizeof text), 0);
+    assert_null(strstr(text, "nalloc: warning"));
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -615,7 +692,8 @@ static int exit_mode(bool wipe_at_exit)
     memset(exit_probe, 0x77, exit_probe_bytes);
     nalloc_mark m = nalloc_mark_get(w);
     memset(nalloc_alloc(w, 4096), 0x77, 4096);
-    nalloc_rollback(w, m); /* released but dirty: the exit wipe reaches the high-water mark */
+    if (nalloc_rollback(w, m) != NALLOC_OK) /* released but dirty: the exit wipe must reach it */
+        return 3;
     exit_probe_bytes += 4096;
     return 0; /* exit(0) from main: the arena is still alive */
 }
@@ -637,12 +715,15 @@ int main(int argc, char **argv)
         return exit_mode(true);
     if (argc == 2 && strcmp(argv[1], "exit-keep") == 0)
         return exit_mode(false);
+    if (argc == 2 && strcmp(argv[1], "refused-protections") == 0)
+        return refused_protections_role();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_witness_mapping_is_locked_nodump_and_wipeonfork),
         cmocka_unit_test(test_scratch_mapping_has_none_of_the_witness_flags),
         cmocka_unit_test(test_forked_child_reads_zeros_from_the_witness),
         cmocka_unit_test(test_forked_child_is_refused_the_parents_secret_arena),
         cmocka_unit_test(test_low_memlock_limit_gives_an_unlocked_arena_and_says_so),
+        cmocka_unit_test(test_a_refused_protection_is_announced_once_unless_silenced),
         cmocka_unit_test(test_secret_arena_is_out_of_the_direct_map_where_supported),
         cmocka_unit_test(test_secret_arena_reports_unsupported_without_memfd_secret),
         cmocka_unit_test(test_core_dump_holds_the_malloc_buffer_but_not_the_witness),

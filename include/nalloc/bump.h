@@ -12,13 +12,13 @@
  *  - nalloc_bump_reserve: compare-and-swap. Exact alignment (padding only where the address needs
  *    it), and a request that does not fit changes nothing, so an arena that refused a large
  *    request still serves every smaller one that fits. Lock-free, not wait-free: a CAS fails only
- *    because another allocation succeeded. Host arenas use it. Its price, from bench/bench_bump.c
- *    (64 B requests, the 2-core AMD EPYC development VM, gcc -O3; scripts/bench.sh, README
- *    "Performance"): 4.0 ns per allocation single-threaded against 2.5 ns for a fetch-add, and
- *    with both cores hammering one arena about twice the fetch-add's cost (33 against 16 ns
- *    aggregate), because a failed CAS is one more trip of the cache line. We pay that for the
- *    guarantee only a CAS gives: a refused request consumes nothing. Threads that allocate all the
- *    time should not share one offset anyway: lanes (nalloc_arena_split) give each its own.
+ *    because another allocation succeeded. Host arenas use it. It costs more than a fetch-add,
+ *    single-threaded a little, and with several threads hammering one arena about twice as much,
+ *    because a failed CAS is one more trip of the cache line (bench/bench_bump.c measures both;
+ *    the figures, with the machine they were measured on, are in the benchmark documentation).
+ *    We pay that for the guarantee only a CAS gives: a refused request consumes nothing. Threads
+ *    that allocate all the time should not share one offset anyway: lanes (nalloc_arena_split)
+ *    give each its own.
  *
  *  - nalloc_bump_reserve_add: one fetch-add (atomicAdd on a GPU), no retry loop. Every request on
  *    the counter is rounded up to one power-of-two granule, so offsets stay aligned without

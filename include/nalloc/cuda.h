@@ -6,8 +6,9 @@
  *
  * Without a driver or a device every entry point returns NALLOC_ERR_NO_DEVICE (or NULL with
  * nalloc_last_error() == NALLOC_ERR_NO_DEVICE); nothing crashes, and host arenas are unaffected.
- * A failing CUDA call gives NALLOC_ERR_CUDA, with the CUDA error's text in
- * nalloc_cuda_error_string().
+ * A failing CUDA call gives NALLOC_ERR_CUDA, with the CUDA error's text in the failing call's
+ * message (nalloc_last_error_message) and in nalloc_cuda_error_string(). The error rule of
+ * nalloc.h holds here too: only failing calls set them.
  *
  * Errors that are sticky for a CUDA context (a kernel's illegal address, for one) make every later
  * CUDA call in the process fail: from then on every nalloc call that reaches CUDA (wipes of device
@@ -36,11 +37,14 @@ extern "C" {
 #endif
 
 /* NALLOC_OK when a CUDA driver and at least one device are usable, NALLOC_ERR_NO_DEVICE
- * otherwise. Probed once per process. */
-NALLOC_API nalloc_status nalloc_cuda_available(void);
+ * otherwise (recorded as this thread's last error, like any other non-OK status). Probed once per
+ * process. */
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_cuda_available(void);
 
-/* The text of the last CUDA error nalloc saw on this thread ("cudaMalloc: out of memory
- * (cudaErrorMemoryAllocation)"), or "" if none. Valid until the next nalloc call on this thread. */
+/* The CUDA error behind this thread's most recent failed nalloc call ("cudaMalloc: out of memory
+ * (cudaErrorMemoryAllocation)"), or "" if that failure had no CUDA cause, or none happened since
+ * the thread started or last cleared its error (nalloc_last_error_clear). Changed only when a
+ * call fails, like nalloc_last_error_message. Never NULL. */
 NALLOC_API const char *nalloc_cuda_error_string(void);
 
 /* nalloc_wipe in stream order: zero everything the arena handed out since the last wipe, then
@@ -69,7 +73,8 @@ NALLOC_API const char *nalloc_cuda_error_string(void);
  *    only work on streams created with cudaStreamNonBlocking must be synchronized by the caller.
  * The memset kernel uses 16-byte stores over the aligned body of the range and byte stores over
  * its unaligned head and tail; its stores are device memory writes no compiler removes. */
-NALLOC_API nalloc_status nalloc_wipe_async(nalloc_arena *arena, cudaStream_t stream);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_wipe_async(nalloc_arena *arena,
+                                                            cudaStream_t stream);
 
 /* ---------------------------------------------------------------------------------------------
  * In-kernel scratch windows (allocation inside kernels: nalloc/device.cuh)
@@ -98,6 +103,7 @@ typedef struct nalloc_window {
                                    up to it, so every block is aligned to it */
     nalloc_window_state *state; /* device address of the counter and the overflow flag */
     int device;                 /* the CUDA device the window's memory is on */
+    int unused;                 /* zero; keeps the layout free of compiler padding */
 } nalloc_window;
 
 #define NALLOC_WINDOW_GRANULE 16 /* bytes: nalloc_window_create's granule, CUDA malloc's alignment */
@@ -107,29 +113,37 @@ typedef struct nalloc_window {
 
 /* Carve a window of `capacity` bytes (1 to NALLOC_WINDOW_MAX_CAPACITY) out of a device arena,
  * with 16-byte granules, and zero its counter and flag. Synchronous: the window is ready for
- * kernels on any stream when this returns. Safe to call while other threads allocate from the
- * arena. On failure *out is zeroed and the arena keeps nothing: NALLOC_ERR_INVALID (NULL out, not
- * a device arena, bad capacity), NALLOC_ERR_STATE (destroyed arena), NALLOC_ERR_NOMEM (the arena
- * has no room), NALLOC_ERR_NO_DEVICE, NALLOC_ERR_CUDA. */
-NALLOC_API nalloc_status nalloc_window_create(nalloc_arena *device_arena, size_t capacity,
-                                              nalloc_window *out);
+ * kernels on any stream when this returns. The window is one ordinary block of the arena, so
+ * other threads may allocate from the arena meanwhile. On failure *out is zeroed:
+ * NALLOC_ERR_INVALID (NULL out, not a device arena, bad capacity), NALLOC_ERR_STATE (destroyed
+ * arena), NALLOC_ERR_NOMEM (the arena has no room), NALLOC_ERR_NO_DEVICE, NALLOC_ERR_CUDA (zeroing
+ * the counter failed). After a CUDA failure the block is given back (nalloc_free_last) if it is
+ * still the arena's last; if another thread allocated after it meanwhile, it stays allocated
+ * until the arena's next rollback, reset or wipe. */
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_window_create(nalloc_arena *device_arena,
+                                                               size_t capacity,
+                                                               nalloc_window *out);
 
 /* nalloc_window_create with blocks rounded to and aligned at `granule` bytes, a power of two from
  * 16 to NALLOC_WINDOW_MAX_GRANULE (NALLOC_ERR_INVALID otherwise). */
-NALLOC_API nalloc_status nalloc_window_create_aligned(nalloc_arena *device_arena, size_t capacity,
-                                                      size_t granule, nalloc_window *out);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_window_create_aligned(nalloc_arena *device_arena,
+                                                                       size_t capacity,
+                                                                       size_t granule,
+                                                                       nalloc_window *out);
 
 /* Empty the window and clear its overflow flag, in stream order: kernels earlier on `stream`
  * still see the old state, kernels later on it allocate from the start again. Returns without
  * waiting. Blocks handed out before the reset must be dead by the time later kernels allocate. */
-NALLOC_API nalloc_status nalloc_window_reset(const nalloc_window *window, cudaStream_t stream);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_window_reset(const nalloc_window *window,
+                                                              cudaStream_t stream);
 
 /* Read the window's state after the work queued on `stream` so far: waits for the stream.
  * *used: bytes handed out, rounding included, at most the capacity (after an overflow, the bytes
  * no later request could use count as used). *overflowed: some request was refused since the
  * last reset. Either pointer may be NULL. */
-NALLOC_API nalloc_status nalloc_window_usage(const nalloc_window *window, cudaStream_t stream,
-                                             size_t *used, bool *overflowed);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_window_usage(const nalloc_window *window,
+                                                              cudaStream_t stream, size_t *used,
+                                                              bool *overflowed);
 
 /* ---------------------------------------------------------------------------------------------
  * Staging between pinned and device arenas
@@ -148,9 +162,11 @@ NALLOC_API nalloc_status nalloc_window_usage(const nalloc_window *window, cudaSt
  * arena NALLOC_ERR_STATE; a pinned arena that fell back to locked host memory
  * NALLOC_ERR_NO_DEVICE. Nothing is copied then. size 0 is a valid, empty copy. A failing
  * cudaMemcpyAsync gives NALLOC_ERR_CUDA (nalloc_cuda_error_string() says why). */
-NALLOC_API nalloc_status nalloc_stage_async(const nalloc_arena *dst_arena, void *dst,
-                                            const nalloc_arena *src_arena, const void *src,
-                                            size_t size, cudaStream_t stream);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_stage_async(const nalloc_arena *dst_arena,
+                                                             void *dst,
+                                                             const nalloc_arena *src_arena,
+                                                             const void *src, size_t size,
+                                                             cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -24,10 +24,25 @@
  * they run (they serialize among themselves, so two of them never corrupt the arena, but a block
  * handed out concurrently with a reset may be handed out again after it).
  *
- * Errors. Functions that return a pointer return NULL on failure and set the thread-local
- * nalloc_last_error(); functions that return nalloc_status return it directly (and set
- * nalloc_last_error() too). No input makes nalloc abort, and a refused call leaves the arena as it
- * was.
+ * Errors. One rule for every call: a call that fails (returns NULL, a status other than NALLOC_OK,
+ * or, for the few calls that return neither, a documented failure value) records, for the calling
+ * thread, the status it failed with (nalloc_last_error) and a message that names the call and the
+ * cause (nalloc_last_error_message); a call that succeeds leaves both exactly as they were, even
+ * when it recovered from a failure on the way (a pinned arena that fell back to locked memory).
+ * nalloc_last_error_clear() resets them. So after a sequence of calls, a NALLOC_OK last error
+ * (having cleared it first) means none of them failed. No input makes nalloc abort, and a refused
+ * call leaves the arena as it was.
+ *
+ * Signals. The allocation path (nalloc_alloc, nalloc_alloc_aligned and nalloc_free_last on a host
+ * or pinned arena that no memory checker or NVTX tool watches) takes no lock, so a signal handler
+ * may allocate, even from the arena the interrupted thread was allocating from: the blocks stay
+ * disjoint and in bounds. Those three calls are async-signal-safe on a thread that has allocated
+ * from some arena before (a thread's first allocation sets up its statistics with pthread calls).
+ * A failing call formats its message without libc, into a page mapped (mmap) on the thread's
+ * first failure. Statistics stay exact on x86-64; on other architectures an allocation made by a
+ * handler that interrupted an allocation of the same thread from the same arena may be missing
+ * from allocations, padding and layout_digest. nalloc_strerror and nalloc_last_error are
+ * async-signal-safe too; no other call is.
  */
 #ifndef NALLOC_NALLOC_H
 #define NALLOC_NALLOC_H
@@ -45,6 +60,38 @@
 #define NALLOC_API
 #else
 #define NALLOC_API __attribute__((visibility("default")))
+#endif
+
+/* Let the compiler help the caller (as mimalloc's header does), where GCC and Clang can:
+ *  NALLOC_NODISCARD          ignoring the result is a bug: a block, or a refusal that must be
+ *                            seen. C++17 [[nodiscard]] (a (void) cast silences it); in C, GCC's
+ *                            warn_unused_result, which GCC reports even through a (void) cast.
+ *  NALLOC_ATTR_MALLOC        the result aliases no pointer valid before the call and the block
+ *                            holds none: true of a fresh arena block, not of nalloc_realloc,
+ *                            which may return its argument (GCC manual, "malloc" attribute).
+ *  NALLOC_ATTR_ALLOC_ALIGN   the block is aligned to argument n. GCC only: clang 14 crashes on a
+ *                            constant alignment above 2^32 with it, and warns on a constant that
+ *                            is not a power of two, which nalloc answers with NALLOC_ERR_INVALID.
+ * There is deliberately no alloc_size: nalloc_resize_last grows a block in place, under the same
+ * pointer, and the compiler would go on taking the block's size from the allocation call, so that
+ * _FORTIFY_SOURCE would abort a memset over the grown block (and -Wstringop-overflow warn).
+ * Define NALLOC_NO_ATTRIBUTES before including the headers to turn them all off. */
+#if !defined(NALLOC_NO_ATTRIBUTES) && defined(__GNUC__)
+#if defined(__cplusplus) && __cplusplus >= 201703L
+#define NALLOC_NODISCARD [[nodiscard]]
+#else
+#define NALLOC_NODISCARD __attribute__((warn_unused_result))
+#endif
+#define NALLOC_ATTR_MALLOC __attribute__((malloc))
+#if defined(__clang__)
+#define NALLOC_ATTR_ALLOC_ALIGN(n)
+#else
+#define NALLOC_ATTR_ALLOC_ALIGN(n) __attribute__((alloc_align(n)))
+#endif
+#else
+#define NALLOC_NODISCARD
+#define NALLOC_ATTR_MALLOC
+#define NALLOC_ATTR_ALLOC_ALIGN(n)
 #endif
 
 #ifdef __cplusplus
@@ -69,14 +116,21 @@ typedef enum nalloc_status {
 /* A static, human-readable description of `status`; never NULL. */
 NALLOC_API const char *nalloc_strerror(nalloc_status status);
 
-/* The reason for the most recent failure on this thread: the last NULL returned to it, or the
- * last non-OK status. Successful calls leave it unchanged. */
+/* The status of this thread's most recent failed nalloc call (the rule: "Errors" above);
+ * NALLOC_OK when no call has failed on this thread since it started or last cleared it. */
 NALLOC_API nalloc_status nalloc_last_error(void);
 
-/* This thread's message for its most recent failure, naming the call and the cause (for example
- * "nalloc_arena_destroy: arena already destroyed"); "" when this thread has had no failure. The
- * text stays valid until this thread's next failing nalloc call. Never NULL. */
+/* This thread's message for its most recent failed call, naming the public call and the cause,
+ * for example
+ *     nalloc_arena_destroy: arena is already destroyed
+ *     nalloc_alloc: 1048577 bytes requested, 1048576 free in arena "witness"
+ * "" when no call has failed since the thread started or last cleared it. The text is this
+ * thread's own, and stays valid and unchanged until its next failing call or clear. Never NULL. */
 NALLOC_API const char *nalloc_last_error_message(void);
+
+/* Reset this thread's last error to NALLOC_OK and its message to "" (and, in CUDA builds, the
+ * CUDA text of nalloc_cuda_error_string). The only call that changes them without failing. */
+NALLOC_API void nalloc_last_error_clear(void);
 
 /* ---------------------------------------------------------------------------------------------
  * Arena configuration
@@ -99,21 +153,38 @@ typedef enum nalloc_memory {
 } nalloc_memory;
 
 /* Features an arena may ask for (nalloc_arena_config.flags). Each feature that the OS or the build
- * refuses is reported in nalloc_stats.missing; with NALLOC_FLAG_STRICT it fails creation instead. */
+ * refuses is reported in nalloc_stats.missing; with NALLOC_FLAG_STRICT it fails creation instead.
+ * When LOCK, NODUMP or SECRET is refused, creation also prints one warning line on stderr naming
+ * the arena, what was refused and how to get it (NALLOC_QUIET_PROTECTIONS=1 in the environment
+ * silences it, for programs that check nalloc_stats.missing themselves).
+ *
+ * Memory that holds secrets is zeroed before it is released, whatever the flags: an arena of kind
+ * NALLOC_KIND_WITNESS, and any arena that asked for LOCK, NODUMP or SECRET, is wiped on destroy as
+ * if WIPE_ON_DESTROY were set (before its pages are unlocked and unmapped, as libsodium does). */
 enum nalloc_flag {
     NALLOC_FLAG_POPULATE = 1u << 0,        /* prefault every page at creation (MADV_POPULATE_WRITE) */
     NALLOC_FLAG_HUGEPAGES = 1u << 1,       /* MADV_HUGEPAGE on the mapping (default for POLY);
                                               with PREFAULT_AHEAD, stretch by stretch */
-    NALLOC_FLAG_LOCK = 1u << 2,            /* mlock2(MLOCK_ONFAULT): never swapped (WITNESS) */
+    NALLOC_FLAG_LOCK = 1u << 2,            /* mlock2(MLOCK_ONFAULT): never swapped (WITNESS);
+                                              refused beyond RLIMIT_MEMLOCK without
+                                              CAP_IPC_LOCK */
     NALLOC_FLAG_NODUMP = 1u << 3,          /* MADV_DONTDUMP: not in core dumps (WITNESS) */
     NALLOC_FLAG_WIPEONFORK = 1u << 4,      /* a forked child never sees the contents: it reads
                                               zeros (MADV_WIPEONFORK), or, for a SECRET arena, has
                                               no mapping there (MADV_DONTFORK), and the arena and
                                               its lanes are destroyed in the child (WITNESS) */
-    NALLOC_FLAG_WIPE_ON_DESTROY = 1u << 5, /* nalloc_wipe before the memory is released (WITNESS) */
+    NALLOC_FLAG_WIPE_ON_DESTROY = 1u << 5, /* nalloc_wipe before the memory is released (WITNESS;
+                                              implied by the kind and by LOCK, NODUMP, SECRET) */
     NALLOC_FLAG_WIPE_AT_EXIT = 1u << 6,    /* wiped at process exit if still alive (WITNESS) */
-    NALLOC_FLAG_SECRET = 1u << 7,          /* memfd_secret backing: out of the kernel direct map;
-                                              host only (PINNED: NALLOC_ERR_UNSUPPORTED) */
+    NALLOC_FLAG_SECRET = 1u << 7,          /* memfd_secret backing: out of the kernel's direct map
+                                              and locked by the kernel; host only (PINNED:
+                                              NALLOC_ERR_UNSUPPORTED). When the kernel refuses it
+                                              the arena gets ordinary memory and reports SECRET
+                                              missing; with STRICT creation fails instead:
+                                              NALLOC_ERR_UNSUPPORTED where the kernel lacks it or
+                                              has it disabled (ENOSYS, EINVAL), NALLOC_ERR_OS with
+                                              errno EAGAIN where the arena does not fit in
+                                              RLIMIT_MEMLOCK (secret memory counts against it) */
     NALLOC_FLAG_STRICT = 1u << 8,          /* a refused feature fails creation */
     NALLOC_FLAG_PIN_FALLBACK = 1u << 9,    /* PINNED without a driver: locked host memory instead */
     NALLOC_FLAG_NORESERVE = 1u << 10,      /* MAP_NORESERVE: address space only (sizing dry runs) */
@@ -129,9 +200,15 @@ enum nalloc_flag {
 };
 
 /* Everything nalloc_arena_create needs. Always fill it with nalloc_arena_config_init first, then
- * change the fields you care about: fields added in later versions get their defaults that way. */
+ * change the fields you care about: fields added in later versions get their defaults that way.
+ *
+ * Compatibility. The struct's size is fixed for every 1.x release: a field added in 1.x takes the
+ * place of words of `reserved`, so a program built against an older 1.x header passes a struct of
+ * the size the library expects, and nalloc_arena_config_init (in the library) fills the new field
+ * with its default. A new field's zero value means its default, for configs filled by hand. */
 typedef struct nalloc_arena_config {
-    nalloc_kind kind;       /* selects defaults; WITNESS also selects the secure-wipe discipline */
+    nalloc_kind kind;       /* selects the defaults nalloc_arena_config_init fills in; WITNESS
+                               arenas are also always wiped before release (nalloc_flag) */
     nalloc_memory memory;   /* where the memory lives */
     size_t capacity;        /* bytes the arena can hand out; the mapping is rounded up to pages */
     size_t default_align;   /* bytes, power of two: alignment of nalloc_alloc below the threshold
@@ -140,21 +217,26 @@ typedef struct nalloc_arena_config {
                                (default 1 MiB, NALLOC_LARGE_THRESHOLD) */
     size_t large_align;     /* bytes, power of two (default 4096, NALLOC_LARGE_ALIGN) */
     unsigned flags;         /* NALLOC_FLAG_* (defaults depend on kind) */
+    int device;             /* device: CUDA device ordinal (default 0) */
     size_t guard_size;      /* bytes of PROT_NONE on each side of a host mapping; rounded up to
                                the page size; 0 means one page */
     void *fixed_address;    /* host: place the arena's first byte exactly here (MAP_FIXED_NOREPLACE;
-                               a clash fails with NALLOC_ERR_OS/EEXIST); NULL: anywhere */
+                               a clash fails with NALLOC_ERR_OS/EEXIST; an address whose leading
+                               guard would start below vm.mmap_min_addr, or at 0, is
+                               NALLOC_ERR_INVALID); NULL: anywhere */
     size_t redzone;         /* bytes of poisoned gap after every block while a memory checker
                                (nalloc_checker) watches the arena, so an overflow into the next
                                block is reported; ignored otherwise; 0: none */
-    int device;             /* device: CUDA device ordinal (default 0) */
     double device_fraction; /* device, when capacity is 0: this fraction (0, 1] of free memory */
     size_t device_slack;    /* device: bytes always left free for kernel loading (default 256 MiB) */
     size_t pin_chunk;       /* pinned: bytes registered per cudaHostRegister call (default 1 GiB) */
-    const char *name;       /* for statistics and NVTX; copied; NULL: named after the kind */
+    const char *name;       /* for statistics, messages and NVTX; copied; NULL: named after the
+                               kind */
+    uint64_t reserved[6];   /* zero: room for the fields of later 1.x releases */
 } nalloc_arena_config;
 
-/* Fill `config` with the defaults for `kind` and `memory`, and the given capacity in bytes. */
+/* Fill `config` with the defaults for `kind` and `memory`, and the given capacity in bytes. A NULL
+ * config is a failure like any other: NALLOC_ERR_INVALID is recorded (nalloc_last_error). */
 NALLOC_API void nalloc_arena_config_init(nalloc_arena_config *config, nalloc_kind kind,
                                          nalloc_memory memory, size_t capacity);
 
@@ -166,29 +248,37 @@ typedef struct nalloc_arena nalloc_arena;
 
 /* Reserve an arena as `config` describes. On success *out is the arena; on failure *out is NULL
  * and nothing is left reserved. */
-NALLOC_API nalloc_status nalloc_arena_create(const nalloc_arena_config *config, nalloc_arena **out);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_arena_create(const nalloc_arena_config *config,
+                                                              nalloc_arena **out);
 
-/* Release the arena and its memory. An arena with NALLOC_FLAG_WIPE_ON_DESTROY (every witness
- * arena, by default) is wiped first. A destroyed arena is refused with NALLOC_ERR_STATE by every
- * later call, as long as its handle slot has not been reused by a newer arena. An arena that
- * belongs to a nalloc_ctx is destroyed with the context, not alone (NALLOC_ERR_STATE). */
+/* Release the arena and its memory. An arena with NALLOC_FLAG_WIPE_ON_DESTROY, every witness
+ * arena and every arena that asked for LOCK, NODUMP or SECRET is wiped first (nalloc_flag). A
+ * destroyed arena is refused with NALLOC_ERR_STATE by every later call, as long as its handle slot
+ * has not been reused by a newer arena. An arena that belongs to a nalloc_ctx is destroyed with
+ * the context, not alone (NALLOC_ERR_STATE). A wipe that fails (a device fault) is reported, and
+ * the arena is released all the same. */
 NALLOC_API nalloc_status nalloc_arena_destroy(nalloc_arena *arena);
 
 /* Allocate `size` bytes at the arena's policy alignment: default_align, or large_align when size
  * is at least large_threshold. NULL on failure (zero size: NALLOC_ERR_INVALID; no room:
  * NALLOC_ERR_NOMEM). A failed request consumes nothing. Never an overlapping or out-of-bounds
  * block, whatever the input. The memory is not zeroed (see nalloc_alloc_zeroed). */
-NALLOC_API void *nalloc_alloc(nalloc_arena *arena, size_t size);
+NALLOC_NODISCARD NALLOC_API void *nalloc_alloc(nalloc_arena *arena, size_t size)
+    NALLOC_ATTR_MALLOC;
 
 /* Allocate `size` bytes aligned to `align`, any power of two (NALLOC_ERR_INVALID otherwise). An
  * alignment larger than the room left fails with NALLOC_ERR_NOMEM. */
-NALLOC_API void *nalloc_alloc_aligned(nalloc_arena *arena, size_t size, size_t align);
+NALLOC_NODISCARD NALLOC_API void *nalloc_alloc_aligned(nalloc_arena *arena, size_t size,
+                                                       size_t align)
+    NALLOC_ATTR_MALLOC NALLOC_ATTR_ALLOC_ALIGN(3);
 
 /* calloc for arenas: count * size bytes (overflow: NALLOC_ERR_INVALID) at `align` (0: the policy
  * alignment), reading as zero. Only bytes that were handed out before (and not wiped since) are
  * cleared; fresh pages are zero already. Device arenas are cleared by the wipe kernel on the
  * legacy default stream, waited for before this returns. */
-NALLOC_API void *nalloc_alloc_zeroed(nalloc_arena *arena, size_t count, size_t size, size_t align);
+NALLOC_NODISCARD NALLOC_API void *nalloc_alloc_zeroed(nalloc_arena *arena, size_t count,
+                                                      size_t size, size_t align)
+    NALLOC_ATTR_MALLOC;
 
 /* Give back the most recent block: `ptr` with the `size` it was allocated with. Refused with
  * NALLOC_ERR_STATE when ptr + size is not where the arena's offset is (not the last block, or a
@@ -202,16 +292,17 @@ NALLOC_API nalloc_status nalloc_free_last(nalloc_arena *arena, void *ptr, size_t
 
 /* Grow or shrink the most recent block in place, from old_size to new_size bytes (new_size > 0).
  * NALLOC_ERR_STATE when it is not the last block (or a mark was taken after it), NALLOC_ERR_NOMEM
- * when the arena has no room to grow; the block is unchanged on failure. */
-NALLOC_API nalloc_status nalloc_resize_last(nalloc_arena *arena, void *ptr, size_t old_size,
-                                            size_t new_size);
+ * when the arena has no room to grow; the block is unchanged on failure, and the failure counts
+ * in nalloc_stats.failures. */
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_resize_last(nalloc_arena *arena, void *ptr,
+                                                             size_t old_size, size_t new_size);
 
 /* realloc for host and pinned arenas: resize in place when ptr is the most recent block, otherwise
  * allocate new_size bytes at `align` (0: policy), copy min(old_size, new_size) bytes and leave the
  * old block in place until the next rollback or reset. ptr == NULL allocates. NULL on failure, and
  * the old block is untouched. */
-NALLOC_API void *nalloc_realloc(nalloc_arena *arena, void *ptr, size_t old_size, size_t new_size,
-                                size_t align);
+NALLOC_NODISCARD NALLOC_API void *nalloc_realloc(nalloc_arena *arena, void *ptr, size_t old_size,
+                                                 size_t new_size, size_t align);
 
 /* A position in an arena to roll back to. The fields are private. */
 typedef struct nalloc_mark {
@@ -222,22 +313,22 @@ typedef struct nalloc_mark {
 } nalloc_mark;
 
 /* The arena's current position. A NULL or destroyed arena gives a mark no rollback accepts. */
-NALLOC_API nalloc_mark nalloc_mark_get(nalloc_arena *arena);
+NALLOC_NODISCARD NALLOC_API nalloc_mark nalloc_mark_get(nalloc_arena *arena);
 
 /* Release everything allocated since `mark` was taken. Refused with NALLOC_ERR_STATE (arena
  * untouched) when the mark is stale: taken before a reset or wipe, taken on another arena, or
  * taken at a position that an earlier rollback already released. Rolling back to the same mark
  * again is allowed. */
-NALLOC_API nalloc_status nalloc_rollback(nalloc_arena *arena, nalloc_mark mark);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_rollback(nalloc_arena *arena, nalloc_mark mark);
 
 /* Release everything; every mark taken so far becomes stale. The memory is not zeroed. Refused
  * with NALLOC_ERR_STATE (arena untouched) while lanes split from the arena are alive. */
-NALLOC_API nalloc_status nalloc_reset(nalloc_arena *arena);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_reset(nalloc_arena *arena);
 
 /* Zero, in one pass, every byte handed out since the last wipe, up to the high-water mark rather
  * than just the current offset, with a store the compiler cannot elide (explicit_bzero on the
  * host, a memset kernel on the device, synchronized before returning); then reset. */
-NALLOC_API nalloc_status nalloc_wipe(nalloc_arena *arena);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_wipe(nalloc_arena *arena);
 
 /* ---------------------------------------------------------------------------------------------
  * Lanes: one arena per worker thread, at places that do not depend on thread timing
@@ -273,8 +364,9 @@ NALLOC_API nalloc_status nalloc_wipe(nalloc_arena *arena);
  * points to one, and the parent can serve what it could before. NALLOC_ERR_INVALID for a NULL
  * argument or a count of 0, NALLOC_ERR_NOMEM when the lanes do not fit, NALLOC_ERR_STATE for a
  * destroyed parent. */
-NALLOC_API nalloc_status nalloc_arena_split(nalloc_arena *parent, size_t count,
-                                            size_t lane_capacity, nalloc_arena **lanes);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_arena_split(nalloc_arena *parent, size_t count,
+                                                             size_t lane_capacity,
+                                                             nalloc_arena **lanes);
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics
@@ -282,9 +374,17 @@ NALLOC_API nalloc_status nalloc_arena_split(nalloc_arena *parent, size_t count,
 
 #define NALLOC_STATS_VERSION 1
 
+/* A snapshot of one arena (nalloc_arena_stats).
+ *
+ * Compatibility. Fields are only ever added at the end, and the library writes no more of the
+ * struct than the caller's build of this header has: nalloc_arena_stats passes sizeof(nalloc_stats)
+ * as the caller sees it. So a program built against an older header gets the fields it knows,
+ * one built against a newer header than the library's gets the fields the library knows and its
+ * other fields untouched; struct_size says how many bytes were filled. */
 typedef struct nalloc_stats {
     uint32_t version;       /* NALLOC_STATS_VERSION of the library that filled it */
-    uint32_t struct_size;   /* sizeof(nalloc_stats) of the library that filled it */
+    uint32_t struct_size;   /* bytes of this struct that the library filled: the smaller of the
+                               caller's sizeof(nalloc_stats) and the library's */
     const char *name;       /* the arena's name; valid while the arena lives */
     nalloc_kind kind;
     nalloc_memory memory;
@@ -292,7 +392,10 @@ typedef struct nalloc_stats {
     size_t used;            /* bytes handed out now, alignment padding included */
     size_t high_water;      /* most bytes in use at once since creation */
     size_t allocations;     /* successful allocation calls since creation */
-    size_t failures;        /* requests that returned NULL (or were refused), whatever the reason */
+    size_t failures;        /* allocation requests on this arena that failed, whatever the reason:
+                               nalloc_alloc, _aligned, _zeroed and nalloc_realloc returning NULL,
+                               nalloc_resize_last refused. Other refusals (free_last, rollback,
+                               reset, wipe, split) are not counted: they return their status */
     size_t padding;         /* alignment bytes skipped by successful allocations since creation */
     size_t resets;          /* nalloc_reset calls (wipes excluded) */
     size_t rollbacks;       /* successful nalloc_rollback calls */
@@ -307,17 +410,19 @@ typedef struct nalloc_stats {
     double pin_seconds;     /* pinned: seconds cudaHostRegister took at creation */
     unsigned requested;     /* NALLOC_FLAG_* the arena was created with */
     unsigned missing;       /* requested features that are not in force */
+    unsigned checkers;      /* NALLOC_CHECKER_* told about every block (host and pinned arenas) */
     bool guard_pages;       /* PROT_NONE guards on both sides are in place */
     bool populated;         /* every page was prefaulted at creation */
     bool huge_pages;        /* MADV_HUGEPAGE was accepted */
     bool locked;            /* the pages are locked (never swapped) */
     bool no_dump;           /* MADV_DONTDUMP was accepted */
     bool wipe_on_fork;      /* MADV_WIPEONFORK was accepted */
-    bool wipe_on_destroy;   /* the arena is wiped before its memory is released */
+    bool wipe_on_destroy;   /* the arena is wiped before its memory is released (the flag, or
+                               implied by the kind or the protections: nalloc_flag) */
     bool secret;            /* memfd_secret backing: out of the kernel's direct map */
     bool pinned;            /* page-locked and registered with CUDA */
     bool pin_fallback;      /* PINNED was asked for, but it is locked host memory (no driver) */
-    unsigned checkers;      /* NALLOC_CHECKER_* told about every block (host and pinned arenas) */
+    bool unused[2];         /* false; keeps the layout free of compiler padding */
     size_t redzone;         /* bytes of poisoned gap kept after each block: config.redzone while a
                                checker watches the arena, 0 otherwise (the config is then ignored) */
     size_t redzone_bytes;   /* bytes of those gaps reserved by successful allocations since creation
@@ -330,6 +435,8 @@ typedef struct nalloc_stats {
     size_t huge_bytes;      /* nalloc_arena_stats_resident only: of those, bytes in transparent
                                huge pages (AnonHugePages) */
     bool resident_known;    /* resident_bytes and huge_bytes were read from the kernel */
+    bool unused_tail[7];    /* false; keeps the layout free of compiler padding */
+    /* New fields go here, at the end. */
 } nalloc_stats;
 
 /* Memory checkers that can see inside an arena (nalloc_stats.checkers). Without them an arena is
@@ -341,8 +448,20 @@ enum nalloc_checker {
                                          the arena is a Memcheck mempool */
 };
 
-/* Fill *stats with a snapshot of the arena. Concurrent allocations may or may not be counted. */
-NALLOC_API nalloc_status nalloc_arena_stats(const nalloc_arena *arena, nalloc_stats *stats);
+/* Fill the first stats_size bytes of *stats (at least the size of the 1.0 struct) with a
+ * snapshot of the arena; concurrent allocations may or may not be counted. NALLOC_ERR_INVALID
+ * for a NULL stats or a size below the 1.0 struct's. Call it through nalloc_arena_stats, which
+ * passes the size; the explicit size is for bindings from other languages. */
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_arena_stats_sized(const nalloc_arena *arena,
+                                                                   nalloc_stats *stats,
+                                                                   size_t stats_size);
+
+/* Fill *stats with a snapshot of the arena (nalloc_arena_stats_sized with this build's size). */
+NALLOC_NODISCARD static inline nalloc_status nalloc_arena_stats(const nalloc_arena *arena,
+                                                                nalloc_stats *stats)
+{
+    return nalloc_arena_stats_sized(arena, stats, sizeof *stats);
+}
 
 /* As nalloc_arena_stats, and also read from the kernel how much of the arena's memory is resident
  * and how much of it is in transparent huge pages (resident_bytes, huge_bytes, resident_known).
@@ -365,23 +484,38 @@ NALLOC_API nalloc_status nalloc_arena_print_stats(const nalloc_arena *arena, FIL
 
 typedef struct nalloc_ctx nalloc_ctx;
 
-/* One configuration per kind, indexed by nalloc_kind. An arena with capacity 0 is not created. */
+/* One configuration per kind, indexed by nalloc_kind, and the kinds to leave out. Its size is
+ * fixed for every 1.x release, like nalloc_arena_config's. */
 typedef struct nalloc_ctx_config {
     nalloc_arena_config arenas[NALLOC_KIND_COUNT];
+    unsigned omit;     /* bit (1u << kind) set: the context has no arena of that kind, and
+                          arenas[kind] is ignored (nalloc_ctx_config_omit); 0 from init */
+    unsigned reserved; /* zero: room for a field of a later 1.x release */
 } nalloc_ctx_config;
 
-/* Fill `config` with each kind's defaults in `memory`, sized in bytes. */
+/* Fill `config` with each kind's defaults in `memory`, sized in bytes, every kind included. A
+ * capacity of 0 is kept as given, and nalloc_ctx_create refuses it: to have no arena of a kind,
+ * say so with nalloc_ctx_config_omit. A NULL config records NALLOC_ERR_INVALID. */
 NALLOC_API void nalloc_ctx_config_init(nalloc_ctx_config *config, nalloc_memory memory,
                                        size_t poly_capacity, size_t witness_capacity,
                                        size_t scratch_capacity);
 
-/* Create the polynomial, witness and scratch arenas, each in its own mapping. All or nothing. */
-NALLOC_API nalloc_status nalloc_ctx_create(const nalloc_ctx_config *config, nalloc_ctx **out);
+/* Leave the arena of `kind` out of contexts made from `config` (sets its bit in config->omit).
+ * NALLOC_ERR_INVALID for a NULL config or a bad kind. */
+NALLOC_API nalloc_status nalloc_ctx_config_omit(nalloc_ctx_config *config, nalloc_kind kind);
 
-/* The context's arena of `kind`; NULL (NALLOC_ERR_INVALID) for a bad kind or one not created. */
-NALLOC_API nalloc_arena *nalloc_ctx_arena(nalloc_ctx *ctx, nalloc_kind kind);
+/* Create the polynomial, witness and scratch arenas, each in its own mapping, but those the
+ * config omits. All or nothing. NALLOC_ERR_INVALID for a kind that is neither omitted nor given a
+ * capacity (or, for a device arena, a device_fraction), and for a config whose arenas[k].kind is
+ * not k; otherwise what nalloc_arena_create says for the arena that failed. */
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_ctx_create(const nalloc_ctx_config *config,
+                                                            nalloc_ctx **out);
 
-/* Destroy the three arenas (the witness arena is wiped first) and the context. */
+/* The context's arena of `kind`; NULL with NALLOC_ERR_INVALID for a bad kind or one the config
+ * omitted, NALLOC_ERR_STATE for a destroyed context. */
+NALLOC_NODISCARD NALLOC_API nalloc_arena *nalloc_ctx_arena(nalloc_ctx *ctx, nalloc_kind kind);
+
+/* Destroy the context's arenas (the witness arena is wiped first) and the context. */
 NALLOC_API nalloc_status nalloc_ctx_destroy(nalloc_ctx *ctx);
 
 /* ---------------------------------------------------------------------------------------------
@@ -392,61 +526,82 @@ NALLOC_API nalloc_status nalloc_ctx_destroy(nalloc_ctx *ctx);
  *
  *     nalloc_ctx_config config;
  *     nalloc_ctx_config_init_dry_run(&config, NALLOC_MEMORY_HOST, 0);
- *     nalloc_ctx *dry;
- *     nalloc_ctx_create(&config, &dry);
+ *     nalloc_ctx *dry, *ctx;
+ *     if (nalloc_ctx_create(&config, &dry) != NALLOC_OK) ...
  *     prove(dry);                                  // the same requests a real proof makes
  *     nalloc_profile profile;
- *     nalloc_ctx_profile(dry, &profile);           // plain data: store it, reuse it next run
+ *     if (nalloc_ctx_profile(dry, &profile) != NALLOC_OK) ...  // plain data: store it, reuse it
  *     nalloc_ctx_destroy(dry);
- *     nalloc_ctx_config_from_profile(&config, NALLOC_MEMORY_HOST, &profile, 0.10);
- *     nalloc_ctx *ctx;
- *     nalloc_ctx_create(&config, &ctx);            // 10% above what the dry run needed
+ *     if (nalloc_ctx_config_from_profile(&config, NALLOC_MEMORY_HOST, &profile, 0.10) ||
+ *         nalloc_ctx_create(&config, &ctx)) ...    // 10% above what the dry run needed
  * ------------------------------------------------------------------------------------------- */
 
 #define NALLOC_PROFILE_VERSION 1
 
-/* What a dry run needed, per arena kind. */
+/* What a dry run needed, per arena kind. Plain data: a prover may store it and load it in a later
+ * run, where nalloc_ctx_config_from_profile checks version and struct_size.
+ *
+ * Compatibility, as for nalloc_stats: fields are only added at the end, the library writes no
+ * more than the caller's sizeof (nalloc_ctx_profile passes it) and reads no more than struct_size
+ * says was written; NALLOC_PROFILE_VERSION changes only when the meaning of a field changes, and a
+ * profile of another version is refused. */
 typedef struct nalloc_profile {
     uint32_t version;     /* NALLOC_PROFILE_VERSION of the library that filled it */
-    uint32_t struct_size; /* sizeof(nalloc_profile) of the library that filled it */
+    uint32_t struct_size; /* bytes of this struct that the library filled: the smaller of the
+                             caller's sizeof(nalloc_profile) and the library's */
     unsigned kinds;       /* bit k set: the context had an arena of kind k */
+    unsigned unused;      /* zero; keeps the layout free of compiler padding */
     size_t high_water[NALLOC_KIND_COUNT];      /* bytes: the arena's peak use, padding included,
                                                   its lanes' blocks left out */
     size_t lane_high_water[NALLOC_KIND_COUNT]; /* bytes: the largest peak of any lane split
                                                   directly from the arena; 0 without lanes */
     size_t lanes[NALLOC_KIND_COUNT];           /* the most lanes one split made from it */
+    /* New fields go here, at the end. */
 } nalloc_profile;
 
 /* Fill `config` for a dry run of a context whose arenas will live in `memory`: each arena is a
  * host arena of `reserve` bytes (0: 64 GiB) with NALLOC_FLAG_NORESERVE, so it takes address space
  * and commits only the pages the workload touches, with `memory`'s alignment policy (so the dry
  * run lays blocks out as the real arenas will) and its kind's protections (a dry run may handle
- * the real witness). Change alignments here and in the sized config alike. */
+ * the real witness). Change alignments here and in the sized config alike. A NULL config records
+ * NALLOC_ERR_INVALID. */
 NALLOC_API void nalloc_ctx_config_init_dry_run(nalloc_ctx_config *config, nalloc_memory memory,
                                                size_t reserve);
 
 /* Record the peaks of `ctx`'s arenas, and of the lanes split from them (live or destroyed), in
- * *profile. Call it after the workload, before destroying the context. */
-NALLOC_API nalloc_status nalloc_ctx_profile(nalloc_ctx *ctx, nalloc_profile *profile);
+ * the first profile_size bytes of *profile (at least the 1.0 struct's size). Call it after the
+ * workload, before destroying the context, through nalloc_ctx_profile. */
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_ctx_profile_sized(nalloc_ctx *ctx,
+                                                                   nalloc_profile *profile,
+                                                                   size_t profile_size);
+
+/* nalloc_ctx_profile_sized with this build's sizeof(nalloc_profile). */
+NALLOC_NODISCARD static inline nalloc_status nalloc_ctx_profile(nalloc_ctx *ctx,
+                                                                nalloc_profile *profile)
+{
+    return nalloc_ctx_profile_sized(ctx, profile, sizeof *profile);
+}
 
 /* Fill `config` as nalloc_ctx_config_init does for `memory`, with each kind's capacity sized from
  * `profile`: its high-water mark with `headroom` added (0.10 is 10% more), plus, when the dry run
  * split it, room for as many lanes of nalloc_profile_lane_capacity bytes and their alignment,
- * rounded up to whole pages; at least one page. Kinds the dry run did not have get capacity 0 (no
- * arena). A sized arena that splits with lane_capacity 0 gives each lane at least that much when
- * it allocates nothing between the split and the lanes' end; otherwise pass the lane capacity.
- * NALLOC_ERR_INVALID for a NULL, a profile of another version, or a headroom that is negative,
- * not finite, or makes a capacity overflow; config is untouched then. */
-NALLOC_API nalloc_status nalloc_ctx_config_from_profile(nalloc_ctx_config *config,
-                                                        nalloc_memory memory,
-                                                        const nalloc_profile *profile,
-                                                        double headroom);
+ * rounded up to whole pages; at least one page. Kinds the dry run did not have are omitted
+ * (config->omit), with capacity 0. A sized arena that splits with lane_capacity 0 gives each lane
+ * at least that much when it allocates nothing between the split and the lanes' end; otherwise
+ * pass the lane capacity.
+ * NALLOC_ERR_INVALID for a NULL, a profile of another version or of a struct_size below the 1.0
+ * struct's, or a headroom that is negative, not finite, or makes a capacity overflow; config is
+ * untouched then. */
+NALLOC_NODISCARD NALLOC_API nalloc_status
+nalloc_ctx_config_from_profile(nalloc_ctx_config *config, nalloc_memory memory,
+                               const nalloc_profile *profile, double headroom);
 
 /* The capacity to give each lane split from the arena of `kind` in a sized context: the
  * profile's lane high-water mark with `headroom` added, rounded up to whole pages. 0 when the dry
- * run split no lanes from it, or for bad arguments. */
-NALLOC_API size_t nalloc_profile_lane_capacity(const nalloc_profile *profile, nalloc_kind kind,
-                                               double headroom);
+ * run split no lanes from it; 0 with NALLOC_ERR_INVALID recorded (nalloc_last_error) for bad
+ * arguments, as nalloc_ctx_config_from_profile judges them. */
+NALLOC_NODISCARD NALLOC_API size_t nalloc_profile_lane_capacity(const nalloc_profile *profile,
+                                                                nalloc_kind kind, double headroom);
 
 #ifdef __cplusplus
 }

@@ -62,8 +62,7 @@ public:
     {
         void *p = nalloc_alloc(arena_, bytes > 0 ? bytes : 1);
         if (p == nullptr)
-            throw thrust::system::detail::bad_alloc(
-                std::string("nalloc_alloc: ") + nalloc_strerror(nalloc_last_error()));
+            throw thrust::system::detail::bad_alloc(nalloc_last_error_message());
         return static_cast<char *>(p);
     }
 

@@ -4,7 +4,9 @@
 # Two checks that a user of an installed nalloc gets what they need:
 #
 # 1. Install nalloc from <build-dir> into a fresh prefix, then build and run a consumer against it
-#    twice, with CMake's find_package(nalloc) and with pkg-config, warnings as errors.
+#    with CMake's find_package(nalloc), with pkg-config's nalloc (host only: no CUDA flags in it),
+#    and, where the CUDA parts were built, with pkg-config's nalloc-cuda and the CUDA API;
+#    warnings as errors.
 # 2. The walkthrough of each <doc> (README.md, docs/install.md), run as printed. A marker comment
 #    on a line before a code block says what to do with it:
 #      <!-- install-test: file NAME -->      write the block to NAME in the project directory
@@ -37,13 +39,31 @@ libdir=$(dirname "$(find "$prefix" -name 'libnalloc.*' | head -n 1)")
   cmake --build "$work/cmake" >"$work/build.log"
   "$work/cmake/consumer"
 
-  echo "== pkg-config nalloc"
+  echo "== pkg-config nalloc (host only)"
   export PKG_CONFIG_PATH=$libdir/pkgconfig
   flags=$(pkg-config --cflags --libs nalloc)
+  case $flags in
+    *cuda*) echo "nalloc.pc hands host-only users CUDA flags: $flags"; exit 1 ;;
+  esac
   echo "cc consumer.c $flags"
   # shellcheck disable=SC2086
   cc -std=c11 -Wall -Wextra -Werror -pedantic "$here/consumer.c" $flags -o "$work/consumer-pc"
   "$work/consumer-pc"
+
+  # The CUDA API has its own entry, where the CUDA parts were built (nalloc/config.h says so).
+  if grep -q '^#define NALLOC_HAVE_CUDA 1' "$prefix/include/nalloc/config.h"; then
+    echo "== pkg-config nalloc-cuda"
+    pkg-config --exists nalloc-cuda || { echo "nalloc-cuda.pc is missing"; exit 1; }
+    flags=$(pkg-config --cflags --libs nalloc-cuda)
+    echo "cc -DCONSUMER_WITH_CUDA consumer.c $flags"
+    # shellcheck disable=SC2086
+    cc -std=c11 -Wall -Wextra -Werror -pedantic -DCONSUMER_WITH_CUDA "$here/consumer.c" $flags \
+      -o "$work/consumer-pc-cuda"
+    "$work/consumer-pc-cuda"
+  elif pkg-config --exists nalloc-cuda; then
+    echo "nalloc-cuda.pc installed by a build without the CUDA parts"
+    exit 1
+  fi
 )
 
 # walkthrough <doc> <n>: run the marked blocks of <doc> in $work/walkthrough-<n>.

@@ -1,8 +1,10 @@
-/* tests/install/consumer.c - built against an installed nalloc, once through find_package and
- * once through pkg-config: the headers and library a user gets must be enough on their own. */
+/* tests/install/consumer.c - built against an installed nalloc, through find_package and through
+ * pkg-config: the headers and library a user gets must be enough on their own. With
+ * CONSUMER_WITH_CUDA it uses the CUDA API too (find_package's nalloc::nalloc, or pkg-config's
+ * nalloc-cuda); without it, it is a host-only user (pkg-config's nalloc), who needs no CUDA. */
 #include <nalloc/config.h>
 #include <nalloc/nalloc.h>
-#if NALLOC_HAVE_CUDA
+#if defined(CONSUMER_WITH_CUDA)
 #include <nalloc/cuda.h>
 #endif
 
@@ -28,7 +30,7 @@ int main(void)
     memset(nalloc_alloc(witness, 100), 7, 100);
     if (nalloc_wipe(witness) != NALLOC_OK)
         return 4;
-#if NALLOC_HAVE_CUDA
+#if defined(CONSUMER_WITH_CUDA)
     /* With CUDA built in, the CUDA API links too; without a device it answers, not crashes. */
     nalloc_status st = nalloc_cuda_available();
     if (st != NALLOC_OK && st != NALLOC_ERR_NO_DEVICE)
