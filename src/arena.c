@@ -115,7 +115,7 @@ static void wipe_one_at_exit(void *handle, void *pid)
     /* A forked child skips its parent process's arenas: their pages are zeros (wipe-on-fork),
      * absent (secret arenas are not inherited) or copies the parent still holds, and zeroing them
      * would fault in or copy every page, or crash. */
-    if (!na_arena_alive(a) || !(a->config.flags & NALLOC_FLAG_WIPE_AT_EXIT) ||
+    if (!na_arena_mapped(a) || !(a->config.flags & NALLOC_FLAG_WIPE_AT_EXIT) ||
         !a->backing->host_accessible || a->pid != *(const int *)pid)
         return;
     size_t end = nalloc_atomic_load(&a->dirty_end);
@@ -139,7 +139,7 @@ void na_arena_after_fork(void *handle, void *unused)
 {
     nalloc_arena *a = handle;
     (void)unused;
-    if (na_arena_alive(a) && (a->in_force & NALLOC_FLAG_SECRET)) /* lanes inherit in_force */
+    if (na_arena_mapped(a) && (a->in_force & NALLOC_FLAG_SECRET)) /* lanes inherit in_force */
         __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
 }
 
@@ -186,6 +186,7 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     a->large_threshold = config->large_threshold;
     a->large_align = config->large_align;
     a->uid = na_next_uid();
+    a->check_salt = na_layout_mix(a->uid, 0, UINT64_C(0x636865636b)); /* blocks.h */
     a->secret_fd = -1;
     a->pid = (int)getpid();
     a->parent = parent;
@@ -197,12 +198,25 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
      * holds a valid unlocked mutex to destroy. */
     pthread_mutex_destroy(&a->control);
     pthread_mutex_destroy(&a->track_lock);
+    pthread_mutex_destroy(&a->chunk_lock);
     pthread_mutex_init(&a->control, NULL);
     pthread_mutex_init(&a->track_lock, NULL);
+    pthread_mutex_init(&a->chunk_lock, NULL);
+    /* Device arenas are fed by one host thread at a time: no cache (docs/performance.md). */
+    a->thread_cache = (config->flags & NALLOC_FLAG_THREAD_CACHE) != 0 && backing->host_accessible;
 
     st = backing->create(a);
     if (st != NALLOC_OK) {
         int err = errno;
+        na_handle_free(a);
+        na_trace_pop();
+        errno = err;
+        return na_set_error(st);
+    }
+    /* Host-visible memory can hold malloc-family blocks, found by address (owner.c). */
+    if (backing->host_accessible && (st = na_owner_register(a)) != NALLOC_OK) {
+        int err = errno;
+        backing->destroy(a);
         na_handle_free(a);
         na_trace_pop();
         errno = err;
@@ -234,12 +248,18 @@ static size_t settle(nalloc_arena *a)
     return offset;
 }
 
-/* Move the offset down to `target` and make every mark above it stale (control lock held). */
+/* Move the offset down to `target` and make every mark above it stale (control lock held; the
+ * caller bumps the epoch next, which retires every thread's chunk). */
 static void release_to(nalloc_arena *a, size_t target, size_t from)
 {
     na_track_release(a, target, from);
     nalloc_atomic_store(&a->bump.offset, target);
     nalloc_atomic_store(&a->mark_floor, target);
+    /* Free stretches above the target went with it; retired chunks below it are free now (the
+     * mark floor keeps them from going below the target). */
+    na_stretch_boundary(a, target);
+    na_tcache_boundary(a, target);
+    na_blocks_boundary(a, target);
     na_lanes_release(a, target);
     if (a->backing->on_release)
         a->backing->on_release(a, target);
@@ -282,6 +302,9 @@ static void retire(void *handle)
 {
     nalloc_arena *a = handle;
     __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
+    if (a->backing->host_accessible)
+        na_owner_unregister(a);
+    na_stretch_destroy(a);
     na_track_destroy(a);
     a->backing->destroy(a);
 }
@@ -290,7 +313,7 @@ nalloc_status na_arena_destroy(nalloc_arena *a)
 {
     na_trace_push("nalloc_arena_destroy", a);
     pthread_mutex_lock(&a->control);
-    if (!na_arena_alive(a)) { /* lost a race with another destroy */
+    if (!na_arena_mapped(a)) { /* lost a race with another destroy */
         pthread_mutex_unlock(&a->control);
         na_trace_pop();
         return na_set_error(NALLOC_ERR_STATE);
@@ -321,9 +344,31 @@ nalloc_status nalloc_arena_destroy(nalloc_arena *a)
     nalloc_status st = na_arena_check(a);
     if (st != NALLOC_OK)
         return na_set_error(st);
-    if (a->owner != NULL)
+    if (a->owner != NULL || na_blocks_live(a) > 0) /* a context's, or blocks still alive */
         return na_set_error(NALLOC_ERR_STATE);
     return na_arena_destroy(a);
+}
+
+nalloc_status nalloc_arena_destroy_deferred(nalloc_arena *a)
+{
+    nalloc_status st = na_arena_check(a);
+    if (st == NALLOC_OK && a->owner != NULL)
+        st = NALLOC_ERR_STATE;
+    if (st != NALLOC_OK)
+        return na_set_error(st);
+    pthread_mutex_lock(&a->control);
+    st = na_arena_alive(a) ? na_blocks_doom(a) : NALLOC_ERR_STATE;
+    pthread_mutex_unlock(&a->control);
+    if (st != NALLOC_OK)
+        return na_set_error(st);
+    /* Every free from here on sees the arena doomed, and the last one destroys it; if none is
+     * left, that is now. A racing last free may have destroyed it already: then this is done. */
+    if (na_blocks_live(a) == 0) {
+        st = na_arena_destroy(a);
+        if (st == NALLOC_ERR_STATE)
+            st = NALLOC_OK;
+    }
+    return st == NALLOC_OK ? st : na_set_error(st);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -338,18 +383,27 @@ static void *fail(nalloc_arena *a, nalloc_status status)
     return NULL;
 }
 
-/* The allocation path: one CAS, the thread's statistics, the tool hooks. */
+/* The allocation path: one CAS (or, with the thread cache, a bump in the thread's own chunk),
+ * the thread's statistics, the tool hooks. */
 static inline void *alloc_at(nalloc_arena *a, size_t size, size_t align)
 {
     size_t begin, pad, extent; /* extent: size plus a redzone in checker builds (track.h) */
     if (na_unlikely(size == 0))
         return fail(a, NALLOC_ERR_INVALID);
-    if (na_unlikely(!na_track_extent(a, size, &extent) ||
-                    !nalloc_bump_reserve(&a->bump, extent, na_track_align(align), &begin, &pad)))
+    if (na_unlikely(!na_track_extent(a, size, &extent)))
         return fail(a, NALLOC_ERR_NOMEM);
+    align = na_track_align(align);
+    na_stat_slot *s = na_stat_slot_of(a);
+    if (a->thread_cache && na_likely(s != &a->shared_slot)) {
+        if (na_unlikely(!na_tcache_take(a, &s->plain, extent, align, &begin, &pad)) &&
+            !na_tcache_refill(a, &s->plain, extent, align, &begin, &pad))
+            return fail(a, NALLOC_ERR_NOMEM);
+    } else if (na_unlikely(!nalloc_bump_reserve(&a->bump, extent, align, &begin, &pad))) {
+        return fail(a, NALLOC_ERR_NOMEM);
+    }
     na_assert_internal(begin <= a->bump.capacity && extent <= a->bump.capacity - begin);
-    na_assert_internal(((a->bump.base + begin) & (na_track_align(align) - 1)) == 0);
-    na_stats_note_alloc(a, begin, size, pad);
+    na_assert_internal(((a->bump.base + begin) & (align - 1)) == 0);
+    na_stats_count(a, s, begin, size, pad);
     if (a->on_alloc)
         a->on_alloc(a, begin, size);
     void *p = (void *)(a->bump.base + begin);
@@ -414,6 +468,38 @@ void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t ali
  * The most recent block
  * ------------------------------------------------------------------------------------------- */
 
+/* move_last_end_in_chunk's answer when the block is not the newest of the thread's chunk. */
+#define NALLOC_ERR_NOT_IN_CHUNK ((nalloc_status)-1)
+
+/* move_last_end for a block in the calling thread's current chunk (NALLOC_FLAG_THREAD_CACHE): the
+ * chunk's cursor is the thread's own offset, so no atomic is needed unless the block grows past
+ * the chunk, which it can only do while the chunk is the last thing in the arena. Marks of other
+ * threads do not pin it: their rollback never reaches below their own offset. */
+static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t old_size,
+                                            size_t new_size, size_t old_end, size_t new_end)
+{
+    na_stat_slot *s = na_stat_slot_of(a);
+    na_chunk *c = &s->plain;
+    size_t begin = (size_t)((uintptr_t)ptr - a->bump.base), end = nalloc_atomic_load(&c->end);
+    if (s == &a->shared_slot || end == 0 || c->epoch != __atomic_load_n(&a->epoch, __ATOMIC_RELAXED) ||
+        begin < nalloc_atomic_load(&c->begin) || nalloc_atomic_load(&c->cursor) != old_end)
+        return NALLOC_ERR_NOT_IN_CHUNK;
+    if (new_end > end) { /* grow the chunk with it, if nothing lies above the chunk */
+        size_t seen = end;
+        if (!__atomic_compare_exchange_n(&a->bump.offset, &seen, new_end, false, __ATOMIC_ACQUIRE,
+                                         __ATOMIC_RELAXED))
+            return NALLOC_ERR_NOMEM;
+        nalloc_atomic_store(&c->end, new_end);
+    }
+    if (new_end < old_end)
+        na_arena_fold(a, old_end); /* these bytes were handed out: dirty from now on */
+    na_track_resize(a, ptr, old_size, new_size);
+    nalloc_atomic_store(&c->cursor, new_end);
+    if (new_end > old_end && a->on_alloc)
+        a->on_alloc(a, begin, new_size);
+    return NALLOC_OK;
+}
+
 /* Move the end of the block at [begin, begin + old_size) to begin + new_size, if it is the last. */
 static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size)
 {
@@ -431,6 +517,11 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
     if (!na_track_extent(a, new_size, &new_extent) || new_extent > capacity - begin)
         return NALLOC_ERR_NOMEM;
     size_t old_end = begin + old_extent, new_end = begin + new_extent;
+    if (a->thread_cache) {
+        nalloc_status cached = move_last_end_in_chunk(a, ptr, old_size, new_size, old_end, new_end);
+        if (cached != NALLOC_ERR_NOT_IN_CHUNK)
+            return cached;
+    }
     if (begin < nalloc_atomic_load(&a->mark_floor))
         return NALLOC_ERR_STATE; /* a mark was taken after the block */
     size_t seen = nalloc_atomic_load(&a->bump.offset);
@@ -511,12 +602,31 @@ nalloc_mark nalloc_mark_get(nalloc_arena *a)
         na_set_error(st);
         return m; /* uid 0 belongs to no arena: every rollback refuses it */
     }
+    if (a->thread_cache) {
+        /* What this thread allocates after the mark must lie above it: its chunk goes. */
+        na_stat_slot *s = na_stat_slot_of(a);
+        if (s != &a->shared_slot)
+            na_tcache_give_back(a, &s->plain);
+    }
     m.arena_uid = a->uid;
     m.generation = __atomic_load_n(&a->generation, __ATOMIC_RELAXED);
     m.epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
     m.offset = nalloc_atomic_load(&a->bump.offset);
     nalloc_atomic_max(&a->mark_floor, m.offset);
     return m;
+}
+
+/* Are malloc-family blocks alive, so that nothing may be released under them? With
+ * forget_blocks, they are forgotten instead: no longer counted (control lock held). */
+static bool blocks_alive(nalloc_arena *a, bool forget_blocks)
+{
+    size_t live = na_blocks_live(a);
+    if (live == 0)
+        return false;
+    if (!forget_blocks)
+        return true;
+    __atomic_fetch_add(&a->forgotten, live, __ATOMIC_RELAXED);
+    return false;
 }
 
 /* Did a rollback after the mark was taken release the place it points to? (control lock held) */
@@ -555,7 +665,7 @@ nalloc_status nalloc_rollback(nalloc_arena *a, nalloc_mark m)
     pthread_mutex_lock(&a->control);
     size_t offset = settle(a);
     if (!na_arena_alive(a) || m.generation != a->generation || m.offset > offset ||
-        mark_released(a, m) || na_lanes_hold(a, m.offset)) {
+        mark_released(a, m) || na_lanes_hold(a, m.offset) || blocks_alive(a, false)) {
         pthread_mutex_unlock(&a->control);
         return na_set_error(NALLOC_ERR_STATE);
     }
@@ -567,15 +677,15 @@ nalloc_status nalloc_rollback(nalloc_arena *a, nalloc_mark m)
     return NALLOC_OK;
 }
 
-nalloc_status nalloc_reset(nalloc_arena *a)
+static nalloc_status reset_arena(nalloc_arena *a, bool forget_blocks)
 {
     nalloc_status st = na_arena_check(a);
     if (st != NALLOC_OK)
         return na_set_error(st);
     na_trace_push("nalloc_reset", a);
     pthread_mutex_lock(&a->control);
-    if (!na_arena_alive(a) || na_lanes_hold(a, 0)) {
-        st = NALLOC_ERR_STATE; /* destroyed meanwhile, or live lanes own part of the memory */
+    if (!na_arena_alive(a) || na_lanes_hold(a, 0) || blocks_alive(a, forget_blocks)) {
+        st = NALLOC_ERR_STATE; /* destroyed meanwhile, or live lanes or blocks own memory */
     } else {
         reset_locked(a);
         __atomic_fetch_add(&a->resets, 1, __ATOMIC_RELAXED);
@@ -585,17 +695,39 @@ nalloc_status nalloc_reset(nalloc_arena *a)
     return st == NALLOC_OK ? st : na_set_error(st);
 }
 
-nalloc_status na_arena_wipe(nalloc_arena *a, void *stream)
+nalloc_status nalloc_reset(nalloc_arena *a)
+{
+    return reset_arena(a, false);
+}
+
+nalloc_status nalloc_reset_unchecked(nalloc_arena *a)
+{
+    return reset_arena(a, true);
+}
+
+static nalloc_status wipe_arena(nalloc_arena *a, void *stream, bool forget_blocks)
 {
     nalloc_status st = na_arena_check(a);
     if (st != NALLOC_OK)
         return na_set_error(st);
     na_trace_push("nalloc_wipe", a);
     pthread_mutex_lock(&a->control);
-    st = na_arena_alive(a) && !na_lanes_hold(a, 0) ? wipe_locked(a, stream) : NALLOC_ERR_STATE;
+    st = na_arena_alive(a) && !na_lanes_hold(a, 0) && !blocks_alive(a, forget_blocks)
+             ? wipe_locked(a, stream)
+             : NALLOC_ERR_STATE;
     pthread_mutex_unlock(&a->control);
     na_trace_pop();
     return st == NALLOC_OK ? st : na_set_error(st);
+}
+
+nalloc_status na_arena_wipe(nalloc_arena *a, void *stream)
+{
+    return wipe_arena(a, stream, false);
+}
+
+nalloc_status nalloc_wipe_unchecked(nalloc_arena *a)
+{
+    return wipe_arena(a, NULL, true);
 }
 
 nalloc_status nalloc_wipe(nalloc_arena *a)
@@ -625,7 +757,8 @@ nalloc_status nalloc_arena_stats(const nalloc_arena *a, nalloc_stats *s)
     s->high_water = na_arena_peak(a);
     for (int i = -1; i < NA_STAT_SLOTS; i++) {
         const na_stat_slot *slot = i < 0 ? &a->shared_slot : &a->slots[i];
-        s->allocations += __atomic_load_n(&slot->allocations, __ATOMIC_RELAXED);
+        s->allocations += __atomic_load_n(&slot->allocations, __ATOMIC_RELAXED) +
+                          __atomic_load_n(&slot->mallocs, __ATOMIC_RELAXED);
         s->padding += __atomic_load_n(&slot->padding, __ATOMIC_RELAXED);
         s->layout_digest += __atomic_load_n(&slot->digest, __ATOMIC_RELAXED);
     }
@@ -653,6 +786,12 @@ nalloc_status nalloc_arena_stats(const nalloc_arena *a, nalloc_stats *s)
     s->checkers = a->track_checkers;
     s->redzone = a->track_redzone;
     s->redzone_bytes = __atomic_load_n(&a->track_redzone_bytes, __ATOMIC_RELAXED);
+    s->cached = na_tcache_cached(a) + na_blocks_cached(a);
+    s->deferred = nalloc_atomic_load((size_t *)&a->stretch_bytes) +
+                  nalloc_atomic_load((size_t *)&a->freed_bytes);
+    s->used = s->used > s->cached + s->deferred ? s->used - s->cached - s->deferred : 0;
+    s->live_blocks = na_blocks_live(a);
+    s->fallbacks = __atomic_load_n(&a->fallbacks, __ATOMIC_RELAXED);
     return NALLOC_OK;
 }
 
@@ -690,12 +829,14 @@ nalloc_status nalloc_arena_print_stats(const nalloc_arena *a, FILE *out)
     fprintf(out,
             "nalloc: arena '%s' (%s, %s)\n"
             "  capacity %zu  used %zu  high-water %zu  reserved %zu\n"
-            "  allocations %zu  failures %zu  padding %zu\n"
+            "  allocations %zu  failures %zu  padding %zu  cached %zu\n"
+            "  malloc family: live %zu  deferred %zu bytes  fallbacks %zu\n"
             "  rollbacks %zu  resets %zu  wipes %zu  wiped %zu bytes\n"
             "  in force:%s%s%s\n"
             "  missing:%s\n",
             s.name, kind_names[s.kind], memory_name(s.memory), s.capacity, s.used, s.high_water,
-            s.reserved, s.allocations, s.failures, s.padding, s.rollbacks, s.resets, s.wipes,
+            s.reserved, s.allocations, s.failures, s.padding, s.cached, s.live_blocks, s.deferred,
+            s.fallbacks, s.rollbacks, s.resets, s.wipes,
             s.wiped_bytes, s.guard_pages ? " guard-pages" : "", s.pinned ? " pinned" : "",
             in_force, s.missing ? missing : " none");
     return NALLOC_OK;

@@ -1,0 +1,343 @@
+/* src/route.c - routes and the malloc family: a whole library's allocations in an arena.
+ *
+ * A prover links C and C++ libraries that call malloc and free themselves. A route says "from here
+ * until the route ends, this thread's allocations come from that arena": nalloc_route_push and
+ * nalloc_route_pop keep a small stack per thread (the innermost route wins; a NULL route steps out
+ * to the system allocator), and the malloc family below serves each request from the innermost
+ * route's arena, or from the system allocator when there is no route or the arena is full (the
+ * arena counts those fallbacks). nalloc_free recognises arena blocks by address (nalloc_owner,
+ * owner.c) wherever and whenever they are freed, and gives everything else to the system
+ * allocator; blocks.c gives arena blocks back in any order.
+ *
+ * The route stack is a fixed array in initial-exec thread-local storage: nothing here allocates,
+ * so the malloc family can stand in for malloc itself (the override library, override.c), and a
+ * route can be pushed inside a thread-local destructor or at exit. NALLOC_ROUTE_DEPTH routes deep
+ * is the limit; a deeper push is refused with NALLOC_ERR_NOMEM and routes nothing.
+ *
+ * A process-wide default route (nalloc_route_set_default; the override library's NALLOC_ROUTE)
+ * serves threads whose own stack is empty.
+ *
+ * "The system allocator" is glibc's malloc reached under its internal names (__libc_malloc...),
+ * so that it stays the system allocator when the override library has replaced malloc.
+ */
+#include "blocks.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <string.h>
+
+#define NALLOC_ROUTE_DEPTH 16
+
+typedef struct route_stack {
+    nalloc_arena *top;    /* the innermost route's arena; NULL: the system allocator, or none */
+    na_stat_slot *slot;   /* this thread's slot in `top` (claimed at the push), or NULL */
+    unsigned depth;       /* routes pushed */
+    unsigned pad;
+    nalloc_arena *arenas[NALLOC_ROUTE_DEPTH];
+    na_stat_slot *slots[NALLOC_ROUTE_DEPTH];
+} route_stack;
+
+static NA_THREAD_LOCAL route_stack routes;
+static nalloc_arena *default_route; /* atomic; NULL: the system allocator */
+
+/* ---------------------------------------------------------------------------------------------
+ * The system allocator
+ * ------------------------------------------------------------------------------------------- */
+
+#if defined(__GLIBC__)
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t count, size_t size);
+extern void *__libc_realloc(void *ptr, size_t size);
+extern void *__libc_memalign(size_t align, size_t size);
+extern void __libc_free(void *ptr);
+#define sys_malloc __libc_malloc
+#define sys_calloc __libc_calloc
+#define sys_realloc __libc_realloc
+#define sys_memalign __libc_memalign
+#define sys_free __libc_free
+#else
+#define sys_malloc malloc
+#define sys_calloc calloc
+#define sys_realloc realloc
+#define sys_memalign aligned_alloc
+#define sys_free free
+#endif
+
+void *na_sys_malloc(size_t size)
+{
+    return sys_malloc(size);
+}
+
+void na_sys_free(void *ptr)
+{
+    sys_free(ptr);
+}
+
+/* glibc's own malloc_usable_size: it has no internal name, so it is looked up in libc itself
+ * (not by RTLD_NEXT, which from here may find the override library's). */
+static size_t (*sys_usable_size_fn)(void *);
+static pthread_once_t sys_usable_once = PTHREAD_ONCE_INIT;
+
+static void find_sys_usable_size(void)
+{
+    void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+    if (libc != NULL) {
+        *(void **)&sys_usable_size_fn = dlsym(libc, "malloc_usable_size");
+        dlclose(libc);
+    }
+}
+
+static size_t sys_usable_size(void *ptr)
+{
+    pthread_once(&sys_usable_once, find_sys_usable_size);
+    return sys_usable_size_fn != NULL ? sys_usable_size_fn(ptr) : 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Routes
+ * ------------------------------------------------------------------------------------------- */
+
+nalloc_status nalloc_route_push(nalloc_arena *arena)
+{
+    na_stat_slot *slot = NULL;
+    if (arena != NULL) {
+        nalloc_status st = na_arena_check(arena);
+        if (st == NALLOC_OK && !arena->backing->host_accessible)
+            st = NALLOC_ERR_INVALID; /* blocks carry headers: host or pinned memory only */
+        if (st != NALLOC_OK)
+            return na_set_error(st);
+        slot = na_stat_slot_of(arena); /* claimed now, not on the first allocation */
+    }
+    if (routes.depth == NALLOC_ROUTE_DEPTH)
+        return na_set_error(NALLOC_ERR_NOMEM);
+    routes.arenas[routes.depth] = arena;
+    routes.slots[routes.depth] = slot;
+    routes.depth++;
+    routes.top = arena;
+    routes.slot = slot;
+    return NALLOC_OK;
+}
+
+nalloc_status nalloc_route_pop(void)
+{
+    if (routes.depth == 0)
+        return na_set_error(NALLOC_ERR_STATE);
+    routes.depth--;
+    routes.top = routes.depth > 0 ? routes.arenas[routes.depth - 1] : NULL;
+    routes.slot = routes.depth > 0 ? routes.slots[routes.depth - 1] : NULL;
+    return NALLOC_OK;
+}
+
+size_t nalloc_route_depth(void)
+{
+    return routes.depth;
+}
+
+/* The arena this thread's allocations go to now, or NULL for the system allocator. */
+static inline nalloc_arena *route_target(void)
+{
+    if (na_likely(routes.depth > 0))
+        return routes.top;
+    return __atomic_load_n(&default_route, __ATOMIC_RELAXED);
+}
+
+nalloc_arena *nalloc_route_current(void)
+{
+    return route_target();
+}
+
+nalloc_status nalloc_route_set_default(nalloc_arena *arena)
+{
+    if (arena != NULL) {
+        nalloc_status st = na_arena_check(arena);
+        if (st == NALLOC_OK && !arena->backing->host_accessible)
+            st = NALLOC_ERR_INVALID;
+        if (st != NALLOC_OK)
+            return na_set_error(st);
+    }
+    __atomic_store_n(&default_route, arena, __ATOMIC_RELEASE);
+    return NALLOC_OK;
+}
+
+nalloc_route_scope nalloc_route_scope_begin(nalloc_arena *arena)
+{
+    nalloc_route_scope scope = {nalloc_route_push(arena), routes.depth};
+    return scope;
+}
+
+void nalloc_route_scope_end(nalloc_route_scope *scope)
+{
+    /* Back to where the scope began, even if code inside left routes pushed. */
+    if (scope->status == NALLOC_OK)
+        while (routes.depth >= scope->depth && routes.depth > 0)
+            (void)nalloc_route_pop();
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The malloc family
+ * ------------------------------------------------------------------------------------------- */
+
+void *nalloc_arena_malloc(nalloc_arena *arena, size_t size, size_t align)
+{
+    nalloc_status st = na_arena_check(arena);
+    if (st == NALLOC_OK && align != 0 && !nalloc_is_pow2(align))
+        st = NALLOC_ERR_INVALID;
+    if (st != NALLOC_OK) {
+        na_set_error(st);
+        return NULL;
+    }
+    void *p = na_block_alloc_fast(arena, na_stat_slot_of(arena), size, align);
+    if (p == NULL && (p = na_block_alloc(arena, size, align)) == NULL)
+        na_set_error(arena->backing->host_accessible ? NALLOC_ERR_NOMEM : NALLOC_ERR_INVALID);
+    return p;
+}
+
+/* `size` bytes at `align` (0: the arena's policy) from arena `a` (the route's), or, when it has
+ * no room (counted) or is gone, from the system allocator. */
+static void *arena_or_system(nalloc_arena *a, size_t size, size_t align)
+{
+    if (na_likely(a != NULL && na_arena_alive(a))) {
+        na_stat_slot *s = a == routes.top && routes.slot != NULL ? routes.slot : na_stat_slot_of(a);
+        void *p = na_block_alloc_fast(a, s, size, align);
+        if (na_likely(p != NULL))
+            return p;
+        p = na_block_alloc(a, size, align);
+        if (p != NULL)
+            return p;
+        __atomic_fetch_add(&a->fallbacks, 1, __ATOMIC_RELAXED);
+    }
+    return align == 0 ? sys_malloc(size) : sys_memalign(align, size);
+}
+
+/* The routed half of nalloc_malloc, out of line so that the unrouted call stays a jump to the
+ * system allocator with nothing saved on the way. */
+static __attribute__((noinline)) void *routed_malloc(nalloc_arena *a, size_t size)
+{
+    return arena_or_system(a, size, 0);
+}
+
+void *nalloc_malloc(size_t size)
+{
+    nalloc_arena *a = route_target();
+    if (na_likely(a == NULL))
+        return sys_malloc(size);
+    return routed_malloc(a, size);
+}
+
+void *nalloc_aligned_alloc(size_t align, size_t size)
+{
+    if (!nalloc_is_pow2(align)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return arena_or_system(route_target(), size, align);
+}
+
+int nalloc_posix_memalign(void **out, size_t align, size_t size)
+{
+    if (out == NULL)
+        return EINVAL;
+    if (!nalloc_is_pow2(align) || align % sizeof(void *) != 0)
+        return EINVAL;
+    void *p = arena_or_system(route_target(), size, align);
+    if (p == NULL)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *nalloc_calloc(size_t count, size_t size)
+{
+    size_t bytes;
+    if (__builtin_mul_overflow(count, size, &bytes)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    nalloc_arena *a = route_target();
+    if (a != NULL && na_likely(na_arena_alive(a))) {
+        void *p = na_block_alloc(a, bytes, 0);
+        if (p != NULL) {
+            na_block_zero(a, p, bytes);
+            return p;
+        }
+        __atomic_fetch_add(&a->fallbacks, 1, __ATOMIC_RELAXED);
+    }
+    return sys_calloc(count, size);
+}
+
+/* Free `ptr`, a block of arena `a`, or say why not (never passing it on). */
+static void arena_free(nalloc_arena *a, void *ptr)
+{
+    na_stat_slot *s = a == routes.top && routes.slot != NULL ? routes.slot : na_stat_slot_of(a);
+    if (na_likely(na_block_free_fast(a, s, ptr)))
+        return;
+    nalloc_status st = na_block_free(a, ptr);
+    if (st != NALLOC_OK)
+        na_set_error(st); /* not a block, or freed twice: reported, never passed on */
+}
+
+/* The arena half of nalloc_free, out of line for the same reason as routed_malloc. */
+static __attribute__((noinline)) bool free_in_arena(void *ptr)
+{
+    nalloc_arena *a = na_owner_in_table(ptr);
+    if (a == NULL)
+        return false;
+    arena_free(a, ptr);
+    return true;
+}
+
+bool nalloc_free_if_owned(void *ptr)
+{
+    return na_owner_maybe(ptr) && free_in_arena(ptr);
+}
+
+void nalloc_free(void *ptr)
+{
+    if (na_likely(!na_owner_maybe(ptr)) || !free_in_arena(ptr))
+        sys_free(ptr); /* NULL included */
+}
+
+size_t nalloc_usable_size(const void *ptr)
+{
+    if (ptr == NULL)
+        return 0;
+    nalloc_arena *a = (na_owner_maybe(ptr) ? na_owner_in_table(ptr) : NULL);
+    if (a == NULL)
+        return sys_usable_size((void *)ptr);
+    size_t size = 0;
+    return na_block_size(a, ptr, &size) ? size : 0;
+}
+
+nalloc_status nalloc_resize_in_place(void *ptr, size_t size)
+{
+    nalloc_arena *a = ptr != NULL ? nalloc_owner(ptr) : NULL;
+    nalloc_status st = a == NULL ? NALLOC_ERR_INVALID : na_block_resize(a, ptr, size);
+    return st == NALLOC_OK ? st : na_set_error(st);
+}
+
+void *nalloc_mrealloc(void *ptr, size_t size)
+{
+    if (ptr == NULL)
+        return nalloc_malloc(size);
+    nalloc_arena *a = (na_owner_maybe(ptr) ? na_owner_in_table(ptr) : NULL);
+    if (a == NULL)
+        return sys_realloc(ptr, size); /* a system block stays with the system */
+    size_t old_size;
+    if (!na_block_size(a, ptr, &old_size)) {
+        na_set_error(NALLOC_ERR_INVALID);
+        errno = EINVAL;
+        return NULL;
+    }
+    if (size == 0) { /* as glibc: free, and NULL */
+        nalloc_free(ptr);
+        return NULL;
+    }
+    if (na_block_resize(a, ptr, size) == NALLOC_OK)
+        return ptr;
+    void *q = nalloc_malloc(size);
+    if (q == NULL)
+        return NULL; /* the old block is untouched */
+    memcpy(q, ptr, old_size < size ? old_size : size);
+    nalloc_free(ptr);
+    return q;
+}
