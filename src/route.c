@@ -216,6 +216,40 @@ static __attribute__((noinline)) void *routed_malloc(nalloc_arena *a, size_t siz
     return arena_or_system(a, size, 0);
 }
 
+/* A block from arena `a` for the caller's own fallback logic: NULL (counted as a fallback when
+ * the arena was full) means "use your own allocator". */
+static __attribute__((noinline)) void *routed_only(nalloc_arena *a, size_t size, size_t align,
+                                                   bool zeroed)
+{
+    if (!na_arena_alive(a))
+        return NULL;
+    na_stat_slot *s = a == routes.top && routes.slot != NULL ? routes.slot : na_stat_slot_of(a);
+    void *p = na_block_alloc_fast(a, s, size, align);
+    if (p == NULL && (p = na_block_alloc(a, size, align)) == NULL) {
+        __atomic_fetch_add(&a->fallbacks, 1, __ATOMIC_RELAXED);
+        return NULL;
+    }
+    if (zeroed)
+        na_block_zero(a, p, size);
+    return p;
+}
+
+void *nalloc_routed_alloc(size_t size, size_t align)
+{
+    nalloc_arena *a = route_target();
+    if (na_likely(a == NULL) || (align != 0 && !nalloc_is_pow2(align)))
+        return NULL;
+    return routed_only(a, size, align, false);
+}
+
+void *nalloc_routed_alloc_zeroed(size_t size, size_t align)
+{
+    nalloc_arena *a = route_target();
+    if (na_likely(a == NULL) || (align != 0 && !nalloc_is_pow2(align)))
+        return NULL;
+    return routed_only(a, size, align, true);
+}
+
 void *nalloc_malloc(size_t size)
 {
     nalloc_arena *a = route_target();

@@ -447,6 +447,14 @@ NALLOC_API nalloc_status nalloc_resize_in_place(void *ptr, size_t size);
  * own blocks (malloc_usable_size); 0 for NULL. */
 NALLOC_API size_t nalloc_usable_size(const void *ptr);
 
+/* For allocators with a fallback of their own (Rust's nalloc::Global): a block from the current
+ * route's arena (`size` bytes at `align`, 0: its policy; at least 16), zeroed by the _zeroed form
+ * (only bytes that may hold old data are cleared), freed by nalloc_free or nalloc_free_if_owned.
+ * NULL when there is no route (or a NULL route), the alignment is not a power of two, or the
+ * arena has no room (counted in its fallbacks): the caller then serves the request itself. */
+NALLOC_API void *nalloc_routed_alloc(size_t size, size_t align);
+NALLOC_API void *nalloc_routed_alloc_zeroed(size_t size, size_t align);
+
 /* A malloc-family block from `arena` itself, whatever the route: `size` bytes at `align` (0: the
  * policy alignment; at least 16), freed by nalloc_free. NULL with nalloc_last_error() set
  * (NALLOC_ERR_NOMEM when the arena has no room): no fallback. */
