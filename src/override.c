@@ -162,8 +162,8 @@ static void report_fallbacks(void)
         return;
     if (s.fallbacks > 0)
         fprintf(stderr,
-                "nalloc: NALLOC_ROUTE=%s: the arena ran out of room; %zu allocation%s came from "
-                "the system allocator instead (peak use %zu of %zu bytes): give it a larger size\n",
+                "nalloc: NALLOC_ROUTE=%s: %zu allocation%s did not fit in the arena and came "
+                "from the system allocator (peak use %zu of %zu bytes)\n",
                 route_spec, s.fallbacks, s.fallbacks == 1 ? "" : "s", s.high_water, s.capacity);
 }
 
