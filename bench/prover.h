@@ -45,9 +45,10 @@ typedef struct prover_params {
 
 /* The defaults: 40 tables of 2^5..2^12 rows (70% drawn from 2^5..2^8), 8..400 columns,
  * Goldilocks, blowup 2, 30 queries: about 110 MiB live per proof and half a second of work on two
- * cores, so that every allocator and the floor run in about a minute (scripts/run.sh). The
- * scales 4 and 16 (scripts/bench.sh) reach 2^16 rows and about 1.7 GiB live, close to OpenVM's
- * 2^8..2^19 at a size that still fits a 24 GiB machine with room to spare. */
+ * cores. scripts/run.sh runs scale 2 (217 MiB live), the smallest at which every general-purpose
+ * allocator page-faults on every proof; the scales 4 and 16 (scripts/bench.sh) reach 2^16 rows
+ * and about 1.7 GiB live, close to OpenVM's 2^8..2^19 at a size that still fits a 24 GiB machine
+ * with room to spare. */
 void prover_params_default(prover_params *params);
 /* Why `params` cannot be run (a static string), or NULL when it can. */
 const char *prover_params_check(const prover_params *params);

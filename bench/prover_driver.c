@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,57 +236,169 @@ static double mib(double bytes)
     return bytes / (double)BENCH_MIB;
 }
 
+/* 1234567 as "1,234,567": page-fault counts are read at a glance. */
+static const char *grouped(double value, char *buf, size_t size)
+{
+    char digits[32];
+    snprintf(digits, sizeof digits, "%.0f", value < 0 ? -value : value);
+    size_t n = strlen(digits), o = 0;
+    if (value <= -0.5 && o + 1 < size)
+        buf[o++] = '-';
+    for (size_t i = 0; i < n && o + 2 < size; i++) {
+        if (i > 0 && (n - i) % 3 == 0)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+static const mode_run *find_mode(const mode_run *modes, unsigned count, const char *name)
+{
+    for (unsigned m = 0; m < count; m++)
+        if (strcmp(modes[m].name, name) == 0)
+            return &modes[m];
+    return NULL;
+}
+
+/* The 1-minute load average, or -1 where /proc/loadavg cannot be read. Other programs running
+ * during the benchmark are the main source of noise in its wall times. */
+static double load_average(void)
+{
+    double load = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f != NULL) {
+        if (fscanf(f, "%lf", &load) != 1)
+            load = -1;
+        fclose(f);
+    }
+    return load;
+}
+
+/* The run's noise in one phase: how far a proof's wall time typically lies from the median of
+ * its own allocator, pooled over every allocator (the median absolute deviation, in seconds).
+ * Each allocator's proofs come from several processes at different times, so this includes the
+ * drift of a shared machine, not only the jitter inside one process. */
+static double phase_noise(const mode_run *modes, unsigned count, bool first)
+{
+    size_t total = 0, n = 0;
+    for (unsigned m = 0; m < count; m++)
+        total += modes[m].count;
+    double *dev = malloc((total + 1) * sizeof *dev);
+    if (dev == NULL)
+        die("%s", "out of memory");
+    for (unsigned m = 0; m < count; m++) {
+        double med = median_of(&modes[m], first, offsetof(sample, wall));
+        for (size_t i = 0; i < modes[m].count; i++)
+            if ((modes[m].samples[i].proof == 1) == first)
+                dev[n++] = fabs(modes[m].samples[i].wall - med);
+    }
+    double r = bench_median(dev, n);
+    free(dev);
+    return r;
+}
+
+static size_t min_samples(const mode_run *modes, unsigned count, bool first)
+{
+    size_t least = SIZE_MAX;
+    for (unsigned m = 0; m < count; m++) {
+        size_t n = summarize(&modes[m], first).samples;
+        least = n < least ? n : least;
+    }
+    return least;
+}
+
+/* The table: one row per allocator, the same columns as docs/performance.md (Markdown, padded so
+ * that it also reads as a table in a terminal). */
+enum { COLUMNS = 12, CELL = 24 };
+
+static void print_markdown(FILE *out, char (*cells)[COLUMNS][CELL], unsigned rows)
+{
+    size_t width[COLUMNS] = {0};
+    for (unsigned r = 0; r < rows; r++)
+        for (int c = 0; c < COLUMNS; c++)
+            if (strlen(cells[r][c]) > width[c])
+                width[c] = strlen(cells[r][c]);
+    for (unsigned r = 0; r < rows; r++) {
+        for (int c = 0; c < COLUMNS; c++) {
+            if (r == 1) { /* the alignment row: names left, figures right */
+                fprintf(out, "| ");
+                for (size_t k = 0; k + 1 < width[c]; k++)
+                    fputc('-', out);
+                fprintf(out, "%c ", c == 0 ? '-' : ':');
+            } else if (c == 0) {
+                fprintf(out, "| %-*s ", (int)width[c], cells[r][c]);
+            } else {
+                fprintf(out, "| %*s ", (int)width[c], cells[r][c]);
+            }
+        }
+        fprintf(out, "|\n");
+    }
+}
+
 static void print_table(FILE *out, const mode_run *modes, unsigned count, const dry_info *dry,
-                        unsigned rounds, unsigned proofs)
+                        unsigned rounds, unsigned proofs, const double load[2])
 {
     summary floor[2] = {{0}, {0}}; /* first, steady */
-    for (unsigned m = 0; m < count; m++)
-        if (strcmp(modes[m].name, "floor") == 0) {
-            floor[0] = summarize(&modes[m], true);
-            floor[1] = summarize(&modes[m], false);
-        }
+    const mode_run *fm = find_mode(modes, count, "floor");
+    if (fm != NULL) {
+        floor[0] = summarize(fm, true);
+        floor[1] = summarize(fm, false);
+    }
     fprintf(out, "\nnalloc prover-shaped benchmark\n");
     for (unsigned i = 0; i < dry->header_lines; i++)
         fprintf(out, "  %s\n", dry->header[i]);
     fprintf(out, "  %u rounds x %u proofs per process, allocators alternating; medians of the "
                  "first proof (one per round) and of proofs 2..%u (the steady state)\n",
             rounds, proofs, proofs);
-    fprintf(out, "  x floor: wall time over the floor's (the same schedule on prefaulted memory, "
-                 "no allocator); +ms: the difference\n\n");
-    fprintf(out, "%-21s|%40s |%40s\n", "time", "first proof", "steady state (median)");
-    fprintf(out, "%-21s|%8s %7s %7s %7s %7s |%8s %7s %7s %7s %7s\n", "allocator", "wall ms",
-            "x floor", "+ms", "user ms", "sys ms", "wall ms", "x floor", "+ms", "user ms",
-            "sys ms");
+    if (load[0] >= 0 && load[1] >= 0)
+        fprintf(out, "  load average (1 min): %.2f before the first round, %.2f after the last, on %u "
+                     "CPUs (this benchmark's own threads count in it)\n",
+                load[0], load[1], bench_cpu_count());
+    fprintf(out, "  x floor, +ms: wall time over the floor's (the same schedule on prefaulted "
+                 "memory, no allocator); sys ms: kernel time;\n  faults: minor page faults; peak "
+                 "RSS / live: the peak resident set over the peak live bytes (%.1f MiB)\n\n",
+            mib((double)dry->peak_live));
+
+    char(*cells)[COLUMNS][CELL] = calloc(count + 2, sizeof *cells);
+    if (cells == NULL)
+        die("%s", "out of memory");
+    static const char *const head[COLUMNS] = {
+        "allocator", "first proof ms", "x floor", "+ms", "sys ms", "faults", "steady ms",
+        "x floor", "+ms", "sys ms", "faults", "peak RSS / live"};
+    for (int c = 0; c < COLUMNS; c++)
+        snprintf(cells[0][c], CELL, "%s", head[c]);
     for (unsigned m = 0; m < count; m++) {
-        fprintf(out, "%-21s|", modes[m].name);
+        char (*row)[CELL] = cells[m + 2];
+        snprintf(row[0], CELL, "%.*s", CELL - 1, modes[m].name);
+        double rss = 0;
         for (int phase = 0; phase < 2; phase++) {
-            if (phase == 1)
-                fprintf(out, " |");
             summary s = summarize(&modes[m], phase == 0);
+            char(*cell)[CELL] = row + 1 + 5 * phase;
             double fw = floor[phase].wall;
-            if (s.samples == 0)
-                fprintf(out, "%8s %7s %7s %7s %7s", "-", "-", "-", "-", "-");
-            else if (fw > 0)
-                fprintf(out, "%8.1f %7.2f %+7.1f %7.1f %7.1f", s.wall * 1e3, s.wall / fw,
-                        (s.wall - fw) * 1e3, s.user * 1e3, s.sys * 1e3);
+            if (s.samples == 0) {
+                for (int c = 0; c < 5; c++)
+                    snprintf(cell[c], CELL, "-");
+                continue;
+            }
+            snprintf(cell[0], CELL, "%.1f", s.wall * 1e3);
+            snprintf(cell[1], CELL, fw > 0 ? "%.2f" : "-", s.wall / fw);
+            if (fw <= 0)
+                snprintf(cell[2], CELL, "-");
+            else if (&modes[m] == fm)
+                snprintf(cell[2], CELL, "0");
             else
-                fprintf(out, "%8.1f %7s %7s %7.1f %7.1f", s.wall * 1e3, "-", "-", s.user * 1e3,
-                        s.sys * 1e3);
+                snprintf(cell[2], CELL, "%+.1f", (s.wall - fw) * 1e3);
+            snprintf(cell[3], CELL, "%.1f", s.sys * 1e3);
+            grouped(s.minflt, cell[4], CELL);
+            rss = s.peak_rss > rss ? s.peak_rss : rss;
         }
-        fprintf(out, "\n");
+        snprintf(row[11], CELL, "%.2f", rss / (double)dry->peak_live);
     }
-    fprintf(out, "\n%-21s|%21s |%32s\n", "memory", "minor faults", "peak RSS MiB");
-    fprintf(out, "%-21s|%10s %10s |%10s %10s %10s\n", "allocator", "first", "steady", "first",
-            "steady", "x live");
-    for (unsigned m = 0; m < count; m++) {
-        summary f = summarize(&modes[m], true), s = summarize(&modes[m], false);
-        double rss = f.peak_rss > s.peak_rss ? f.peak_rss : s.peak_rss;
-        fprintf(out, "%-21s|%10.0f %10.0f |%10.1f %10.1f %10.2f\n", modes[m].name, f.minflt,
-                s.samples ? s.minflt : 0, mib(f.peak_rss), mib(s.peak_rss),
-                rss / (double)dry->peak_live);
-    }
-    fprintf(out, "  peak live bytes per proof (the lower bound on resident memory): %.1f MiB; "
-                 "x live: the larger peak RSS over it\n\n", mib((double)dry->peak_live));
+    print_markdown(out, cells, count + 2);
+    free(cells);
+
+    fprintf(out, "\n");
     for (unsigned m = 0; m < count; m++) {
         summary f = summarize(&modes[m], true);
         if (strncmp(modes[m].name, "nalloc", 6) == 0)
@@ -297,6 +410,75 @@ static void print_table(FILE *out, const mode_run *modes, unsigned count, const 
         else
             fprintf(out, "  %s: %s\n", modes[m].name, modes[m].malloc_version);
     }
+}
+
+/* The verdict, in words, from this run's figures alone: nalloc (the library's defaults, or the
+ * first nalloc variant run) against the general-purpose allocator with the fastest steady proof.
+ * A wall-time difference is called measured only when it is more than twice the run's noise. */
+static void print_verdict(FILE *out, const mode_run *modes, unsigned count, const dry_info *dry,
+                          unsigned proofs)
+{
+    static const char *const general[] = {"glibc", "jemalloc", "mimalloc"};
+    const mode_run *fm = find_mode(modes, count, "floor"), *na = find_mode(modes, count, "nalloc");
+    for (unsigned m = 0; na == NULL && m < count; m++)
+        if (strncmp(modes[m].name, "nalloc", 6) == 0)
+            na = &modes[m];
+    bool steady = proofs > 1;
+    const mode_run *best = NULL;
+    double best_wall = 0;
+    for (size_t g = 0; g < sizeof general / sizeof general[0]; g++) {
+        const mode_run *m = find_mode(modes, count, general[g]);
+        if (m == NULL)
+            continue;
+        double w = summarize(m, !steady).wall;
+        if (best == NULL || w < best_wall) {
+            best = m;
+            best_wall = w;
+        }
+    }
+    fprintf(out, "\nVerdict");
+    if (fm == NULL || na == NULL || best == NULL) {
+        fprintf(out, ": it needs the floor, nalloc and a general-purpose allocator in --modes\n");
+        return;
+    }
+    char a[32], b[32];
+    bool unsure = false; /* a wall-time comparison the run cannot decide */
+    fprintf(out, ": %s against %s (the general-purpose allocator with the fastest %s proof in "
+                 "this run), %.1f MiB live per proof\n",
+            na->name, best->name, steady ? "steady" : "first", mib((double)dry->peak_live));
+    for (int phase = steady ? 1 : 0; phase >= 0; phase--) {
+        bool first = phase == 0;
+        summary fl = summarize(fm, first), n = summarize(na, first), g = summarize(best, first);
+        double noise = phase_noise(modes, count, first), diff = g.wall - n.wall;
+        fprintf(out, "  %-16s %+.1f ms over the floor for %s, %+.1f ms for %s: %.1f ms (%.1f%%) "
+                     "%s", first ? "first proof:" : "repeated proofs:", (n.wall - fl.wall) * 1e3,
+                na->name, (g.wall - fl.wall) * 1e3, best->name, fabs(diff) * 1e3,
+                100 * fabs(diff) / g.wall, diff >= 0 ? "faster" : "slower");
+        if (min_samples(modes, count, first) < 2) {
+            fprintf(out, " (one proof each: no noise estimate)\n");
+            unsure = true;
+        } else if (fabs(diff) > 2 * noise) {
+            fprintf(out, " (noise +-%.1f ms: a real difference)\n", noise * 1e3);
+        } else {
+            fprintf(out, " (noise +-%.1f ms: within the noise)\n", noise * 1e3);
+            unsure = true;
+        }
+        fprintf(out, "  %-16s %s page faults per proof for %s, %s for %s; %.1f ms against %.1f "
+                     "ms in the kernel\n", "", grouped(n.minflt, a, sizeof a), na->name,
+                grouped(g.minflt, b, sizeof b), best->name, n.sys * 1e3, g.sys * 1e3);
+    }
+    double nr = 0, gr = 0;
+    for (int phase = 0; phase < 2; phase++) {
+        summary n = summarize(na, phase == 0), g = summarize(best, phase == 0);
+        nr = n.peak_rss > nr ? n.peak_rss : nr;
+        gr = g.peak_rss > gr ? g.peak_rss : gr;
+    }
+    fprintf(out, "  %-16s %.2fx the peak live bytes for %s, %.2fx for %s\n", "peak memory:",
+            nr / (double)dry->peak_live, na->name, gr / (double)dry->peak_live, best->name);
+    if (unsure)
+        fprintf(out, "  Wall times this close are not told apart by this run: page faults, kernel time "
+                     "and memory are; for time,\n  rerun with more rounds (--rounds 6) or on an "
+                     "idle machine.\n");
 }
 
 static void write_summary(const char *path, const char *label, const mode_run *modes,
@@ -464,6 +646,7 @@ int main(int argc, char **argv)
         die("%s", "not enough memory for this size (--force to try anyway)");
 
     /* The rounds: every mode once per round, the order rotated each round. */
+    double load[2] = {load_average(), -1};
     double start = bench_now();
     for (unsigned r = 0; r < rounds; r++) {
         for (unsigned k = 0; k < count; k++) {
@@ -494,15 +677,17 @@ int main(int argc, char **argv)
                     r + 1, rounds, m->name, proofs, bench_now() - t0, bench_now() - start);
         }
     }
+    load[1] = load_average();
     check_checksums(modes, count, (unsigned)proofs);
-    print_table(stdout, modes, count, &dry, (unsigned)rounds, (unsigned)proofs);
+    fprintf(stderr, "bench_prover: every allocator computed the same %lu proofs (checksums "
+                    "match)\n", proofs);
+    print_table(stdout, modes, count, &dry, (unsigned)rounds, (unsigned)proofs, load);
+    print_verdict(stdout, modes, count, &dry, (unsigned)proofs);
     if (summary_csv != NULL)
         write_summary(summary_csv, label, modes, count, &dry);
     if (csv != NULL)
         write_raw(csv, label, modes, count);
     for (unsigned m = 0; m < count; m++)
         free(modes[m].samples);
-    fprintf(stderr, "bench_prover: every allocator computed the same %lu proofs (checksums "
-                    "match)\n", proofs);
     return 0;
 }

@@ -20,28 +20,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$NALLOC_ROOT"
 
-# find_matplotlib: print a Python interpreter that imports matplotlib, installing it when missing
-# (pip for the python3 on PATH; where pip cannot, Debian's python3-matplotlib for /usr/bin/python3).
-find_matplotlib() {
-  local py
-  for py in python3 /usr/bin/python3; do
-    if command -v "$py" >/dev/null 2>&1 && "$py" -c 'import matplotlib' 2>/dev/null; then
-      echo "$py"
-      return 0
-    fi
-  done
-  if command -v python3 >/dev/null 2>&1 && python3 -m pip --version >/dev/null 2>&1; then
-    log "installing matplotlib with pip"
-    if python3 -m pip install --quiet matplotlib >&2 &&
-      python3 -c 'import matplotlib' 2>/dev/null; then
-      echo python3
-      return 0
-    fi
-  fi
-  (apt_install python3-matplotlib) || return 1
-  /usr/bin/python3 -c 'import matplotlib' 2>/dev/null && echo /usr/bin/python3
-}
-
 rounds=${NALLOC_BENCH_ROUNDS:-3}
 scales=${NALLOC_BENCH_SCALES:-"1 4 16"}
 micro=()

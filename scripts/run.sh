@@ -1,16 +1,24 @@
 #!/usr/bin/env bash
-# scripts/run.sh - the main job: nalloc against the system allocators on a prover-shaped workload.
+# scripts/run.sh - the main job: what nalloc changes for a prover, measured and explained.
 #
 # Builds nalloc and its benchmarks (Release, host only: the trace needs no CUDA) into build/run,
-# runs the prover-shaped trace (bench/prover.h: ~40 tables, NTT-extended columns, Merkle trees,
-# FRI) with glibc malloc, jemalloc, mimalloc and nalloc, each in its own process, alternating over
-# 3 rounds, against the floor (the same schedule on prefaulted memory with no allocator), prints
-# the table, then demonstrates a witness wipe. On a fresh Debian machine, as root, it installs
-# what it needs (a compiler, CMake, libjemalloc-dev, libmimalloc-dev). About a minute on 2 cores
-# once built. Progress goes to stderr, the table to stdout; the CSVs land in build/run/.
+# shows a witness wipe on real memory, then runs the prover-shaped trace (bench/prover.h: 40
+# tables, NTT-extended columns, Merkle trees, FRI) at twice the default heights (217 MiB live per
+# proof) with glibc malloc, jemalloc, mimalloc and nalloc, each in its own process, alternating
+# over 3 rounds of 3 proofs, against the floor (the same schedule on prefaulted memory with no
+# allocator). It prints the table in the layout of docs/performance.md and a verdict computed from
+# the run's own numbers: time added per proof, page faults, kernel time and peak memory, nalloc
+# against the best general-purpose allocator, with the run's noise. Then it draws the plot.
 #
-# Usage: scripts/run.sh [bench_prover options]   e.g. --rounds 5, --threads 1, --scale 4,
-#                                                 --modes floor,glibc,nalloc (see --help)
+# The scale is 2x because that is the smallest at which every general-purpose allocator pays page
+# faults on every proof (at 1x glibc keeps its heap between proofs), and it still runs in about a
+# minute on 2 cores once built. On a fresh Debian machine, as root, it installs what it needs (a
+# compiler, CMake, libjemalloc-dev, libmimalloc-dev; matplotlib for the plot).
+# Progress goes to stderr, the table and the verdict to stdout; CSVs and the plot to build/run/.
+#
+# Usage: scripts/run.sh [bench_prover options]   they override the defaults, e.g. --rounds 6,
+#          --scale 4, --threads 1, --modes floor,glibc,jemalloc,mimalloc,nalloc,nalloc-huge
+#          (build/run/bench/bench_prover --help lists them)
 # Environment: NALLOC_JOBS (parallel build jobs, default nproc).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -24,17 +32,40 @@ command -v cc >/dev/null 2>&1 || apt_install gcc
 apt_install libc6-dev libjemalloc-dev libmimalloc-dev
 
 dir=build/run
-mkdir -p "$dir"
-log "configure ($dir, Release, host only)"
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DNALLOC_CUDA=OFF -DNALLOC_BUILD_TESTS=OFF \
-  -DNALLOC_BUILD_BENCH=ON >"$dir/configure.log" 2>&1 ||
-  { cat "$dir/configure.log" >&2; die "configure failed"; }
-log "build"
-cmake --build "$dir" -j "$NALLOC_JOBS" --target bench_prover wipe_demo >"$dir/build.log" 2>&1 ||
-  { tail -n 60 "$dir/build.log" >&2; die "build failed"; }
+log "configure ($dir: Release, host only)"
+configure_build "$dir" "$dir.configure.log" -DCMAKE_BUILD_TYPE=Release -DNALLOC_CUDA=OFF \
+  -DNALLOC_BUILD_TESTS=OFF -DNALLOC_BUILD_BENCH=ON
+log "build (the library, the benchmark and one worker per allocator)"
+build_targets "$dir" "$dir.build.log" bench_prover wipe_demo
 
-log "prover-shaped benchmark (each allocator in its own process; progress below)"
-"$dir/bench/bench_prover" --csv "$dir/prover-raw.csv" --summary "$dir/prover-summary.csv" "$@"
-log "per-proof figures: $dir/prover-raw.csv; the table's medians: $dir/prover-summary.csv"
-
+log "the witness wipe, on real memory"
 "$dir/bench/wipe_demo"
+
+# The scale goes into the CSV names, where scripts/plot_bench.py reads it from; a --scale among
+# the user's options wins over the default, as every later option does in bench_prover.
+scale=2
+args=("$@")
+for ((i = 0; i + 1 < ${#args[@]}; i++)); do
+  [ "${args[i]}" = --scale ] && scale=${args[i + 1]}
+done
+rm -f "$dir"/prover-x*-summary.csv "$dir"/prover-x*-raw.csv
+{
+  echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  grep -m1 'model name' /proc/cpuinfo || true
+  echo "cpus: $(nproc)"
+  grep -E 'MemTotal' /proc/meminfo
+} >"$dir/machine.txt"
+
+log "the prover-shaped trace at ${scale}x: each allocator in its own process, in turn"
+start=$SECONDS
+"$dir/bench/bench_prover" --scale 2 --modes floor,glibc,jemalloc,mimalloc,nalloc --rounds 3 \
+  --proofs 3 --label "$scale" "$@" \
+  --csv "$dir/prover-x$scale-raw.csv" --summary "$dir/prover-x$scale-summary.csv"
+log "measured in $((SECONDS - start)) s; every proof: $dir/prover-x$scale-raw.csv, the medians:" \
+  "$dir/prover-x$scale-summary.csv"
+
+if py=$(find_matplotlib); then
+  "$py" scripts/plot_bench.py --prover "$dir" >&2 && log "plot: $dir/prover.png"
+else
+  log "matplotlib is not available: no plot (the CSVs are complete)"
+fi

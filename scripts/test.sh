@@ -5,7 +5,7 @@
 #   release  Release, CUDA parts when nvcc is found          build/test-release
 #   asan     Debug + AddressSanitizer + UndefinedBehaviorSanitizer, internal assertions on
 #   tsan     ThreadSanitizer (host library only: the CUDA runtime is not TSan-instrumented)
-# then two memory-checker steps (src/track.h; README "Sanitizers, Valgrind and fuzzing"):
+# then two memory-checker steps (src/track.h; docs/testing.md, "Sanitizers and Valgrind"):
 #   valgrind NALLOC_VALGRIND build, unit tests under valgrind --error-exitcode (installs valgrind)
 #   fuzz     clang + libFuzzer + ASan/UBSan: the corpus once, then NALLOC_FUZZ_SECONDS (60) of
 #            fuzzing; a failing input is left in build/test-fuzz/ and fails the script

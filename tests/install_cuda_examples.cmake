@@ -1,8 +1,8 @@
 # tests/install_cuda_examples.cmake - install nalloc into a scratch prefix, then build the CUDA
-# examples of README.md (the ```cuda blocks after an <!-- example:cuda-NAME --> marker: pinned
+# examples of docs/cuda.md (the ```cuda blocks after an <!-- example:cuda-NAME --> marker: pinned
 # staging, Thrust and CUB) with nvcc against the installed tree alone, the way a prover's build
 # would, and run them when a device is present (exit 77 from an example means "no device").
-# Run by ctest as: cmake -DBUILD_DIR=... -DPREFIX=... -DLIBDIR=... -DREADME=... -DNVCC=...
+# Run by ctest as: cmake -DBUILD_DIR=... -DPREFIX=... -DLIBDIR=... -DDOC=... -DNVCC=...
 #   -P install_cuda_examples.cmake
 file(REMOVE_RECURSE "${PREFIX}")
 execute_process(COMMAND "${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${PREFIX}"
@@ -16,12 +16,12 @@ foreach(header nalloc.h cuda.h thrust.cuh bump.h config.h)
   endif()
 endforeach()
 
-file(READ "${README}" text)
+file(READ "${DOC}" text)
 set(found 0)
 foreach(name staging thrust)
   string(FIND "${text}" "<!-- example:cuda-${name}" at)
   if(at EQUAL -1)
-    message(FATAL_ERROR "README.md has no example:cuda-${name} block")
+    message(FATAL_ERROR "${DOC} has no example:cuda-${name} block")
   endif()
   string(SUBSTRING "${text}" ${at} -1 rest)
   string(FIND "${rest}" "```cuda\n" open)
@@ -39,12 +39,12 @@ foreach(name staging thrust)
             -L "${PREFIX}/${LIBDIR}" -lnalloc -Xlinker -rpath -Xlinker "${PREFIX}/${LIBDIR}"
     RESULT_VARIABLE rc)
   if(rc)
-    message(FATAL_ERROR "README example cuda-${name} did not build against the installed nalloc")
+    message(FATAL_ERROR "example cuda-${name} of ${DOC} did not build against the installed nalloc")
   endif()
   execute_process(COMMAND "${PREFIX}/example_${name}" RESULT_VARIABLE rc)
   if(rc EQUAL 77)
     message(STATUS "cuda-${name}: built and linked against the install tree; no device to run it")
   elseif(rc)
-    message(FATAL_ERROR "README example cuda-${name} failed (${rc})")
+    message(FATAL_ERROR "example cuda-${name} of ${DOC} failed (${rc})")
   endif()
 endforeach()

@@ -109,7 +109,7 @@ static void thrust_takes_its_temporary_storage_from_the_arena(nalloc_arena *a)
     CHECK(used(a) >= before + 8000);
     thrust::return_temporary_buffer(policy, buf.first, buf.second);
     CHECK(used(a) == before); // the most recent block: given back exactly
-    // The allocator passed by value in one expression, as the README shows it.
+    // The allocator passed by value in one expression, as docs/cuda.md shows it.
     auto tmp = thrust::get_temporary_buffer<char>(thrust::cuda::par(nalloc::thrust_allocator(a)), 10);
     CHECK(inside(a, thrust::raw_pointer_cast(tmp.first), 10));
     thrust::return_temporary_buffer(thrust::cuda::par(nalloc::thrust_allocator(a)), tmp.first,
