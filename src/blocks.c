@@ -161,7 +161,9 @@ static void chunk_pop(nalloc_arena *a, na_chunk *c, na_block *h, size_t tracked)
 {
     for (;;) {
         size_t cursor = below_block(a, h), link = h->link;
-        if (tracked == NA_BLOCK_HEADER) /* marked freed: it was deferred until now */
+        /* Marked freed: it was deferred until now. (Not told by `tracked`: the owner's own free
+         * of a 0-byte block tracks just its header too.) */
+        if (__atomic_load_n(&h->size, __ATOMIC_RELAXED) & NA_BLOCK_FREED)
             __atomic_fetch_sub(&a->freed_bytes, nalloc_atomic_load(&c->cursor) - cursor,
                                __ATOMIC_RELAXED);
         h->check = 0;
