@@ -279,6 +279,21 @@ static void *shared_alloc(nalloc_arena *a, na_stat_slot *s, size_t size, size_t 
                           size_t align)
 {
     size_t offset = nalloc_atomic_load(&a->bump.offset), first, last;
+    na_range r;
+    /* A free stretch first, as chunks do: big blocks freed under others (a thread keeping two
+     * buffers and freeing the older) are reused, instead of the offset climbing past them until
+     * the arena is full of free stretches. Room for the header and any padding; what is left
+     * over goes back. */
+    if (__atomic_load_n(&a->stretch_count, __ATOMIC_RELAXED) > 0 && extent <= SIZE_MAX - align &&
+        na_stretch_take(a, extent + align - 1, 1, extent + align - 1, &r)) {
+        first = (size_t)(((a->bump.base + r.begin + NA_BLOCK_HEADER + align - 1) &
+                          ~(uintptr_t)(align - 1)) - a->bump.base);
+        last = first + (extent - NA_BLOCK_HEADER);
+        if (last < r.end)
+            na_stretch_free(a, last, r.end);
+        offset = r.begin; /* where its reservation began: its free gives back from here */
+        goto found;
+    }
     for (;;) {
         if (offset > a->bump.capacity - NA_BLOCK_HEADER ||
             !nalloc_bump_fit(a->bump.base, a->bump.capacity, offset + NA_BLOCK_HEADER,
@@ -288,6 +303,7 @@ static void *shared_alloc(nalloc_arena *a, na_stat_slot *s, size_t size, size_t 
                                         __ATOMIC_RELAXED))
             break;
     }
+found:;
     size_t hoff = first - NA_BLOCK_HEADER;
     na_block *h = header_at(a, hoff);
     na_track_alloc(a, h, NA_BLOCK_HEADER + size, extent);
