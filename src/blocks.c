@@ -116,7 +116,7 @@ static void chunk_untrack(nalloc_arena *a, size_t offset, size_t top)
     na_track_resize(a, ch, NA_CHUNK_HEADER, 0);
 }
 
-/* Release a chunk whose blocks are all free (won the state handshake). */
+/* Release a chunk whose blocks are all free (won the handshake below). */
 static void chunk_release(nalloc_arena *a, size_t offset)
 {
     na_chunk_header *ch = chunk_at(a, offset);
@@ -124,6 +124,12 @@ static void chunk_release(nalloc_arena *a, size_t offset)
     chunk_untrack(a, offset, ch->top);
     shared_free(a, below, end);
 }
+
+/* Who releases a chunk its owner left is decided by one word, so that nobody reads the chunk's
+ * header after it may be gone: `remote` counts the blocks freed other than by the owner's own
+ * path; leaving adds NA_CHUNK_ABANDONED less the blocks the owner left in it (never fewer than
+ * those freed so far), and whichever addition brings it to exactly NA_CHUNK_ABANDONED (every
+ * block freed) releases the chunk, once. */
 
 /* The owner leaves its chunk (c: its na_chunk, current): the last free releases it. */
 static void chunk_abandon(nalloc_arena *a, na_chunk *c)
@@ -133,24 +139,16 @@ static void chunk_abandon(nalloc_arena *a, na_chunk *c)
     ch->top = nalloc_atomic_load(&c->top);
     ch->end = nalloc_atomic_load(&c->end);
     nalloc_atomic_store(&c->end, 0);
-    size_t state = NA_CHUNK_ABANDONED | own;
-    __atomic_store_n(&ch->state, state, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&ch->remote, __ATOMIC_SEQ_CST) == own &&
-        __atomic_compare_exchange_n(&ch->state, &state, NA_CHUNK_RELEASED, false, __ATOMIC_SEQ_CST,
-                                    __ATOMIC_RELAXED))
+    __atomic_store_n(&ch->state, NA_CHUNK_ABANDONED | own, __ATOMIC_RELAXED); /* for debuggers */
+    if (__atomic_add_fetch(&ch->remote, NA_CHUNK_ABANDONED - own, __ATOMIC_ACQ_REL) ==
+        NA_CHUNK_ABANDONED)
         chunk_release(a, offset);
 }
 
 /* A block of the chunk at `offset` was freed by someone other than its owner's own path. */
 static void chunk_remote_free(nalloc_arena *a, size_t offset)
 {
-    na_chunk_header *ch = chunk_at(a, offset);
-    size_t freed = __atomic_add_fetch(&ch->remote, 1, __ATOMIC_SEQ_CST);
-    size_t state = __atomic_load_n(&ch->state, __ATOMIC_SEQ_CST);
-    if (state != NA_CHUNK_RELEASED && (state & NA_CHUNK_ABANDONED) &&
-        (state & ~NA_CHUNK_ABANDONED) == freed &&
-        __atomic_compare_exchange_n(&ch->state, &state, NA_CHUNK_RELEASED, false, __ATOMIC_SEQ_CST,
-                                    __ATOMIC_RELAXED))
+    if (__atomic_add_fetch(&chunk_at(a, offset)->remote, 1, __ATOMIC_ACQ_REL) == NA_CHUNK_ABANDONED)
         chunk_release(a, offset);
 }
 
@@ -459,8 +457,11 @@ nalloc_status na_block_free(nalloc_arena *a, const void *ptr)
             __atomic_store_n(&h->size, size | NA_BLOCK_FREED, __ATOMIC_RELEASE);
         }
     } else {
-        na_chunk_header *ch = chunk_at(a, h->chunk);
-        if (h->chunk > a->bump.capacity - NA_CHUNK_HEADER || ch->check != na_check(a, h->chunk, 2))
+        /* Read before the mark: once the block is marked, its owner may pop it and hand out its
+         * bytes (and header) again. */
+        size_t chunk = h->chunk;
+        na_chunk_header *ch = chunk_at(a, chunk);
+        if (chunk > a->bump.capacity - NA_CHUNK_HEADER || ch->check != na_check(a, chunk, 2))
             return NALLOC_ERR_INVALID;
         /* Poisoned before it is marked: once the owner sees the mark it may hand the bytes out. */
         na_track_resize(a, h, NA_BLOCK_HEADER + size, NA_BLOCK_HEADER);
@@ -472,7 +473,7 @@ nalloc_status na_block_free(nalloc_arena *a, const void *ptr)
             na_track_resize_undo(a, h, NA_BLOCK_HEADER + size, NA_BLOCK_HEADER);
             return NALLOC_ERR_STATE;
         }
-        chunk_remote_free(a, h->chunk);
+        chunk_remote_free(a, chunk);
     }
     /* Freed stretches wait for what lies above them; if that is this thread's own chunk, empty
      * now, it goes back whole and lets them go. */
