@@ -380,16 +380,16 @@ static na_block *block_find(nalloc_arena *a, const void *ptr, size_t *offset)
 
 void na_block_zero(nalloc_arena *a, void *ptr, size_t size)
 {
-    size_t hoff;
+    size_t hoff, dirty_bytes = size;
     na_block *h = block_find(a, ptr, &hoff);
     if (h != NULL && h->chunk == NA_BLOCK_SHARED && a->backing->fresh_is_zero) {
         /* Taken from the offset: bytes at or above the dirty extent were never handed out since
          * the last wipe (read after the allocation, as nalloc_alloc_zeroed does). */
         size_t begin = hoff + NA_BLOCK_HEADER, dirty = nalloc_atomic_load(&a->dirty_end);
-        size = begin >= dirty ? 0 : (dirty - begin < size ? dirty - begin : size);
+        dirty_bytes = begin >= dirty ? 0 : (dirty - begin < size ? dirty - begin : size);
     }
-    memset(ptr, 0, size); /* in a chunk: its bytes may have held freed blocks */
-    na_track_zeroed(a, ptr, size);
+    memset(ptr, 0, dirty_bytes); /* in a chunk: its bytes may have held freed blocks */
+    na_track_zeroed(a, ptr, size); /* all of it reads as zero, the fresh part too */
 }
 
 bool na_block_size(nalloc_arena *a, const void *ptr, size_t *size)
