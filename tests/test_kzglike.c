@@ -384,6 +384,10 @@ static void test_too_small_an_arena_falls_back_and_the_results_stay_right(void *
 
 int main(void)
 {
+    if (under_valgrind()) { /* its preloaded malloc comes before ours: nothing would be routed */
+        printf("skipped: the override library cannot come first under Valgrind\n");
+        return 77;
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_the_plain_results_check_out_without_the_library),
         cmocka_unit_test_teardown(test_the_override_library_comes_before_the_c_library, no_routes_left),
