@@ -18,6 +18,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$NALLOC_ROOT"
 
 need_build_tools
+apt_install sqlite3 zlib1g-dev # run under the override library by tests/override/*.sh
 if find_nvcc; then cuda=AUTO; else cuda=OFF; log "nvcc not found: testing the host library only"; fi
 if have_gpu; then
   log "a GPU is present: gpu-labelled tests will run"

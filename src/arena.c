@@ -344,7 +344,8 @@ nalloc_status nalloc_arena_destroy(nalloc_arena *a)
     nalloc_status st = na_arena_check(a);
     if (st != NALLOC_OK)
         return na_set_error(st);
-    if (a->owner != NULL || na_blocks_live(a) > 0) /* a context's, or blocks still alive */
+    /* A context's, or blocks still alive in it or in a lane it would destroy with it. */
+    if (a->owner != NULL || na_blocks_live(a) > 0 || na_lanes_blocks_live(a))
         return na_set_error(NALLOC_ERR_STATE);
     return na_arena_destroy(a);
 }
@@ -352,8 +353,8 @@ nalloc_status nalloc_arena_destroy(nalloc_arena *a)
 nalloc_status nalloc_arena_destroy_deferred(nalloc_arena *a)
 {
     nalloc_status st = na_arena_check(a);
-    if (st == NALLOC_OK && a->owner != NULL)
-        st = NALLOC_ERR_STATE;
+    if (st == NALLOC_OK && (a->owner != NULL || na_lanes_blocks_live(a)))
+        st = NALLOC_ERR_STATE; /* a context's, or its lanes' blocks would die with it */
     if (st != NALLOC_OK)
         return na_set_error(st);
     pthread_mutex_lock(&a->control);

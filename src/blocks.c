@@ -116,7 +116,7 @@ static void chunk_untrack(nalloc_arena *a, size_t offset, size_t top)
     na_track_resize(a, ch, NA_CHUNK_HEADER, 0);
 }
 
-/* Release a chunk whose blocks are all free (won the state handshake). */
+/* Release a chunk whose blocks are all free (won the handshake below). */
 static void chunk_release(nalloc_arena *a, size_t offset)
 {
     na_chunk_header *ch = chunk_at(a, offset);
@@ -124,6 +124,12 @@ static void chunk_release(nalloc_arena *a, size_t offset)
     chunk_untrack(a, offset, ch->top);
     shared_free(a, below, end);
 }
+
+/* Who releases a chunk its owner left is decided by one word, so that nobody reads the chunk's
+ * header after it may be gone: `remote` counts the blocks freed other than by the owner's own
+ * path; leaving adds NA_CHUNK_ABANDONED less the blocks the owner left in it (never fewer than
+ * those freed so far), and whichever addition brings it to exactly NA_CHUNK_ABANDONED (every
+ * block freed) releases the chunk, once. */
 
 /* The owner leaves its chunk (c: its na_chunk, current): the last free releases it. */
 static void chunk_abandon(nalloc_arena *a, na_chunk *c)
@@ -133,24 +139,16 @@ static void chunk_abandon(nalloc_arena *a, na_chunk *c)
     ch->top = nalloc_atomic_load(&c->top);
     ch->end = nalloc_atomic_load(&c->end);
     nalloc_atomic_store(&c->end, 0);
-    size_t state = NA_CHUNK_ABANDONED | own;
-    __atomic_store_n(&ch->state, state, __ATOMIC_SEQ_CST);
-    if (__atomic_load_n(&ch->remote, __ATOMIC_SEQ_CST) == own &&
-        __atomic_compare_exchange_n(&ch->state, &state, NA_CHUNK_RELEASED, false, __ATOMIC_SEQ_CST,
-                                    __ATOMIC_RELAXED))
+    __atomic_store_n(&ch->state, NA_CHUNK_ABANDONED | own, __ATOMIC_RELAXED); /* for debuggers */
+    if (__atomic_add_fetch(&ch->remote, NA_CHUNK_ABANDONED - own, __ATOMIC_ACQ_REL) ==
+        NA_CHUNK_ABANDONED)
         chunk_release(a, offset);
 }
 
 /* A block of the chunk at `offset` was freed by someone other than its owner's own path. */
 static void chunk_remote_free(nalloc_arena *a, size_t offset)
 {
-    na_chunk_header *ch = chunk_at(a, offset);
-    size_t freed = __atomic_add_fetch(&ch->remote, 1, __ATOMIC_SEQ_CST);
-    size_t state = __atomic_load_n(&ch->state, __ATOMIC_SEQ_CST);
-    if (state != NA_CHUNK_RELEASED && (state & NA_CHUNK_ABANDONED) &&
-        (state & ~NA_CHUNK_ABANDONED) == freed &&
-        __atomic_compare_exchange_n(&ch->state, &state, NA_CHUNK_RELEASED, false, __ATOMIC_SEQ_CST,
-                                    __ATOMIC_RELAXED))
+    if (__atomic_add_fetch(&chunk_at(a, offset)->remote, 1, __ATOMIC_ACQ_REL) == NA_CHUNK_ABANDONED)
         chunk_release(a, offset);
 }
 
@@ -161,7 +159,9 @@ static void chunk_pop(nalloc_arena *a, na_chunk *c, na_block *h, size_t tracked)
 {
     for (;;) {
         size_t cursor = below_block(a, h), link = h->link;
-        if (tracked == NA_BLOCK_HEADER) /* marked freed: it was deferred until now */
+        /* Marked freed: it was deferred until now. (Not told by `tracked`: the owner's own free
+         * of a 0-byte block tracks just its header too.) */
+        if (__atomic_load_n(&h->size, __ATOMIC_RELAXED) & NA_BLOCK_FREED)
             __atomic_fetch_sub(&a->freed_bytes, nalloc_atomic_load(&c->cursor) - cursor,
                                __ATOMIC_RELAXED);
         h->check = 0;
@@ -277,6 +277,21 @@ static void *shared_alloc(nalloc_arena *a, na_stat_slot *s, size_t size, size_t 
                           size_t align)
 {
     size_t offset = nalloc_atomic_load(&a->bump.offset), first, last;
+    na_range r;
+    /* A free stretch first, as chunks do: big blocks freed under others (a thread keeping two
+     * buffers and freeing the older) are reused, instead of the offset climbing past them until
+     * the arena is full of free stretches. Room for the header and any padding; what is left
+     * over goes back. */
+    if (__atomic_load_n(&a->stretch_count, __ATOMIC_RELAXED) > 0 && extent <= SIZE_MAX - align &&
+        na_stretch_take(a, extent + align - 1, 1, extent + align - 1, &r)) {
+        first = (size_t)(((a->bump.base + r.begin + NA_BLOCK_HEADER + align - 1) &
+                          ~(uintptr_t)(align - 1)) - a->bump.base);
+        last = first + (extent - NA_BLOCK_HEADER);
+        if (last < r.end)
+            na_stretch_free(a, last, r.end);
+        offset = r.begin; /* where its reservation began: its free gives back from here */
+        goto found;
+    }
     for (;;) {
         if (offset > a->bump.capacity - NA_BLOCK_HEADER ||
             !nalloc_bump_fit(a->bump.base, a->bump.capacity, offset + NA_BLOCK_HEADER,
@@ -286,6 +301,7 @@ static void *shared_alloc(nalloc_arena *a, na_stat_slot *s, size_t size, size_t 
                                         __ATOMIC_RELAXED))
             break;
     }
+found:;
     size_t hoff = first - NA_BLOCK_HEADER;
     na_block *h = header_at(a, hoff);
     na_track_alloc(a, h, NA_BLOCK_HEADER + size, extent);
@@ -364,16 +380,16 @@ static na_block *block_find(nalloc_arena *a, const void *ptr, size_t *offset)
 
 void na_block_zero(nalloc_arena *a, void *ptr, size_t size)
 {
-    size_t hoff;
+    size_t hoff, dirty_bytes = size;
     na_block *h = block_find(a, ptr, &hoff);
     if (h != NULL && h->chunk == NA_BLOCK_SHARED && a->backing->fresh_is_zero) {
         /* Taken from the offset: bytes at or above the dirty extent were never handed out since
          * the last wipe (read after the allocation, as nalloc_alloc_zeroed does). */
         size_t begin = hoff + NA_BLOCK_HEADER, dirty = nalloc_atomic_load(&a->dirty_end);
-        size = begin >= dirty ? 0 : (dirty - begin < size ? dirty - begin : size);
+        dirty_bytes = begin >= dirty ? 0 : (dirty - begin < size ? dirty - begin : size);
     }
-    memset(ptr, 0, size); /* in a chunk: its bytes may have held freed blocks */
-    na_track_zeroed(a, ptr, size);
+    memset(ptr, 0, dirty_bytes); /* in a chunk: its bytes may have held freed blocks */
+    na_track_zeroed(a, ptr, size); /* all of it reads as zero, the fresh part too */
 }
 
 bool na_block_size(nalloc_arena *a, const void *ptr, size_t *size)
@@ -441,8 +457,11 @@ nalloc_status na_block_free(nalloc_arena *a, const void *ptr)
             __atomic_store_n(&h->size, size | NA_BLOCK_FREED, __ATOMIC_RELEASE);
         }
     } else {
-        na_chunk_header *ch = chunk_at(a, h->chunk);
-        if (h->chunk > a->bump.capacity - NA_CHUNK_HEADER || ch->check != na_check(a, h->chunk, 2))
+        /* Read before the mark: once the block is marked, its owner may pop it and hand out its
+         * bytes (and header) again. */
+        size_t chunk = h->chunk;
+        na_chunk_header *ch = chunk_at(a, chunk);
+        if (chunk > a->bump.capacity - NA_CHUNK_HEADER || ch->check != na_check(a, chunk, 2))
             return NALLOC_ERR_INVALID;
         /* Poisoned before it is marked: once the owner sees the mark it may hand the bytes out. */
         na_track_resize(a, h, NA_BLOCK_HEADER + size, NA_BLOCK_HEADER);
@@ -454,7 +473,7 @@ nalloc_status na_block_free(nalloc_arena *a, const void *ptr)
             na_track_resize_undo(a, h, NA_BLOCK_HEADER + size, NA_BLOCK_HEADER);
             return NALLOC_ERR_STATE;
         }
-        chunk_remote_free(a, h->chunk);
+        chunk_remote_free(a, chunk);
     }
     /* Freed stretches wait for what lies above them; if that is this thread's own chunk, empty
      * now, it goes back whole and lets them go. */

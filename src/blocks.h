@@ -18,7 +18,6 @@
 
 #define NA_CHUNK_OWNED ((size_t)0)
 #define NA_CHUNK_ABANDONED ((size_t)1 << 63) /* | the blocks the owner left in it */
-#define NA_CHUNK_RELEASED (~(size_t)0)
 
 /* In front of every block (header offset = block offset - NA_BLOCK_HEADER). */
 typedef struct na_block {
@@ -33,8 +32,11 @@ typedef struct na_block {
 typedef struct na_chunk_header {
     size_t below;   /* the arena's offset before the chunk was taken: where it goes back to */
     size_t end;     /* offset just past the chunk (grows while the owner extends it in place) */
-    size_t remote;  /* blocks of the chunk freed other than by its owner's own frees (atomic) */
-    size_t state;   /* NA_CHUNK_OWNED, NA_CHUNK_ABANDONED | count, NA_CHUNK_RELEASED (atomic) */
+    size_t remote;  /* blocks of the chunk freed other than by its owner's own frees, plus
+                       NA_CHUNK_ABANDONED less the blocks the owner left once it left (atomic;
+                       blocks.c, chunk_abandon) */
+    size_t state;   /* NA_CHUNK_OWNED, or NA_CHUNK_ABANDONED | the blocks the owner left: for
+                       debuggers only (atomic) */
     size_t top;     /* the owner's top when it abandoned the chunk (na_chunk.top) */
     uint64_t check; /* na_check(arena, chunk offset, 2) */
     size_t spare[2];

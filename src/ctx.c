@@ -99,7 +99,8 @@ nalloc_status nalloc_ctx_destroy(nalloc_ctx *ctx)
     /* Malloc-family blocks still alive in an arena: refused, nothing destroyed (as
      * nalloc_arena_destroy; the caller frees them first). */
     for (int k = 0; ctx_alive(ctx) && k < NALLOC_KIND_COUNT; k++)
-        if (ctx->arenas[k] != NULL && na_blocks_live(ctx->arenas[k]) > 0)
+        if (ctx->arenas[k] != NULL &&
+            (na_blocks_live(ctx->arenas[k]) > 0 || na_lanes_blocks_live(ctx->arenas[k])))
             return na_set_error(NALLOC_ERR_STATE);
     uint64_t live = NA_MAGIC_CTX;
     if (!__atomic_compare_exchange_n(&ctx->magic, &live, NA_MAGIC_DEAD, false, __ATOMIC_ACQ_REL,

@@ -337,6 +337,10 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
  * up may be released (control lock held). */
 bool na_lanes_hold(nalloc_arena *a, size_t target);
 
+/* True when a live (or doomed) lane split from `a`, directly or not, has malloc-family blocks
+ * alive: destroying `a` would destroy their memory. */
+bool na_lanes_blocks_live(const nalloc_arena *a);
+
 /* Destroy every live lane of `a`, waiting for lanes another thread is destroying (control lock of
  * `a` held). */
 void na_lanes_destroy_all(nalloc_arena *a);

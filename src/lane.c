@@ -266,6 +266,33 @@ bool na_lanes_hold(nalloc_arena *a, size_t target)
     return __atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0 && target < a->lanes_end;
 }
 
+typedef struct blocks_search {
+    const nalloc_arena *ancestor;
+    bool live; /* a lane below `ancestor` has live malloc-family blocks */
+} blocks_search;
+
+static void find_live_blocks(void *handle, void *arg)
+{
+    const nalloc_arena *a = handle;
+    blocks_search *s = arg;
+    if (s->live || !na_arena_mapped(a)) /* contexts and free slots included */
+        return;
+    for (const nalloc_arena *p = a->parent; p != NULL; p = p->parent)
+        if (p == s->ancestor) {
+            s->live = na_blocks_live(a) > 0;
+            return;
+        }
+}
+
+bool na_lanes_blocks_live(const nalloc_arena *a)
+{
+    if (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) == 0)
+        return false;
+    blocks_search s = {a, false};
+    na_handle_foreach(find_live_blocks, &s);
+    return s.live;
+}
+
 typedef struct lane_search {
     const nalloc_arena *parent;
     nalloc_arena *found; /* a live lane of parent, or NULL */
@@ -275,7 +302,8 @@ static void find_lane(void *handle, void *arg)
 {
     nalloc_arena *a = handle;
     lane_search *s = arg;
-    if (s->found == NULL && na_arena_alive(a) && a->parent == s->parent)
+    /* Doomed lanes too (nalloc_arena_destroy_deferred): they count in lanes_alive. */
+    if (s->found == NULL && na_arena_mapped(a) && a->parent == s->parent)
         s->found = a;
 }
 

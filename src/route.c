@@ -24,6 +24,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <malloc.h>
 #include <string.h>
 
 #define NALLOC_ROUTE_DEPTH 16
@@ -44,7 +45,19 @@ static nalloc_arena *default_route; /* atomic; NULL: the system allocator */
  * The system allocator
  * ------------------------------------------------------------------------------------------- */
 
-#if defined(__GLIBC__)
+/* Under AddressSanitizer or ThreadSanitizer malloc is the sanitizer's: it intercepts the public
+ * names and some internal ones (__libc_memalign), not others (__libc_free), so the internal names
+ * would mix two allocators. The public names are the system allocator there (the override library
+ * is never loaded into a sanitized program). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define NA_SYS_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define NA_SYS_SANITIZED 1
+#endif
+#endif
+
+#if defined(__GLIBC__) && !defined(NA_SYS_SANITIZED)
 extern void *__libc_malloc(size_t size);
 extern void *__libc_calloc(size_t count, size_t size);
 extern void *__libc_realloc(void *ptr, size_t size);
@@ -55,6 +68,12 @@ extern void __libc_free(void *ptr);
 #define sys_realloc __libc_realloc
 #define sys_memalign __libc_memalign
 #define sys_free __libc_free
+#elif defined(__GLIBC__)
+#define sys_malloc malloc
+#define sys_calloc calloc
+#define sys_realloc realloc
+#define sys_memalign memalign /* any size, as __libc_memalign (aligned_alloc may want multiples) */
+#define sys_free free
 #else
 #define sys_malloc malloc
 #define sys_calloc calloc
@@ -80,6 +99,10 @@ static pthread_once_t sys_usable_once = PTHREAD_ONCE_INIT;
 
 static void find_sys_usable_size(void)
 {
+#if defined(NA_SYS_SANITIZED)
+    sys_usable_size_fn = malloc_usable_size; /* the sanitizer's, for its blocks */
+    return;
+#endif
     void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
     if (libc != NULL) {
         *(void **)&sys_usable_size_fn = dlsym(libc, "malloc_usable_size");

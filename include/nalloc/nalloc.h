@@ -362,7 +362,8 @@ NALLOC_API nalloc_status nalloc_arena_print_stats(const nalloc_arena *arena, FIL
  *
  * While malloc-family blocks of an arena are alive, nalloc_rollback, nalloc_reset, nalloc_wipe and
  * nalloc_arena_destroy refuse it (NALLOC_ERR_STATE), so no live block's memory is ever reused;
- * nalloc_arena_destroy_deferred destroys it when its last block is freed. docs/routing.md.
+ * nalloc_arena_destroy_deferred destroys it when its last block is freed. Blocks alive in a lane
+ * make its parent (and the parent's context) refuse destroy too. docs/routing.md.
  * ------------------------------------------------------------------------------------------- */
 
 /* The live host or pinned arena (or lane: the innermost) whose range [base, base + capacity)
@@ -463,7 +464,8 @@ NALLOC_API void *nalloc_arena_malloc(nalloc_arena *arena, size_t size, size_t al
 /* Destroy `arena` now if no malloc-family block of it is alive, or else as soon as the last one is
  * freed (by the thread that frees it). From this call on the arena serves nothing and every call
  * but a free of its blocks (and nalloc_owner) treats it as destroyed. NALLOC_ERR_UNSUPPORTED (the
- * arena left as it was) when the kernel lacks membarrier(2), which makes the handshake exact. */
+ * arena left as it was) when the kernel lacks membarrier(2), which makes the handshake exact;
+ * NALLOC_ERR_STATE when lanes split from it have live blocks (free those first). */
 NALLOC_API nalloc_status nalloc_arena_destroy_deferred(nalloc_arena *arena);
 
 /* nalloc_reset and nalloc_wipe that do not refuse live malloc-family blocks: they are forgotten
