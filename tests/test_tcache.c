@@ -1034,7 +1034,7 @@ typedef struct short_thread {
 static size_t short_size(unsigned thread, unsigned block)
 {
     uint64_t rng = UINT64_C(0x2545f4914f6cdd1d) * (thread * SHORT_BLOCKS + block + 1);
-    return 1 + test_rand(&rng) % 700;
+    return 64 * (1 + test_rand(&rng) % 11); /* no padding between blocks: LIFO frees work */
 }
 
 static void *short_life(void *arg)
