@@ -73,12 +73,18 @@ void na_tcache_give_back(nalloc_arena *a, na_chunk *c)
 bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, size_t *begin,
                       size_t *pad)
 {
-    if (size > NA_TCACHE_BYPASS)
-        return nalloc_bump_reserve(&a->bump, size, align, begin, pad);
     uint64_t epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
     size_t want = c->next < NA_TCACHE_FIRST ? NA_TCACHE_FIRST : c->next;
     size_t end = nalloc_atomic_load(&c->end);
     bool current = end != 0 && c->epoch == epoch;
+    if (size > NA_TCACHE_BYPASS) {
+        /* The offset directly. A chunk that is still the last thing in the arena gives its
+         * remainder back first, so that the block lands where it would without the cache (at
+         * the cursor, not past the remainder) and one thread's layout stays the same. */
+        if (current && na_offset_give_back(a, nalloc_atomic_load(&c->cursor), end))
+            nalloc_atomic_store(&c->end, 0);
+        return nalloc_bump_reserve(&a->bump, size, align, begin, pad);
+    }
 
     /* Still the last thing in the arena: grow it in place (exactly what the bump would do
      * without a cache, which keeps one thread's layout unchanged). */
