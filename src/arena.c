@@ -486,9 +486,12 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
         return NALLOC_ERR_NOT_IN_CHUNK;
     if (new_end > end) { /* grow the chunk with it, if nothing lies above the chunk */
         size_t seen = end;
+        /* The caller checked that the arena has room: a failure here means something lies
+         * after the chunk, so the block is not the arena's last (NALLOC_ERR_STATE, as
+         * nalloc_resize_last says), not an arena out of room. */
         if (!__atomic_compare_exchange_n(&a->bump.offset, &seen, new_end, false, __ATOMIC_ACQUIRE,
                                          __ATOMIC_RELAXED))
-            return NALLOC_ERR_NOMEM;
+            return NALLOC_ERR_STATE;
         nalloc_atomic_store(&c->end, new_end);
     }
     if (new_end < old_end)
