@@ -482,8 +482,17 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
     na_chunk *c = &s->plain;
     size_t begin = (size_t)((uintptr_t)ptr - a->bump.base), end = nalloc_atomic_load(&c->end);
     if (s == &a->shared_slot || end == 0 || c->epoch != __atomic_load_n(&a->epoch, __ATOMIC_RELAXED) ||
-        begin < nalloc_atomic_load(&c->begin) || nalloc_atomic_load(&c->cursor) != old_end)
+        nalloc_atomic_load(&c->cursor) != old_end)
         return NALLOC_ERR_NOT_IN_CHUNK;
+    if (begin < nalloc_atomic_load(&c->begin)) {
+        /* The block ends where the thread's chunk begins, and the chunk is empty (the block was
+         * too big for a chunk, or the chunk began at a mark): the block is the thread's newest
+         * all the same. If nothing lies above the chunk, the chunk goes back, and the block is
+         * the arena's last, as it would be without the cache. */
+        if (na_offset_give_back(a, old_end, end))
+            nalloc_atomic_store(&c->end, 0);
+        return NALLOC_ERR_NOT_IN_CHUNK;
+    }
     if (new_end > end) { /* grow the chunk with it, if nothing lies above the chunk */
         size_t seen = end;
         /* The caller checked that the arena has room: a failure here means something lies
