@@ -507,6 +507,8 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
         na_arena_fold(a, old_end); /* these bytes were handed out: dirty from now on */
     na_track_resize(a, ptr, old_size, new_size);
     nalloc_atomic_store(&c->cursor, new_end);
+    if (new_end < old_end)
+        na_tcache_trim(a, c);
     if (new_end > old_end && a->on_alloc)
         a->on_alloc(a, begin, new_size);
     return NALLOC_OK;

@@ -466,6 +466,10 @@ bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, s
 /* Give the unused part of the thread's chunk back to the offset, or free it as a stretch (by its
  * owner, or for an exiting owner). */
 void na_tcache_give_back(nalloc_arena *a, na_chunk *c);
+/* After the thread's newest block shrank or went back inside chunk `c`: a remainder larger than
+ * the largest chunk (the block had grown past its chunk) goes back to the offset if nothing lies
+ * above it, so that a thread caches at most about one chunk. */
+void na_tcache_trim(nalloc_arena *a, na_chunk *c);
 /* Move the offset from `to` down to `from` if it is still `to` and no mark forbids it (folding
  * the lazy peaks first); false otherwise. */
 bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to);

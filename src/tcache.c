@@ -66,6 +66,13 @@ void na_tcache_give_back(nalloc_arena *a, na_chunk *c)
         na_stretch_free(a, cursor, end); /* for other chunks to reuse meanwhile */
 }
 
+void na_tcache_trim(nalloc_arena *a, na_chunk *c)
+{
+    size_t end = nalloc_atomic_load(&c->end), cursor = nalloc_atomic_load(&c->cursor);
+    if (end - cursor > NA_TCACHE_MAX && na_offset_give_back(a, cursor, end))
+        nalloc_atomic_store(&c->end, cursor);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Refilling
  * ------------------------------------------------------------------------------------------- */
