@@ -849,20 +849,24 @@ static size_t phase_ops(void)
 static void run_phases(unsigned workers)
 {
     enum { PHASES = 8, MARKS = 64 };
-    phases run = {.workers = workers, .ops = phase_ops()};
-    run.arena = arena_of(4 * GiB, true);
-    nalloc_arena *a = run.arena;
-    pthread_barrier_init(&run.start, NULL, workers + 1);
-    pthread_barrier_init(&run.stop, NULL, workers + 1);
+    /* On the heap, and not freed if the test fails: its workers stay parked on its barriers. */
+    phases *run = calloc(1, sizeof *run);
+    assert_non_null(run);
+    run->workers = workers;
+    run->ops = phase_ops();
+    run->arena = arena_of(4 * GiB, true);
+    nalloc_arena *a = run->arena;
+    pthread_barrier_init(&run->start, NULL, workers + 1);
+    pthread_barrier_init(&run->stop, NULL, workers + 1);
     pworker *w = calloc(workers, sizeof *w);
-    pblock *all = calloc(workers * PHASES * run.ops * 2 + 1, sizeof *all);
+    pblock *all = calloc(workers * PHASES * run->ops * 2 + 1, sizeof *all);
     assert_non_null(w);
     assert_non_null(all);
     for (unsigned i = 0; i < workers; i++) {
-        w[i].run = &run;
+        w[i].run = run;
         w[i].id = i;
         w[i].rng = UINT64_C(0x9e3779b97f4a7c15) * (i + 1) + workers;
-        w[i].room = PHASES * run.ops * 2;
+        w[i].room = PHASES * run->ops * 2;
         w[i].blocks = calloc(w[i].room, sizeof *w[i].blocks);
         assert_non_null(w[i].blocks);
         assert_int_equal(pthread_create(&w[i].thread, NULL, pwork, &w[i]), 0);
@@ -872,11 +876,11 @@ static void run_phases(unsigned workers)
 
     for (unsigned phase = 0; phase < PHASES; phase++) {
         nalloc_stats at_start = stats_of(a);
-        run.phase = phase;
-        __atomic_store_n(&run.finished, 0, __ATOMIC_RELAXED);
-        pthread_barrier_wait(&run.start);
+        run->phase = phase;
+        __atomic_store_n(&run->finished, 0, __ATOMIC_RELAXED);
+        pthread_barrier_wait(&run->start);
 
-        /* While they work: marks and snapshots, as often as this thread gets to run. */
+        /* While they work: marks and snapshots, as often as this thread gets to run-> */
         nalloc_mark marks[MARKS];
         size_t nmarks = 0, snapshots = 0;
         const char *broken = NULL;
@@ -893,8 +897,8 @@ static void run_phases(unsigned workers)
                 broken = "a counter went back";
             prev = s;
             snapshots++;
-        } while (__atomic_load_n(&run.finished, __ATOMIC_ACQUIRE) < workers && broken == NULL);
-        pthread_barrier_wait(&run.stop); /* every worker is parked from here on */
+        } while (__atomic_load_n(&run->finished, __ATOMIC_ACQUIRE) < workers && broken == NULL);
+        pthread_barrier_wait(&run->stop); /* every worker is parked from here on */
         if (broken != NULL)
             fail_msg("phase %u: a snapshot taken while %u threads allocated: %s", phase, workers,
                      broken);
@@ -906,7 +910,7 @@ static void run_phases(unsigned workers)
             failures += w[i].failures;
             w[i].allocations = w[i].failures = 0;
         }
-        check_blocks(&run, w, &mine, all);
+        check_blocks(run, w, &mine, all);
         nalloc_stats s = stats_of(a);
         assert_int_equal(s.allocations, allocations);
         assert_int_equal(s.failures, failures);
@@ -970,10 +974,10 @@ static void run_phases(unsigned workers)
             pfill(&mine);
             allocations++;
         }
-        check_blocks(&run, w, &mine, all);
+        check_blocks(run, w, &mine, all);
     }
-    run.phase = UINT_MAX;
-    pthread_barrier_wait(&run.start);
+    run->phase = UINT_MAX;
+    pthread_barrier_wait(&run->start);
     for (unsigned i = 0; i < workers; i++) {
         assert_int_equal(pthread_join(w[i].thread, NULL), 0);
         free(w[i].blocks);
@@ -982,10 +986,11 @@ static void run_phases(unsigned workers)
     assert_int_equal(s.cached, 0); /* the workers exited, and our own chunk: */
     nalloc_mark_get(a);            /* a mark gives it back */
     assert_int_equal(stats_of(a).cached, 0);
-    pthread_barrier_destroy(&run.start);
-    pthread_barrier_destroy(&run.stop);
+    pthread_barrier_destroy(&run->start);
+    pthread_barrier_destroy(&run->stop);
     free(w);
     free(all);
+    free(run);
     nalloc_arena_destroy(a);
 }
 
@@ -1021,7 +1026,7 @@ static void test_sixty_four_threads_allocate_in_phases_while_another_takes_marks
 
 #define SHORT_THREADS 3000
 #define SHORT_WAVE 4   /* threads alive at once */
-#define SHORT_BLOCKS 4 /* each allocates this many, frees all but the first, and exits */
+#define SHORT_BLOCKS 4 /* each keeps its first block; the others it frees, newest, at once */
 
 typedef struct short_thread {
     nalloc_arena *arena;
@@ -1034,43 +1039,43 @@ typedef struct short_thread {
 static size_t short_size(unsigned thread, unsigned block)
 {
     uint64_t rng = UINT64_C(0x2545f4914f6cdd1d) * (thread * SHORT_BLOCKS + block + 1);
-    return 64 * (1 + test_rand(&rng) % 11); /* no padding between blocks: LIFO frees work */
+    return 1 + test_rand(&rng) % 700;
 }
 
 static void *short_life(void *arg)
 {
     short_thread *t = arg;
-    unsigned char *p[SHORT_BLOCKS];
     for (unsigned b = 0; b < SHORT_BLOCKS; b++) {
         size_t size = short_size(t->index, b);
-        p[b] = nalloc_alloc(t->arena, size);
-        if (p[b] == NULL) {
+        unsigned char *p = nalloc_alloc(t->arena, size);
+        if (p == NULL) {
             t->broken = "the arena ran out";
             return NULL;
         }
-        memset(p[b], (int)(t->index % 251 + 1), size);
-    }
-    for (unsigned b = SHORT_BLOCKS; b-- > 1;) /* newest first, each the newest in our chunk */
-        if (nalloc_free_last(t->arena, p[b], short_size(t->index, b)) != NALLOC_OK)
+        memset(p, (int)(t->index % 251 + 1), size);
+        if (b == 0) {
+            t->kept = p;
+            t->kept_size = size;
+        } else if (nalloc_free_last(t->arena, p, size) != NALLOC_OK) {
             t->broken = "free_last of the thread's newest block was refused";
-    t->kept = p[0];
-    t->kept_size = short_size(t->index, 0);
+        }
+    }
     return NULL;
 }
 
 static void test_thousands_of_short_lived_threads_do_not_exhaust_the_arena(void **state)
 {
     (void)state;
-    /* What one thread needs for the same requests: every kept block, and room for the others
-     * of the last thread on top of them. */
+    /* What one thread needs for the same requests: every kept block, their padding, and room
+     * for the largest block freed on top of them. */
     nalloc_arena *one = arena_of(1 * GiB, false);
-    for (unsigned i = 0; i < SHORT_THREADS; i++) {
-        void *p[SHORT_BLOCKS];
-        for (unsigned b = 0; b < SHORT_BLOCKS; b++)
-            assert_non_null(p[b] = nalloc_alloc(one, short_size(i, b)));
-        for (unsigned b = SHORT_BLOCKS; b-- > 1;)
-            assert_int_equal(nalloc_free_last(one, p[b], short_size(i, b)), NALLOC_OK);
-    }
+    for (unsigned i = 0; i < SHORT_THREADS; i++)
+        for (unsigned b = 0; b < SHORT_BLOCKS; b++) {
+            void *p = nalloc_alloc(one, short_size(i, b));
+            assert_non_null(p);
+            if (b > 0)
+                assert_int_equal(nalloc_free_last(one, p, short_size(i, b)), NALLOC_OK);
+        }
     size_t need = stats_of(one).high_water;
     nalloc_arena_destroy(one);
 
