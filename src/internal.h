@@ -521,6 +521,9 @@ void na_stretch_drain(nalloc_arena *a);
 /* Take a free stretch with room for `size` bytes at `align`: up to `want` bytes of it (the rest
  * stays free); false if none has room. */
 bool na_stretch_take(nalloc_arena *a, size_t size, size_t align, size_t want, na_range *out);
+/* As na_stretch_take, among the stretches that begin at or above `floor` only. */
+bool na_stretch_take_above(nalloc_arena *a, size_t floor, size_t size, size_t align, size_t want,
+                           na_range *out);
 /* A phase boundary moved the offset to `target`: stretches above it are gone. */
 void na_stretch_boundary(nalloc_arena *a, size_t target);
 /* Unmap the index (retire). */

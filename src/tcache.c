@@ -119,10 +119,11 @@ bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, s
 
     /* A new chunk: a free stretch that fits, or a stretch of the offset: `want` bytes if there
      * is room, or just what this request needs, or nothing at all (a failed request takes
-     * nothing). */
+     * nothing). Not a stretch below the newest mark: what is allocated after a mark must lie
+     * above it, or a rollback to it would not release it. */
     na_range r;
     if (__atomic_load_n(&a->stretch_count, __ATOMIC_RELAXED) > 0 &&
-        na_stretch_take(a, size, align, want, &r)) {
+        na_stretch_take_above(a, nalloc_atomic_load(&a->mark_floor), size, align, want, &r)) {
         /* reused: [r.begin, r.end) */
     } else {
         size_t offset = nalloc_atomic_load(&a->bump.offset);
