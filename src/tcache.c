@@ -142,7 +142,7 @@ bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, s
     }
     if (!nalloc_bump_fit(a->bump.base, r.end, r.begin, size, align, &first, &last))
         return false; /* cannot happen: both paths checked the fit */
-    c->epoch = epoch;
+    __atomic_store_n(&c->epoch, epoch, __ATOMIC_RELAXED); /* statistics read it meanwhile */
     nalloc_atomic_store(&c->begin, r.begin);
     nalloc_atomic_store(&c->cursor, last);
     nalloc_atomic_store(&c->end, r.end);
