@@ -476,6 +476,30 @@ static void test_a_thread_frees_resizes_and_reallocs_its_newest_block_inside_its
     nalloc_arena_destroy(a);
 }
 
+/* A size that makes the thread's newest block reach into its chunk's unused remainder (up to the
+ * arena's offset, which is the chunk's end) is no block: refused, or the chunk would keep handing
+ * out bytes the offset no longer covers, and a later block would overlap them. */
+static void test_a_wrong_size_reaching_into_the_remainder_is_refused(void **state)
+{
+    (void)state;
+    nalloc_arena *a = arena_of(64 * MiB, true);
+    char *p = nalloc_alloc(a, 100);
+    assert_non_null(p);
+    size_t end = raw_offset(a);
+    assert_true(end > 100); /* the chunk's end */
+    assert_int_equal(nalloc_free_last(a, p, end), NALLOC_ERR_STATE);
+    assert_int_equal(nalloc_free_last(a, p, 101), NALLOC_ERR_STATE);
+    assert_int_equal(nalloc_resize_last(a, p, end, 10), NALLOC_ERR_STATE);
+    assert_int_equal(nalloc_resize_last(a, (char *)p + end, 0, 64), NALLOC_ERR_STATE);
+    assert_int_equal(raw_offset(a), end);
+    /* Whatever comes next is disjoint from p. */
+    char *q = nalloc_alloc(a, 64);
+    char *big = nalloc_alloc(a, 300 * KiB);
+    assert_true(q >= p + 100 && big >= q + 64);
+    assert_int_equal(nalloc_free_last(a, p, 100), NALLOC_ERR_STATE);
+    nalloc_arena_destroy(a);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Marks
  * ------------------------------------------------------------------------------------------- */
@@ -1190,6 +1214,7 @@ int main(void)
         cmocka_unit_test(test_one_thread_lays_out_blocks_as_without_the_cache),
         cmocka_unit_test(test_a_request_too_big_for_a_chunk_lands_where_it_would_without_the_cache),
         cmocka_unit_test(test_a_thread_frees_resizes_and_reallocs_its_newest_block_inside_its_chunk),
+        cmocka_unit_test(test_a_wrong_size_reaching_into_the_remainder_is_refused),
         cmocka_unit_test(test_a_mark_gives_the_threads_chunk_back),
         cmocka_unit_test(test_what_a_thread_allocates_after_its_mark_lies_above_it),
         cmocka_unit_test(test_statistics_are_exact_when_every_thread_is_parked),
