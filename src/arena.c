@@ -481,9 +481,15 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
     na_stat_slot *s = na_stat_slot_of(a);
     na_chunk *c = &s->plain;
     size_t begin = (size_t)((uintptr_t)ptr - a->bump.base), end = nalloc_atomic_load(&c->end);
-    if (s == &a->shared_slot || end == 0 || c->epoch != __atomic_load_n(&a->epoch, __ATOMIC_RELAXED) ||
-        nalloc_atomic_load(&c->cursor) != old_end)
+    if (s == &a->shared_slot || end == 0 || c->epoch != __atomic_load_n(&a->epoch, __ATOMIC_RELAXED))
         return NALLOC_ERR_NOT_IN_CHUNK;
+    size_t cursor = nalloc_atomic_load(&c->cursor);
+    /* A range that ends inside the chunk's unused remainder, or at its end (the arena's offset,
+     * when the chunk is the last thing in it), is no block of this thread's: a wrong size.
+     * Without this, the end of the chunk passes the offset test below, and the offset would move
+     * under a remainder the chunk still hands out. */
+    if (cursor != old_end)
+        return old_end > cursor && old_end <= end ? NALLOC_ERR_STATE : NALLOC_ERR_NOT_IN_CHUNK;
     if (begin < nalloc_atomic_load(&c->begin)) {
         /* The block ends where the thread's chunk begins, and the chunk is empty (the block was
          * too big for a chunk, or the chunk began at a mark): the block is the thread's newest
