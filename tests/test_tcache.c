@@ -332,6 +332,33 @@ static void test_a_request_too_big_for_a_chunk_lands_where_it_would_without_the_
         nalloc_arena_destroy(a[i]);
 }
 
+/* Lanes that share the room left take it from where the last block ends, not from the end of
+ * the thread's chunk: the same lanes as without the cache. */
+static void test_lanes_split_from_one_thread_are_the_same_as_without_the_cache(void **state)
+{
+    (void)state;
+    nalloc_stats lane[2][2], parent[2];
+    for (int i = 0; i < 2; i++) {
+        nalloc_arena *a = arena_of(64 * MiB, i == 1);
+        assert_non_null(nalloc_alloc(a, 4000));
+        assert_non_null(nalloc_alloc(a, 200)); /* the chunk grows past the next page */
+        nalloc_arena *lanes[2];
+        assert_int_equal(nalloc_arena_split(a, 2, 0, lanes), NALLOC_OK);
+        for (int k = 0; k < 2; k++) {
+            lane[i][k] = stats_of(lanes[k]);
+            lane[i][k].base -= a->bump.base;
+        }
+        parent[i] = stats_of(a);
+        nalloc_arena_destroy(a);
+    }
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(lane[0][k].base, lane[1][k].base);
+        assert_int_equal(lane[0][k].capacity, lane[1][k].capacity);
+    }
+    assert_int_equal(parent[0].used, parent[1].used);
+    assert_int_equal(parent[0].layout_digest, parent[1].layout_digest);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * A helper thread that allocates on command, so that two threads' chunks interleave in an order
  * fixed by the test, not by the scheduler.
@@ -1213,6 +1240,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_one_thread_lays_out_blocks_as_without_the_cache),
         cmocka_unit_test(test_a_request_too_big_for_a_chunk_lands_where_it_would_without_the_cache),
+        cmocka_unit_test(test_lanes_split_from_one_thread_are_the_same_as_without_the_cache),
         cmocka_unit_test(test_a_thread_frees_resizes_and_reallocs_its_newest_block_inside_its_chunk),
         cmocka_unit_test(test_a_wrong_size_reaching_into_the_remainder_is_refused),
         cmocka_unit_test(test_a_mark_gives_the_threads_chunk_back),
