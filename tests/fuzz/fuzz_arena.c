@@ -333,6 +333,7 @@ static void check_stats(const model *m)
     CHECK(s.capacity == m->cap);
     CHECK(s.base == m->base);
     CHECK(s.used == m->offset);
+    if (trace) fprintf(stderr, "  cached %zu deferred %zu used %zu hw %zu; model chunk [%zu, %zu) cursor %zu\n", s.cached, s.deferred, s.used, s.high_water, m->chunk_begin, m->chunk_end, m->offset);
     CHECK(s.cached == (m->chunk_end != 0 ? m->chunk_end - m->offset : 0));
     CHECK(s.deferred == 0);
     CHECK(s.cached <= CHUNK_MAX);
@@ -613,8 +614,10 @@ static void apply_move(model *m, uintptr_t p, size_t old_size, size_t new_size)
         CHECK(m_extent(m, old_size, &old_ext));
         if (m->offset > m->chunk_end)
             m->chunk_end = m->offset; /* the chunk grew with the block */
-        else if (ext < old_ext && m->chunk_end - m->offset > CHUNK_MAX && m->offset >= m->floor)
-            give_back(m); /* a shrink left more than a chunk: it goes back */
+        else if (ext < old_ext && m->chunk_end - m->offset > CHUNK_MAX && m->offset >= m->floor) {
+            note_offset(m);
+            m->chunk_end = m->offset; /* a shrink left more than a chunk: that goes back */
+        }
     }
     note_offset(m);
     if (top != NULL && top->off == begin) {
