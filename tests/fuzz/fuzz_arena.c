@@ -333,7 +333,9 @@ static void check_stats(const model *m)
     CHECK(s.capacity == m->cap);
     CHECK(s.base == m->base);
     CHECK(s.used == m->offset);
-    if (trace) fprintf(stderr, "  cached %zu deferred %zu used %zu hw %zu; model chunk [%zu, %zu) cursor %zu\n", s.cached, s.deferred, s.used, s.high_water, m->chunk_begin, m->chunk_end, m->offset);
+    if (trace)
+        fprintf(stderr, "  used %zu cached %zu high-water %zu; model: chunk [%zu, %zu), cursor %zu\n",
+                s.used, s.cached, s.high_water, m->chunk_begin, m->chunk_end, m->offset);
     CHECK(s.cached == (m->chunk_end != 0 ? m->chunk_end - m->offset : 0));
     CHECK(s.deferred == 0);
     CHECK(s.cached <= CHUNK_MAX);
