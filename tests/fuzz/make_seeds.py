@@ -147,6 +147,9 @@ SEEDS = {
     + realloc(0, 1, sz_u16(40000), al_zero()) + realloc(0, 2, sz_u16(500), al_zero()) + free_last(0, 1)
     + free_last(0, 2) + resize(0, 7, sz_small(10)) + resize(0, 1, sz_small(1)) + free_last(0, 7)
     + mark(0) + free_last(0, 0) + alloc(0, sz_small(2)) + free_last(0, 0) + free_last(0, 0),
+    'cache_trim': create(0, cap='64m', rz=100, flags=0x90) + alloc(0, sz_u16(3000)) + resize(0, 0, sz_pow2(21))
+    + resize(0, 0, sz_one()) + realloc(0, 1, sz_u16(40000), al_zero()) + free_last(0, 0) + alloc(0, sz_small(9))
+    + resize(0, 0, sz_pow2(22)) + free_last(0, 0) + alloc(0, sz_small(9)) + check(0),
     'cache_exhaust': create(0, cap='64k', flags=0x80) + alloc(0, sz_u16(3000)) + alloc(0, sz_room_minus(9))
     + alloc(0, sz_room_plus()) + alloc(0, sz_room()) + free_last(0, 0) + aligned(0, sz_room(), al_small(6))
     + reset(0) + alloc(0, sz_room_plus()) + alloc(0, sz_room()) + alloc(0, sz_one())
