@@ -482,20 +482,40 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
     na_stat_slot *s = na_stat_slot_of(a);
     na_chunk *c = &s->plain;
     size_t begin = (size_t)((uintptr_t)ptr - a->bump.base), end = nalloc_atomic_load(&c->end);
-    if (s == &a->shared_slot || end == 0 || c->epoch != __atomic_load_n(&a->epoch, __ATOMIC_RELAXED) ||
-        begin < nalloc_atomic_load(&c->begin) || nalloc_atomic_load(&c->cursor) != old_end)
+    if (s == &a->shared_slot || end == 0 || c->epoch != __atomic_load_n(&a->epoch, __ATOMIC_RELAXED))
         return NALLOC_ERR_NOT_IN_CHUNK;
+    size_t cursor = nalloc_atomic_load(&c->cursor);
+    /* A range that ends inside the chunk's unused remainder, or at its end (the arena's offset,
+     * when the chunk is the last thing in it), is no block of this thread's: a wrong size.
+     * Without this, the end of the chunk passes the offset test below, and the offset would move
+     * under a remainder the chunk still hands out. */
+    if (cursor != old_end)
+        return old_end > cursor && old_end <= end ? NALLOC_ERR_STATE : NALLOC_ERR_NOT_IN_CHUNK;
+    if (begin < nalloc_atomic_load(&c->begin)) {
+        /* The block ends where the thread's chunk begins, and the chunk is empty (the block was
+         * too big for a chunk, or the chunk began at a mark): the block is the thread's newest
+         * all the same. If nothing lies above the chunk, the chunk goes back, and the block is
+         * the arena's last, as it would be without the cache. */
+        if (na_offset_give_back(a, old_end, end))
+            nalloc_atomic_store(&c->end, 0);
+        return NALLOC_ERR_NOT_IN_CHUNK;
+    }
     if (new_end > end) { /* grow the chunk with it, if nothing lies above the chunk */
         size_t seen = end;
+        /* The caller checked that the arena has room: a failure here means something lies
+         * after the chunk, so the block is not the arena's last (NALLOC_ERR_STATE, as
+         * nalloc_resize_last says), not an arena out of room. */
         if (!__atomic_compare_exchange_n(&a->bump.offset, &seen, new_end, false, __ATOMIC_ACQUIRE,
                                          __ATOMIC_RELAXED))
-            return NALLOC_ERR_NOMEM;
+            return NALLOC_ERR_STATE;
         nalloc_atomic_store(&c->end, new_end);
     }
     if (new_end < old_end)
         na_arena_fold(a, old_end); /* these bytes were handed out: dirty from now on */
     na_track_resize(a, ptr, old_size, new_size);
     nalloc_atomic_store(&c->cursor, new_end);
+    if (new_end < old_end)
+        na_tcache_trim(a, c);
     if (new_end > old_end && a->on_alloc)
         a->on_alloc(a, begin, new_size);
     return NALLOC_OK;

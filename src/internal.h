@@ -470,6 +470,10 @@ bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, s
 /* Give the unused part of the thread's chunk back to the offset, or free it as a stretch (by its
  * owner, or for an exiting owner). */
 void na_tcache_give_back(nalloc_arena *a, na_chunk *c);
+/* After the thread's newest block shrank or went back inside chunk `c`: a remainder larger than
+ * the largest chunk (the block had grown past its chunk) goes back to the offset if nothing lies
+ * above it, so that a thread caches at most about one chunk. */
+void na_tcache_trim(nalloc_arena *a, na_chunk *c);
 /* Move the offset from `to` down to `from` if it is still `to` and no mark forbids it (folding
  * the lazy peaks first); false otherwise. */
 bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to);
@@ -521,6 +525,9 @@ void na_stretch_drain(nalloc_arena *a);
 /* Take a free stretch with room for `size` bytes at `align`: up to `want` bytes of it (the rest
  * stays free); false if none has room. */
 bool na_stretch_take(nalloc_arena *a, size_t size, size_t align, size_t want, na_range *out);
+/* As na_stretch_take, among the stretches that begin at or above `floor` only. */
+bool na_stretch_take_above(nalloc_arena *a, size_t floor, size_t size, size_t align, size_t want,
+                           na_range *out);
 /* A phase boundary moved the offset to `target`: stretches above it are gone. */
 void na_stretch_boundary(nalloc_arena *a, size_t target);
 /* Unmap the index (retire). */

@@ -195,6 +195,13 @@ nalloc_status nalloc_arena_split(nalloc_arena *p, size_t count, size_t lane_capa
         return na_set_error(st);
 
     pthread_mutex_lock(&p->control);
+    if (p->thread_cache && na_arena_alive(p)) {
+        /* The lanes share the room left after the last block, not after this thread's chunk
+         * (NALLOC_FLAG_THREAD_CACHE): its remainder goes back first, as for a mark. */
+        na_stat_slot *s = na_stat_slot_of(p);
+        if (s != &p->shared_slot)
+            na_tcache_give_back(p, &s->plain);
+    }
     split_plan plan;
     st = na_arena_alive(p) ? plan_split(p, count, lane_capacity, &plan) : NALLOC_ERR_STATE;
     char *block = NULL;

@@ -220,7 +220,8 @@ void na_stretch_drain(nalloc_arena *a)
     pthread_mutex_unlock(&a->chunk_lock);
 }
 
-bool na_stretch_take(nalloc_arena *a, size_t size, size_t align, size_t want, na_range *out)
+bool na_stretch_take_above(nalloc_arena *a, size_t floor, size_t size, size_t align, size_t want,
+                           na_range *out)
 {
     bool found = false;
     pthread_mutex_lock(&a->chunk_lock);
@@ -228,7 +229,8 @@ bool na_stretch_take(nalloc_arena *a, size_t size, size_t align, size_t want, na
     for (size_t i = 0; m != NULL && i <= m->by_end.mask; i++) {
         stretch_entry *e = &m->by_end.entries[i];
         size_t first, last;
-        if (e->key == 0 || !nalloc_bump_fit(a->bump.base, e->key, e->value, size, align, &first, &last))
+        if (e->key == 0 || e->value < floor ||
+            !nalloc_bump_fit(a->bump.base, e->key, e->value, size, align, &first, &last))
             continue;
         size_t begin = e->value, end = e->key;
         remove_at(a, e);
@@ -244,6 +246,11 @@ bool na_stretch_take(nalloc_arena *a, size_t size, size_t align, size_t want, na
     }
     pthread_mutex_unlock(&a->chunk_lock);
     return found;
+}
+
+bool na_stretch_take(nalloc_arena *a, size_t size, size_t align, size_t want, na_range *out)
+{
+    return na_stretch_take_above(a, 0, size, align, want, out);
 }
 
 void na_stretch_boundary(nalloc_arena *a, size_t target)

@@ -66,6 +66,13 @@ void na_tcache_give_back(nalloc_arena *a, na_chunk *c)
         na_stretch_free(a, cursor, end); /* for other chunks to reuse meanwhile */
 }
 
+void na_tcache_trim(nalloc_arena *a, na_chunk *c)
+{
+    size_t end = nalloc_atomic_load(&c->end), cursor = nalloc_atomic_load(&c->cursor);
+    if (end - cursor > NA_TCACHE_MAX && na_offset_give_back(a, cursor, end))
+        nalloc_atomic_store(&c->end, cursor);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Refilling
  * ------------------------------------------------------------------------------------------- */
@@ -73,12 +80,18 @@ void na_tcache_give_back(nalloc_arena *a, na_chunk *c)
 bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, size_t *begin,
                       size_t *pad)
 {
-    if (size > NA_TCACHE_BYPASS)
-        return nalloc_bump_reserve(&a->bump, size, align, begin, pad);
     uint64_t epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
     size_t want = c->next < NA_TCACHE_FIRST ? NA_TCACHE_FIRST : c->next;
     size_t end = nalloc_atomic_load(&c->end);
     bool current = end != 0 && c->epoch == epoch;
+    if (size > NA_TCACHE_BYPASS) {
+        /* The offset directly. A chunk that is still the last thing in the arena gives its
+         * remainder back first, so that the block lands where it would without the cache (at
+         * the cursor, not past the remainder) and one thread's layout stays the same. */
+        if (current && na_offset_give_back(a, nalloc_atomic_load(&c->cursor), end))
+            nalloc_atomic_store(&c->end, 0);
+        return nalloc_bump_reserve(&a->bump, size, align, begin, pad);
+    }
 
     /* Still the last thing in the arena: grow it in place (exactly what the bump would do
      * without a cache, which keeps one thread's layout unchanged). */
@@ -106,10 +119,11 @@ bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, s
 
     /* A new chunk: a free stretch that fits, or a stretch of the offset: `want` bytes if there
      * is room, or just what this request needs, or nothing at all (a failed request takes
-     * nothing). */
+     * nothing). Not a stretch below the newest mark: what is allocated after a mark must lie
+     * above it, or a rollback to it would not release it. */
     na_range r;
     if (__atomic_load_n(&a->stretch_count, __ATOMIC_RELAXED) > 0 &&
-        na_stretch_take(a, size, align, want, &r)) {
+        na_stretch_take_above(a, nalloc_atomic_load(&a->mark_floor), size, align, want, &r)) {
         /* reused: [r.begin, r.end) */
     } else {
         size_t offset = nalloc_atomic_load(&a->bump.offset);
@@ -128,7 +142,7 @@ bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, s
     }
     if (!nalloc_bump_fit(a->bump.base, r.end, r.begin, size, align, &first, &last))
         return false; /* cannot happen: both paths checked the fit */
-    c->epoch = epoch;
+    __atomic_store_n(&c->epoch, epoch, __ATOMIC_RELAXED); /* statistics read it meanwhile */
     nalloc_atomic_store(&c->begin, r.begin);
     nalloc_atomic_store(&c->cursor, last);
     nalloc_atomic_store(&c->end, r.end);
