@@ -180,8 +180,9 @@ static void chunk_pop(nalloc_arena *a, na_chunk *c, na_block *h, size_t tracked)
 }
 
 /* Other threads freed blocks of the owner's current chunk: pop those that are now on top.
- * Checked on the owner's allocations (one load of the chunk header's count), so blocks freed
- * elsewhere go back as soon as their owner allocates again, or when it exits. */
+ * Checked on the owner's slow path (the chunk is full), before it grows or leaves the chunk, so
+ * blocks freed elsewhere are reused before more of the arena is taken; the owner's own frees pop
+ * them too, and an exit or abandon releases them with the chunk. */
 static void chunk_reclaim(nalloc_arena *a, na_chunk *c)
 {
     na_chunk_header *ch = chunk_at(a, nalloc_atomic_load(&c->begin));

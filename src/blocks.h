@@ -98,9 +98,11 @@ static inline void *na_block_alloc_fast(nalloc_arena *a, na_stat_slot *s, size_t
     size_t end = nalloc_atomic_load(&c->end), cursor = nalloc_atomic_load(&c->cursor);
     size_t begin = nalloc_atomic_load(&c->begin), extent;
     align = block_align(a, size, align);
+    /* Blocks other threads freed are popped by the slow path (chunk_reclaim) when the chunk is
+     * full, and below the top by the owner's own frees: not looked for here, where it would cost
+     * a read of the chunk header's line, which those threads write. */
     if (na_unlikely(end == 0 || !chunk_current(a, c) || !block_extent(a, size, &extent) ||
-                    extent > NA_BLOCKS_BYPASS || s == &a->shared_slot ||
-                    __atomic_load_n(&chunk_at(a, begin)->remote, __ATOMIC_RELAXED) != c->remote_seen))
+                    extent > NA_BLOCKS_BYPASS || s == &a->shared_slot))
         return NULL;
     /* The block's first byte: aligned, with room for its header between the cursor and it. */
     uintptr_t user = (a->bump.base + cursor + NA_BLOCK_HEADER + align - 1) & ~(uintptr_t)(align - 1);

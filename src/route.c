@@ -262,6 +262,12 @@ void *nalloc_routed_alloc(size_t size, size_t align)
     nalloc_arena *a = route_target();
     if (na_likely(a == NULL) || (align != 0 && !nalloc_is_pow2(align)))
         return NULL;
+    /* The innermost route's own chunk first, inline: the whole cost of a routed allocation. */
+    if (na_likely(a == routes.top && routes.slot != NULL && na_arena_alive(a))) {
+        void *p = na_block_alloc_fast(a, routes.slot, size, align);
+        if (na_likely(p != NULL))
+            return p;
+    }
     return routed_only(a, size, align, false);
 }
 
@@ -333,9 +339,24 @@ static void arena_free(nalloc_arena *a, void *ptr)
         na_set_error(st); /* not a block, or freed twice: reported, never passed on */
 }
 
-/* The arena half of nalloc_free, out of line for the same reason as routed_malloc. */
+/* Is `ptr` inside the thread's current chunk of its innermost route's arena? That block's free
+ * then needs no ownership lookup: the common case of a routed free. */
+static inline bool in_route_chunk(const void *ptr)
+{
+    const nalloc_arena *a = routes.top;
+    if (a == NULL || routes.slot == NULL)
+        return false;
+    const na_chunk *c = &routes.slot->blocks;
+    size_t at = (size_t)((uintptr_t)ptr - a->bump.base), begin = nalloc_atomic_load((size_t *)&c->begin);
+    return at - begin < nalloc_atomic_load((size_t *)&c->end) - begin && na_arena_alive(a);
+}
+
+/* The arena half of nalloc_free, out of line for the same reason as routed_malloc: the block of
+ * arena `entry` names in the ownership table (or NA_OWNER_MIXED). */
 static __attribute__((noinline)) bool free_in_arena(void *ptr)
 {
+    if (in_route_chunk(ptr) && na_block_free_fast(routes.top, routes.slot, ptr))
+        return true;
     nalloc_arena *a = na_owner_in_table(ptr);
     if (a == NULL)
         return false;
