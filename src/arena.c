@@ -542,6 +542,11 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
         nalloc_status cached = move_last_end_in_chunk(a, ptr, old_size, new_size, old_end, new_end);
         if (cached != NALLOC_ERR_NOT_IN_CHUNK)
             return cached;
+        /* The arena's offset may be the end of another thread's chunk: a range reaching into its
+         * remainder is no block (a wrong size), and moving the offset under it would let that
+         * thread hand out bytes the offset no longer covers. */
+        if (na_tcache_covers(a, begin, old_end))
+            return NALLOC_ERR_STATE;
     }
     if (begin < nalloc_atomic_load(&a->mark_floor))
         return NALLOC_ERR_STATE; /* a mark was taken after the block */

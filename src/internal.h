@@ -477,6 +477,9 @@ void na_tcache_trim(nalloc_arena *a, na_chunk *c);
 /* Move the offset from `to` down to `from` if it is still `to` and no mark forbids it (folding
  * the lazy peaks first); false otherwise. */
 bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to);
+/* True when [begin, end) overlaps the unused remainder of some thread's current chunk: not a
+ * block, whatever a caller says (free_last and resize_last refuse it). */
+bool na_tcache_covers(const nalloc_arena *a, size_t begin, size_t end);
 /* Bytes of live chunks' unused remainders: handed out to no one, not free for others either. */
 size_t na_tcache_cached(const nalloc_arena *a);
 /* A phase boundary moves the offset to `target` (control lock held, epoch not bumped yet):

@@ -172,6 +172,20 @@ static size_t remainder_of(const nalloc_arena *a, const na_chunk *c, uint64_t ep
     return end - cursor;
 }
 
+bool na_tcache_covers(const nalloc_arena *a, size_t begin, size_t end)
+{
+    uint64_t epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
+    for (int i = 0; i < NA_STAT_SLOTS; i++) {
+        const na_chunk *c = &a->slots[i].plain;
+        size_t chunk_end = nalloc_atomic_load((size_t *)&c->end);
+        size_t cursor = nalloc_atomic_load((size_t *)&c->cursor);
+        if (chunk_end != 0 && __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) == epoch &&
+            cursor < chunk_end && begin < chunk_end && end > cursor)
+            return true;
+    }
+    return false;
+}
+
 size_t na_tcache_cached(const nalloc_arena *a)
 {
     uint64_t epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
