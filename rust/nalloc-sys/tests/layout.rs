@@ -114,7 +114,12 @@ fn rust_structs() -> Vec<RustStruct> {
             checkers,
             redzone,
             redzone_bytes,
+            cached,
+            deferred,
+            live_blocks,
+            fallbacks,
         }),
+        rust_struct!(nalloc_route_scope { status, depth }),
         rust_struct!(nalloc_ctx_config { arenas }),
         rust_struct!(nalloc_profile {
             version,
