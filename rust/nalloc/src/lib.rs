@@ -79,6 +79,7 @@ mod config;
 mod context;
 mod error;
 mod flags;
+mod global;
 mod handle;
 mod lane;
 mod stats;
@@ -91,6 +92,7 @@ pub use config::ArenaConfig;
 pub use context::{Context, ContextConfig, Profile};
 pub use error::{Error, Status};
 pub use flags::{Checkers, Flags};
+pub use global::{is_routed, route, try_route, unrouted, Global};
 pub use lane::{Lane, Lanes};
 pub use stats::Stats;
 
