@@ -471,8 +471,7 @@ extern "C" {
     /// `nalloc_routed_alloc`, zeroed.
     pub fn nalloc_routed_alloc_zeroed(size: usize, align: usize) -> *mut c_void;
     /// A malloc-family block from `arena` itself, whatever the route; NULL when it is full.
-    pub fn nalloc_arena_malloc(arena: *mut nalloc_arena, size: usize, align: usize)
-        -> *mut c_void;
+    pub fn nalloc_arena_malloc(arena: *mut nalloc_arena, size: usize, align: usize) -> *mut c_void;
     /// Destroy `arena` now if no malloc-family block of it is alive, or else when the last one is
     /// freed. `NALLOC_ERR_UNSUPPORTED` (arena left as it was) without membarrier(2).
     pub fn nalloc_arena_destroy_deferred(arena: *mut nalloc_arena) -> nalloc_status;

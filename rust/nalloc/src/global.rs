@@ -12,12 +12,12 @@
 //! refuses to reset, wipe or release its memory while any is alive (docs/routing.md).
 //!
 //! Most programs that install a global allocator never route, and every allocation they make
-//! pays for the check, so the unrouted path stays in Rust and costs two thread-local and two
-//! static loads per allocate-and-free pair on top of the fallback:
+//! pays for the check, so the unrouted path stays in Rust: one thread-local load for the
+//! allocation, one static load for the free, on top of the fallback:
 //!
 //!  - `route` keeps a Rust thread-local copy of what it pushed (is there an arena, and its
-//!    alignment policy). An allocation outside any route reads it and goes straight to the
-//!    fallback, without calling C. The price: a route pushed by C code itself
+//!    alignment policy). An allocation outside any route reads one byte of it and goes straight
+//!    to the fallback, without calling C. The price: a route pushed by C code itself
 //!    (`NALLOC_ROUTE_SCOPE`, `nalloc_route_set_default`) does not route Rust allocations unless a
 //!    Rust `route` is active on the thread too.
 //!  - A free must tell arena blocks from fallback blocks, wherever it runs. Every routed block
@@ -67,9 +67,25 @@ impl Target {
 }
 
 thread_local! {
-    /// Const-initialized and without a destructor: a plain thread-local, readable from any
-    /// thread-local destructor and at exit, and never allocating.
-    static TARGET: Cell<Target> = const { Cell::new(Target::NONE) };
+    // Const-initialized and without destructors: plain thread-locals, readable from any
+    // thread-local destructor and at exit, and never allocating. Two of them, so that the
+    // unrouted path loads one byte.
+    /// `Target::routed` of the innermost route.
+    static IS_ROUTED: Cell<bool> = const { Cell::new(false) };
+    /// `Target::policy` of the innermost route.
+    static POLICY: Cell<Policy> = const { Cell::new(Target::NONE.policy) };
+}
+
+fn target() -> Target {
+    Target {
+        routed: IS_ROUTED.with(Cell::get),
+        policy: POLICY.with(Cell::get),
+    }
+}
+
+fn set_target(t: Target) {
+    IS_ROUTED.with(|r| r.set(t.routed));
+    POLICY.with(|p| p.set(t.policy));
 }
 
 /// Pops what `push` pushed, on every way out of a route (a panic included).
@@ -79,7 +95,7 @@ struct RouteGuard {
 
 impl Drop for RouteGuard {
     fn drop(&mut self) {
-        TARGET.with(|t| t.set(self.previous));
+        set_target(self.previous);
         // SAFETY: pops the route this guard's push pushed; routes are popped in the reverse order
         // of their pushes, since guards are dropped that way.
         unsafe {
@@ -119,7 +135,8 @@ fn push(arena: Option<&Arena>) -> Result<RouteGuard, Error> {
         }
         return Err(err);
     }
-    let previous = TARGET.with(|t| t.replace(target));
+    let previous = self::target();
+    set_target(target);
     Ok(RouteGuard { previous })
 }
 
@@ -229,7 +246,7 @@ pub fn unrouted<R>(f: impl FnOnce() -> R) -> R {
 /// # Ok::<(), nalloc::Error>(())
 /// ```
 pub fn is_routed() -> bool {
-    TARGET.with(Cell::get).routed
+    IS_ROUTED.with(Cell::get)
 }
 
 // ---- Which addresses may hold routed blocks --------------------------------------------------
@@ -239,13 +256,13 @@ const ADDRESS_BITS: u32 = 47; // user space with 4-level page tables (x86-64, ar
 const WORDS: usize = 1 << (ADDRESS_BITS - GIB_SHIFT - 6);
 
 /// One bit per GiB of address space: a routed block once started there.
-static ROUTED: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+static ROUTED_GIB: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 
 /// Might `p` be a routed block? False is certain; true means "ask C".
 #[inline(always)]
 fn maybe_routed(p: *mut u8) -> bool {
     let gib = p as usize >> GIB_SHIFT;
-    match ROUTED.get(gib >> 6) {
+    match ROUTED_GIB.get(gib >> 6) {
         Some(word) => word.load(Ordering::Relaxed) & (1 << (gib & 63)) != 0,
         None => true, // beyond the bitmap (5-level page tables): C knows
     }
@@ -255,7 +272,7 @@ fn maybe_routed(p: *mut u8) -> bool {
 #[inline(always)]
 fn note_routed(p: *mut u8) {
     let gib = p as usize >> GIB_SHIFT;
-    if let Some(word) = ROUTED.get(gib >> 6) {
+    if let Some(word) = ROUTED_GIB.get(gib >> 6) {
         let bit = 1 << (gib & 63);
         if word.load(Ordering::Relaxed) & bit == 0 {
             word.fetch_or(bit, Ordering::Relaxed);
@@ -398,8 +415,15 @@ impl<A> std::fmt::Debug for Global<A> {
 
 /// A block from the current route's arena, or null (no room: the arena counted a fallback).
 #[inline(never)]
-unsafe fn routed_alloc(layout: Layout, policy: Policy, zeroed: bool) -> *mut u8 {
-    let align = layout.align().max(policy.align_for(layout.size()));
+unsafe fn routed_alloc(layout: Layout, zeroed: bool) -> *mut u8 {
+    // The larger of the layout's alignment and the arena's policy for the size. C applies the
+    // policy itself for 0, and raises everything to 16, so up to 16 there is nothing to read.
+    let align = if layout.align() <= 16 {
+        0
+    } else {
+        let policy = POLICY.with(Cell::get);
+        layout.align().max(policy.align_for(layout.size()))
+    };
     let p: *mut u8 = if zeroed {
         sys::nalloc_routed_alloc_zeroed(layout.size(), align).cast()
     } else {
@@ -421,9 +445,8 @@ unsafe fn routed_alloc(layout: Layout, policy: Policy, zeroed: bool) -> *mut u8 
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Global<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let target = TARGET.with(Cell::get);
-        if target.routed {
-            let p = routed_alloc(layout, target.policy, false);
+        if IS_ROUTED.with(Cell::get) {
+            let p = routed_alloc(layout, false);
             if !p.is_null() {
                 return p;
             }
@@ -433,9 +456,8 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Global<A> {
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let target = TARGET.with(Cell::get);
-        if target.routed {
-            let p = routed_alloc(layout, target.policy, true);
+        if IS_ROUTED.with(Cell::get) {
+            let p = routed_alloc(layout, true);
             if !p.is_null() {
                 return p;
             }
