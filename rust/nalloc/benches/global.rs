@@ -279,30 +279,47 @@ fn main() {
             );
         }
     }
-    let m = |variants: &[Variant], samples: &[Vec<f64>], name: &str| {
-        variants
-            .iter()
-            .position(|v| v.name == name)
-            .map(|i| median(samples[i].clone()))
-    };
+    // The load on a shared machine drifts within a run, moving every variant together: each
+    // figure below pairs two variants within the same round (timed a fraction of a second apart)
+    // and takes the median over rounds of the difference or ratio.
+    let paired =
+        |variants: &[Variant], samples: &[Vec<f64>], a: &str, b: &str, f: fn(f64, f64) -> f64| {
+            let i = variants.iter().position(|v| v.name == a)?;
+            let j = variants.iter().position(|v| v.name == b)?;
+            Some(median(
+                samples[i]
+                    .iter()
+                    .zip(&samples[j])
+                    .map(|(&x, &y)| f(x, y))
+                    .collect(),
+            ))
+        };
     println!();
+    println!("paired within rounds (medians over rounds):");
     for (phase, variants, samples) in phases {
         for (fallback, global) in [("system", "global/system"), ("mimalloc", "global/mimalloc")] {
-            if let (Some(a), Some(b)) =
-                (m(variants, samples, global), m(variants, samples, fallback))
-            {
+            if let Some(d) = paired(variants, samples, global, fallback, |x, y| x - y) {
                 println!(
-                    "{phase}: unrouted overhead over {fallback}: {:+.2} ns per pair (target <= 2)",
-                    a - b
+                    "  {phase}: unrouted overhead over {fallback}: {d:+.2} ns per pair (target <= 2)"
                 );
             }
         }
     }
-    if let Some(r) = m(&after, &after_samples, "routed, Box") {
-        let system = m(&after, &after_samples, "system").unwrap_or(f64::NAN);
+    let routed_box = paired(&after, &after_samples, "routed, Box", "system", |x, _| x);
+    let ratio = paired(&after, &after_samples, "routed, Box", "system", |x, y| {
+        x / y
+    });
+    let rust = paired(
+        &after,
+        &after_samples,
+        "routed",
+        "routed, C malloc family",
+        |x, y| x - y,
+    );
+    if let (Some(r), Some(ratio), Some(rust)) = (routed_box, ratio, rust) {
         println!(
-            "routed Box<u64> pair: {r:.2} ns (target <= 10), {:.1} times System's pair",
-            r / system
+            "  routed Box<u64> pair: {r:.2} ns (target <= 10), {ratio:.2} times System's pair; \
+             the Rust layer over C's own routed pair: {rust:+.2} ns"
         );
     }
     if let Some(path) = csv {
@@ -311,7 +328,7 @@ fn main() {
         for (phase, variants, samples) in phases {
             for (v, s) in variants.iter().zip(samples.iter()) {
                 for (r, x) in s.iter().enumerate() {
-                    writeln!(f, "{phase},{},{r},{x:.4}", v.name).unwrap();
+                    writeln!(f, "{phase},\"{}\",{r},{x:.4}", v.name).unwrap();
                 }
             }
         }

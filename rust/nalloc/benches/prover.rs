@@ -1532,6 +1532,7 @@ fn main() {
             m(|s| s.peak_rss),
             m(|s| s.peak_live),
             pick.len(),
+            m(|s| s.user + s.sys),
         )
     };
     println!(
@@ -1539,9 +1540,12 @@ fn main() {
         samples[0].checksum
     );
     println!();
-    println!("medians; ratio = wall time over the floor's");
     println!(
-        "{:<10} {:<7} {:>4} {:>9} {:>7} {:>8} {:>8} {:>10} {:>10} {:>10}",
+        "medians; ratio = wall time over the floor's; cpu_ratio = user + system time over the \
+         floor's (on a loaded machine, wall time is mostly waiting for a CPU)"
+    );
+    println!(
+        "{:<10} {:<7} {:>4} {:>9} {:>7} {:>8} {:>8} {:>9} {:>10} {:>10} {:>10}",
         "mode",
         "proofs",
         "n",
@@ -1549,6 +1553,7 @@ fn main() {
         "ratio",
         "user_s",
         "sys_s",
+        "cpu_ratio",
         "minflt",
         "peak_rss",
         "peak_live"
@@ -1557,25 +1562,61 @@ fn main() {
         if !first && proofs < 2 {
             continue;
         }
-        let floor = summary(Mode::Floor, first).0;
+        let floor = summary(Mode::Floor, first);
+        let ratio = |x: f64, floor: f64| {
+            if floor > 0.0 {
+                format!("{:.2}", x / floor)
+            } else {
+                "-".into()
+            }
+        };
         for &mode in &modes {
-            let (wall, user, sys, minflt, rss, live, n) = summary(mode, first);
+            let (wall, user, sys, minflt, rss, live, n, cpu) = summary(mode, first);
             println!(
-                "{:<10} {:<7} {:>4} {:>9.3} {:>7} {:>8.3} {:>8.3} {:>10.0} {:>9.1}M {:>9.1}M",
+                "{:<10} {:<7} {:>4} {:>9.3} {:>7} {:>8.3} {:>8.3} {:>9} {:>10.0} {:>9.1}M {:>9.1}M",
                 mode.name(),
                 if first { "first" } else { "steady" },
                 n,
                 wall,
-                if floor > 0.0 {
-                    format!("{:.2}", wall / floor)
-                } else {
-                    "-".into()
-                },
+                ratio(wall, floor.0),
                 user,
                 sys,
+                ratio(cpu, floor.7),
                 minflt,
                 rss / 1048576.0,
                 live / 1048576.0
+            );
+        }
+    }
+    // Rounds alternate the order of the modes, and the load on a shared machine drifts within a
+    // run: each mode against the floor of its own round cancels most of the drift.
+    if proofs >= 2 && modes.contains(&Mode::Floor) {
+        println!();
+        println!(
+            "steady state, each round against the floor of the same round (median over rounds):"
+        );
+        let total = |mode: Mode, round: u32, f: fn(&Sample) -> f64| -> f64 {
+            samples
+                .iter()
+                .filter(|s| s.mode == mode.name() && s.round == round && s.proof >= 2)
+                .map(f)
+                .sum()
+        };
+        for &mode in modes.iter().filter(|&&m| m != Mode::Floor) {
+            let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+            for round in 0..rounds {
+                let floor_wall = total(Mode::Floor, round, |s| s.wall);
+                let floor_cpu = total(Mode::Floor, round, |s| s.user + s.sys);
+                if floor_wall > 0.0 && floor_cpu > 0.0 {
+                    wall.push(total(mode, round, |s| s.wall) / floor_wall);
+                    cpu.push(total(mode, round, |s| s.user + s.sys) / floor_cpu);
+                }
+            }
+            println!(
+                "  {:<10} wall {:.3}  cpu {:.3}",
+                mode.name(),
+                median(wall),
+                median(cpu)
             );
         }
     }

@@ -507,6 +507,17 @@ fn dropping_an_arena_never_invalidates_its_routed_blocks() {
 }
 
 #[test]
+fn a_context_dropped_under_a_routed_block_keeps_the_block_valid() {
+    let ctx = nalloc::Context::new(Memory::Host, 1 << 20, 1 << 20, 1 << 20).unwrap();
+    let v = route(ctx.witness().unwrap(), || vec![0x42u8; 10_000]);
+    let at = v.as_ptr();
+    drop(ctx); // refused by C while `v` lives: the context is kept
+    assert!(owned_by_an_arena(at));
+    assert!(v.iter().all(|&b| b == 0x42));
+    drop(v);
+}
+
+#[test]
 fn a_wiped_witness_arena_reads_zero_where_a_dropped_secret_was() {
     let mut w = arena(Kind::Witness, 1 << 20);
     let secret = route(&w, || {
