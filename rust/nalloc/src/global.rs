@@ -91,16 +91,16 @@ fn set_target(t: Target) {
 /// Pops what `push` pushed, on every way out of a route (a panic included).
 struct RouteGuard {
     previous: Target,
+    scope: sys::nalloc_route_scope,
 }
 
 impl Drop for RouteGuard {
     fn drop(&mut self) {
         set_target(self.previous);
-        // SAFETY: pops the route this guard's push pushed; routes are popped in the reverse order
-        // of their pushes, since guards are dropped that way.
-        unsafe {
-            sys::nalloc_route_pop();
-        }
+        // SAFETY: ends the scope this guard's push began: C pops back to the depth below it,
+        // also routes that C code called inside left pushed. Guards end in the reverse order of
+        // their pushes, as they are dropped that way.
+        unsafe { sys::nalloc_route_scope_end(&mut self.scope) }
     }
 }
 
@@ -124,9 +124,9 @@ fn push(arena: Option<&Arena>) -> Result<RouteGuard, Error> {
         None => (ptr::null_mut(), Target::NONE),
     };
     // SAFETY: the arena is live (borrowed for as long as the route is pushed) or NULL.
-    let status = unsafe { sys::nalloc_route_push(raw) };
-    if status != sys::NALLOC_OK {
-        let err = Error::from_status(status);
+    let scope = unsafe { sys::nalloc_route_scope_begin(raw) };
+    if scope.status != sys::NALLOC_OK {
+        let err = Error::from_status(scope.status);
         if err.status() == Status::NoMem {
             return Err(Error::new(
                 Status::NoMem,
@@ -137,7 +137,7 @@ fn push(arena: Option<&Arena>) -> Result<RouteGuard, Error> {
     }
     let previous = self::target();
     set_target(target);
-    Ok(RouteGuard { previous })
+    Ok(RouteGuard { previous, scope })
 }
 
 /// Run `f` with every heap allocation this thread makes inside it served from `arena`, when

@@ -481,26 +481,28 @@ fn an_escaped_vec_dropped_on_another_thread_releases_the_arena() {
 #[test]
 fn dropping_an_arena_never_invalidates_its_routed_blocks() {
     let deferred = deferred_destroy_works();
-    let a = arena(Kind::Scratch, 1 << 20);
-    let mut escaped = route(&a, || vec![0x3cu8; 100_000]);
+    let a = arena(Kind::Scratch, 4 << 20);
+    let (escaped, mut grown) = route(&a, || (vec![0x3cu8; 100_000], vec![0x3du8; 1000]));
     let at = escaped.as_ptr();
     drop(a);
-    // The memory is still the vector's: readable, writable, growable, and still an arena's.
-    assert!(owned_by_an_arena(at));
+    // The memory is still the vectors': readable, writable, growable, and still an arena's.
+    assert!(owned_by_an_arena(at) && owned_by_an_arena(grown.as_ptr()));
     assert!(escaped.iter().all(|&b| b == 0x3c));
-    escaped.iter_mut().for_each(|b| *b = 0x3d);
-    escaped.push(0x3d);
-    assert!(escaped.iter().all(|&b| b == 0x3d));
-    let at = escaped.as_ptr();
-    let routed = owned_by_an_arena(at);
+    grown.iter_mut().for_each(|b| *b = 0x3e);
+    grown.extend(std::iter::repeat(0x3e).take(100_000)); // in place, or moved to the fallback
+    assert!(grown.iter().all(|&b| b == 0x3e));
+    drop(grown);
+    assert!(
+        owned_by_an_arena(at),
+        "the arena went while a routed block was alive"
+    );
     // Dropped on another thread: the last routed block's free destroys the arena.
     std::thread::spawn(move || drop(escaped)).join().unwrap();
-    if deferred && routed {
-        assert!(
-            !owned_by_an_arena(at),
-            "the arena outlived its last routed block"
-        );
-    }
+    assert_eq!(
+        owned_by_an_arena(at),
+        !deferred,
+        "the arena outlived its last routed block"
+    );
     // Unrouted allocation is unaffected.
     let v: Vec<u64> = (0..1000).collect();
     assert_eq!(v.iter().sum::<u64>(), 499_500);
@@ -651,6 +653,23 @@ fn routes_nest_and_the_innermost_wins() {
     assert!(!nalloc::is_routed());
     // SAFETY: always safe.
     assert_eq!(unsafe { sys::nalloc_route_depth() }, 0);
+}
+
+#[test]
+fn a_route_ends_whatever_c_code_inside_it_left_pushed() {
+    let (a, b) = (arena(Kind::Scratch, 1 << 20), arena(Kind::Scratch, 1 << 20));
+    route(&a, || {
+        // SAFETY: `b` outlives the route it is pushed in; the route's end pops it.
+        assert_eq!(
+            unsafe { sys::nalloc_route_push(b.as_raw()) },
+            sys::NALLOC_OK
+        );
+        // SAFETY: always safe.
+        assert_eq!(unsafe { sys::nalloc_route_depth() }, 2);
+    });
+    // SAFETY: always safe.
+    assert_eq!(unsafe { sys::nalloc_route_depth() }, 0);
+    assert!(unsafe { sys::nalloc_route_current() }.is_null());
 }
 
 #[test]
