@@ -9,9 +9,14 @@
 #   valgrind NALLOC_VALGRIND build, unit tests under valgrind --error-exitcode (installs valgrind)
 #   fuzz     clang + libFuzzer + ASan/UBSan: the corpus once, then NALLOC_FUZZ_SECONDS (60) of
 #            fuzzing; a failing input is left in build/test-fuzz/ and fails the script
+# and the Rust crates (rust/, docs/rust.md):
+#   rust     cargo fmt --check, clippy -D warnings, cargo test (unit, integration, doc tests) over
+#            the workspace, offline; the same with --features cuda when nvcc is found; smoke runs
+#            of the Rust prover benchmark (every allocator must compute the same proofs) and of
+#            the global allocator's micro-benchmark
 # Tests labelled "gpu" need a device; without one they exit 77 and ctest reports them skipped.
 #
-# Usage: scripts/test.sh [release|asan|tsan|valgrind|fuzz]...   (default: all five)
+# Usage: scripts/test.sh [release|asan|tsan|valgrind|fuzz|rust]...   (default: all six)
 # Environment: NALLOC_JOBS (parallel jobs, default nproc), NALLOC_TEST_ARGS (extra ctest args).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -27,7 +32,7 @@ else
 fi
 
 builds=("$@")
-[ ${#builds[@]} -eq 0 ] && builds=(release asan tsan valgrind fuzz)
+[ ${#builds[@]} -eq 0 ] && builds=(release asan tsan valgrind fuzz rust)
 
 run_build() {
   local name=$1; shift
@@ -42,6 +47,39 @@ run_build() {
   # shellcheck disable=SC2086
   (cd "$dir" && ctest --output-on-failure -j "$NALLOC_JOBS" ${NALLOC_TEST_ARGS:-}) ||
     die "[$name] tests failed"
+}
+
+# need_cargo: cargo with rustfmt and clippy on PATH: rustup's in ~/.cargo/bin, or Debian's. On
+# bookworm Debian's plain `cargo` is Rust 1.63, older than the crates need (1.77); its current
+# toolchain is packaged as cargo-web, rustfmt-web and rust-web-clippy.
+need_cargo() {
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  command -v cargo >/dev/null 2>&1 || apt_install cargo-web rustfmt-web rust-web-clippy
+  command -v cargo >/dev/null 2>&1 || die "[rust] no cargo"
+}
+
+run_rust() {
+  need_cargo
+  local log=build/test-rust.log
+  : >"$log"
+  # Each step's output goes to the log; a failure shows its tail.
+  step() {
+    local what=$1; shift
+    log "[rust] $what"
+    (cd rust && "$@") >>"$log" 2>&1 || { tail -n 60 "$log"; die "[rust] $what failed (log: $log)"; }
+  }
+  step "cargo fmt --check" cargo fmt --all --check
+  step "clippy" cargo clippy --offline --all-targets -j "$NALLOC_JOBS" -- -D warnings
+  step "test" cargo test --offline -j "$NALLOC_JOBS"
+  if find_nvcc; then
+    step "clippy --features cuda" cargo clippy --offline --all-targets --features cuda -j "$NALLOC_JOBS" -- -D warnings
+    step "test --features cuda" cargo test --offline --features cuda -j "$NALLOC_JOBS"
+  else
+    log "[rust] nvcc not found: the cuda feature is not built"
+  fi
+  # The smoke run checks, it does not time: the debug build the tests made will do.
+  step "benchmark smoke run" cargo bench --offline --profile dev --bench prover -j "$NALLOC_JOBS" -- --smoke
+  step "global allocator benchmark smoke run" cargo bench --offline --profile dev --bench global -j "$NALLOC_JOBS" -- --smoke
 }
 
 mkdir -p build
@@ -79,7 +117,8 @@ for b in "${builds[@]}"; do
         >build/test-fuzz.fuzz.log 2>&1 ||
         { tail -n 60 build/test-fuzz.fuzz.log; die "[fuzz] a failing input is in build/test-fuzz/"; }
       grep -E '^stat::number_of_executed_units' build/test-fuzz.fuzz.log >&2 || true ;;
-    *) die "unknown build '$b' (release, asan, tsan, valgrind, fuzz)" ;;
+    rust) run_rust ;;
+    *) die "unknown build '$b' (release, asan, tsan, valgrind, fuzz, rust)" ;;
   esac
 done
 log "all tests passed ($(( $(date +%s) - start )) s)"
