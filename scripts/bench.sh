@@ -6,6 +6,8 @@
 #   alloc-<malloc>.txt, alloc.csv   ns per allocation, 64 B..64 MiB, one thread and every CPU;
 #                                   the wipe against memset (in alloc-glibc.txt)
 #   bump.txt, bump.csv              the bump core: CAS against fetch-add
+#   route.txt, route.csv            the malloc family against glibc (routed, unrouted, foreign free)
+#   override.txt, override.csv      malloc_churn plain and under libnalloc_malloc.so, unrouted
 #   machine.txt                     where it ran; *.png from scripts/plot_bench.py
 #
 # Takes about 30 minutes on 2 cores (the 16x trace is most of it); memory stays well inside 24 GiB
@@ -84,6 +86,41 @@ log "bump core: CAS against fetch-add"
 bump=()
 [ ${#micro[@]} -eq 0 ] || bump=(--batches 3 --count 2000000)
 "$b/bench_bump" "${bump[@]}" --csv "$out/bump.csv" | tee "$out/bump.txt"
+
+log "routing: the malloc family against glibc"
+route=()
+[ ${#micro[@]} -eq 0 ] || route=(--rounds 3 --calls 500000)
+"$b/bench_route" "${route[@]}" --csv "$out/route.csv" | tee "$out/route.txt"
+
+# The override library with nothing routed, on a malloc-heavy program that knows nothing of nalloc:
+# plain and preloaded runs alternate, and the medians are compared.
+if [ -e "$dir/libnalloc_malloc.so" ]; then
+  log "the override library, unrouted, on bench/malloc_churn (plain and LD_PRELOAD alternating)"
+  steps=20000000 runs=7
+  [ ${#micro[@]} -eq 0 ] || { steps=2000000; runs=3; }
+  {
+    echo "run,mode,threads,ns_per_step"
+    for threads in 1 2; do
+      for i in $(seq "$runs"); do
+        for mode in glibc override; do
+          pre=""
+          [ "$mode" = override ] && pre=$PWD/$dir/libnalloc_malloc.so
+          ns=$(LD_PRELOAD=$pre "$b/malloc_churn" "$steps" "$threads" | sed -E 's/.*\(([0-9.]+) ns\/step.*/\1/')
+          echo "$i,$mode,$threads,$ns"
+        done
+      done
+    done
+  } >"$out/override.csv"
+  python3 - "$out/override.csv" <<'PY' | tee "$out/override.txt"
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+print(f"{'threads':>7} {'glibc ns/step':>14} {'override ns/step':>17} {'ratio':>7}")
+for t in sorted({r["threads"] for r in rows}):
+    med = {m: statistics.median(float(r["ns_per_step"]) for r in rows if r["threads"] == t and r["mode"] == m)
+           for m in ("glibc", "override")}
+    print(f"{t:>7} {med['glibc']:14.1f} {med['override']:17.1f} {med['override'] / med['glibc']:7.3f}")
+PY
+fi
 
 log "plots"
 if py=$(find_matplotlib); then

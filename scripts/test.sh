@@ -11,8 +11,9 @@
 #            fuzzing; a failing input is left in build/test-fuzz/ and fails the script
 # and the Rust crates (rust/, docs/rust.md):
 #   rust     cargo fmt --check, clippy -D warnings, cargo test (unit, integration, doc tests) over
-#            the workspace, offline; the same with --features cuda when nvcc is found; a smoke run
-#            of the Rust prover benchmark (every allocator must compute the same proofs)
+#            the workspace, offline; the same with --features cuda when nvcc is found; smoke runs
+#            of the Rust prover benchmark (every allocator must compute the same proofs) and of
+#            the global allocator's micro-benchmark
 # Tests labelled "gpu" need a device; without one they exit 77 and ctest reports them skipped.
 #
 # Usage: scripts/test.sh [release|asan|tsan|valgrind|fuzz|rust]...   (default: all six)
@@ -22,6 +23,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$NALLOC_ROOT"
 
 need_build_tools
+apt_install sqlite3 zlib1g-dev # run under the override library by tests/override/*.sh
 if find_nvcc; then cuda=AUTO; else cuda=OFF; log "nvcc not found: testing the host library only"; fi
 if have_gpu; then
   log "a GPU is present: gpu-labelled tests will run"
@@ -77,6 +79,7 @@ run_rust() {
   fi
   # The smoke run checks, it does not time: the debug build the tests made will do.
   step "benchmark smoke run" cargo bench --offline --profile dev --bench prover -j "$NALLOC_JOBS" -- --smoke
+  step "global allocator benchmark smoke run" cargo bench --offline --profile dev --bench global -j "$NALLOC_JOBS" -- --smoke
 }
 
 mkdir -p build

@@ -137,7 +137,7 @@ static void wipe_one_at_exit(void *handle, void *pid)
     /* A forked child skips its parent process's arenas: their pages are zeros (wipe-on-fork),
      * absent (secret arenas are not inherited) or copies the parent still holds, and zeroing them
      * would fault in or copy every page, or crash. */
-    if (!na_arena_alive(a) || !(a->config.flags & NALLOC_FLAG_WIPE_AT_EXIT) ||
+    if (!na_arena_mapped(a) || !(a->config.flags & NALLOC_FLAG_WIPE_AT_EXIT) ||
         !a->backing->host_accessible || a->pid != *(const int *)pid)
         return;
     size_t end = nalloc_atomic_load(&a->dirty_end);
@@ -161,7 +161,7 @@ void na_arena_after_fork(void *handle, void *unused)
 {
     nalloc_arena *a = handle;
     (void)unused;
-    if (na_arena_alive(a) && (a->in_force & NALLOC_FLAG_SECRET)) /* lanes inherit in_force */
+    if (na_arena_mapped(a) && (a->in_force & NALLOC_FLAG_SECRET)) /* lanes inherit in_force */
         __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
 }
 
@@ -255,6 +255,7 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     a->large_threshold = config->large_threshold;
     a->large_align = config->large_align;
     a->uid = na_next_uid();
+    a->check_salt = na_layout_mix(a->uid, 0, UINT64_C(0x636865636b)); /* blocks.h */
     a->secret_fd = -1;
     a->pid = (int)getpid();
     a->parent = parent;
@@ -266,8 +267,12 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
      * holds a valid unlocked mutex to destroy. */
     pthread_mutex_destroy(&a->control);
     pthread_mutex_destroy(&a->track_lock);
+    pthread_mutex_destroy(&a->chunk_lock);
     pthread_mutex_init(&a->control, NULL);
     pthread_mutex_init(&a->track_lock, NULL);
+    pthread_mutex_init(&a->chunk_lock, NULL);
+    /* Device arenas are fed by one host thread at a time: no cache (docs/performance.md). */
+    a->thread_cache = (config->flags & NALLOC_FLAG_THREAD_CACHE) != 0 && backing->host_accessible;
 
     st = backing->create(a);
     if (st != NALLOC_OK) {
@@ -288,6 +293,17 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
             errno = err;
             return NALLOC_ERR_OS;
         }
+    }
+    /* Host-visible memory can hold malloc-family blocks, found by address (owner.c). */
+    if (backing->host_accessible && (st = na_owner_register(a)) != NALLOC_OK) {
+        int err = errno;
+        na_cause("no room to enter the arena in the ownership table");
+        na_prefault_unregister(a);
+        backing->destroy(a);
+        na_handle_free(a);
+        na_trace_pop();
+        errno = err;
+        return st;
     }
     /* Memory that is not fresh (device memory) is dirty from the start. (A lane's create sets
      * its dirty extent from its parent's.) */
@@ -317,12 +333,18 @@ static size_t settle(nalloc_arena *a)
     return offset;
 }
 
-/* Move the offset down to `target` and make every mark above it stale (control lock held). */
+/* Move the offset down to `target` and make every mark above it stale (control lock held; the
+ * caller bumps the epoch next, which retires every thread's chunk). */
 static void release_to(nalloc_arena *a, size_t target, size_t from)
 {
     na_track_release(a, target, from);
     nalloc_atomic_store(&a->bump.offset, target);
     nalloc_atomic_store(&a->mark_floor, target);
+    /* Free stretches above the target went with it; retired chunks below it are free now (the
+     * mark floor keeps them from going below the target). */
+    na_stretch_boundary(a, target);
+    na_tcache_boundary(a, target);
+    na_blocks_boundary(a, target);
     na_lanes_release(a, target);
     if (a->backing->on_release)
         a->backing->on_release(a, target);
@@ -365,6 +387,9 @@ static void retire(void *handle)
 {
     nalloc_arena *a = handle;
     __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
+    if (a->backing->host_accessible)
+        na_owner_unregister(a);
+    na_stretch_destroy(a);
     na_track_destroy(a);
     a->backing->destroy(a);
 }
@@ -384,8 +409,9 @@ nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid)
 {
     na_trace_push("nalloc_arena_destroy", a);
     pthread_mutex_lock(&a->control);
-    /* Lost a race with another destroy, or (uid) the slot holds another arena by now. */
-    if (!na_arena_alive(a) || (uid != 0 && a->uid != uid)) {
+    /* Lost a race with another destroy, or (uid) the slot holds another arena by now. A doomed
+     * arena (nalloc_arena_destroy_deferred) is destroyed by the free of its last block. */
+    if (!na_arena_mapped(a) || (uid != 0 && a->uid != uid)) {
         pthread_mutex_unlock(&a->control);
         na_trace_pop();
         na_cause("arena already destroyed");
@@ -430,9 +456,45 @@ nalloc_status nalloc_arena_destroy(nalloc_arena *a)
         return na_fail(NALLOC_ERR_STATE, call,
                        "arena \"%s\" belongs to a context: nalloc_ctx_destroy releases it",
                        a->name);
+    size_t live = na_blocks_live(a);
+    if (live > 0 || na_lanes_blocks_live(a)) /* in it, or in a lane it would destroy with it */
+        return na_fail(NALLOC_ERR_STATE, call,
+                       "arena \"%s\" has malloc-family blocks alive (%zu here): free them first, "
+                       "or use nalloc_arena_destroy_deferred", a->name, live);
     na_cause_clear();
     uint64_t uid = a->uid;
     nalloc_status st = na_arena_destroy(a, uid);
+    return st == NALLOC_OK ? st : na_fail_cause(st, call, NULL);
+}
+
+nalloc_status nalloc_arena_destroy_deferred(nalloc_arena *a)
+{
+    static const char call[] = "nalloc_arena_destroy_deferred";
+    if (na_arena_check(a) != NALLOC_OK)
+        return na_arena_refuse(a, call);
+    if (a->owner != NULL)
+        return na_fail(NALLOC_ERR_STATE, call,
+                       "arena \"%s\" belongs to a context: nalloc_ctx_destroy releases it",
+                       a->name);
+    if (na_lanes_blocks_live(a)) /* they would die with it: their lanes are destroyed first */
+        return na_fail(NALLOC_ERR_STATE, call,
+                       "arena \"%s\" has lanes with malloc-family blocks alive", a->name);
+    pthread_mutex_lock(&a->control);
+    nalloc_status st = na_arena_alive(a) ? na_blocks_doom(a) : NALLOC_ERR_STATE;
+    pthread_mutex_unlock(&a->control);
+    if (st == NALLOC_ERR_UNSUPPORTED)
+        return na_fail(st, call, "the kernel lacks membarrier(2), which makes the handshake with "
+                                 "the last free exact; the arena is left as it was");
+    if (st != NALLOC_OK)
+        return na_arena_refuse(a, call);
+    /* Every free from here on sees the arena doomed, and the last one destroys it; if none is
+     * left, that is now. A racing last free may have destroyed it already: then this is done. */
+    na_cause_clear();
+    if (na_blocks_live(a) == 0) {
+        st = na_arena_destroy(a, 0);
+        if (st == NALLOC_ERR_STATE)
+            st = NALLOC_OK;
+    }
     return st == NALLOC_OK ? st : na_fail_cause(st, call, NULL);
 }
 
@@ -489,20 +551,30 @@ static __attribute__((cold, noinline)) void *bad_alignment(nalloc_arena *a, cons
     return NULL;
 }
 
-/* The allocation path: one CAS, the thread's statistics, the tool hooks. `call` names the public
- * function for a failure's message, which shows the alignment when `shown` (an explicit one). */
+/* The allocation path: one CAS (or, with the thread cache, a bump in the thread's own chunk),
+ * the thread's statistics, the tool hooks. `call` names the public function for a failure's
+ * message, which shows the alignment when `shown` (an explicit one). */
 static inline void *alloc_at(nalloc_arena *a, size_t size, size_t align, const char *call,
                              bool shown)
 {
     size_t begin, pad, extent; /* extent: size plus a redzone in checker builds (track.h) */
     if (na_unlikely(size == 0))
         return refused(a, NALLOC_ERR_INVALID, call, "size is 0");
-    if (na_unlikely(!na_track_extent(a, size, &extent) ||
-                    !nalloc_bump_reserve(&a->bump, extent, na_track_align(align), &begin, &pad)))
+    if (na_unlikely(!na_track_extent(a, size, &extent)))
         return no_room(a, call, size, shown ? align : 0);
+    size_t shown_align = align;
+    align = na_track_align(align);
+    na_stat_slot *s = na_stat_slot_of(a);
+    if (a->thread_cache && na_likely(s != &a->shared_slot)) {
+        if (na_unlikely(!na_tcache_take(a, &s->plain, extent, align, &begin, &pad)) &&
+            !na_tcache_refill(a, &s->plain, extent, align, &begin, &pad))
+            return no_room(a, call, size, shown ? shown_align : 0);
+    } else if (na_unlikely(!nalloc_bump_reserve(&a->bump, extent, align, &begin, &pad))) {
+        return no_room(a, call, size, shown ? shown_align : 0);
+    }
     na_assert_internal(begin <= a->bump.capacity && extent <= a->bump.capacity - begin);
-    na_assert_internal(((a->bump.base + begin) & (na_track_align(align) - 1)) == 0);
-    na_stats_note_alloc(a, begin, size, pad);
+    na_assert_internal(((a->bump.base + begin) & (align - 1)) == 0);
+    na_stats_count(a, s, begin, size, pad);
     if (a->on_alloc)
         a->on_alloc(a, begin, size);
     void *p = (void *)(a->bump.base + begin);
@@ -580,6 +652,58 @@ void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t ali
  * The most recent block
  * ------------------------------------------------------------------------------------------- */
 
+/* move_last_end_in_chunk's answer when the block is not the newest of the thread's chunk. */
+#define NALLOC_ERR_NOT_IN_CHUNK ((nalloc_status)-1)
+
+/* move_last_end for a block in the calling thread's current chunk (NALLOC_FLAG_THREAD_CACHE): the
+ * chunk's cursor is the thread's own offset, so no atomic is needed unless the block grows past
+ * the chunk, which it can only do while the chunk is the last thing in the arena. Marks of other
+ * threads do not pin it: their rollback never reaches below their own offset. */
+static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t old_size,
+                                            size_t new_size, size_t old_end, size_t new_end)
+{
+    na_stat_slot *s = na_stat_slot_of(a);
+    na_chunk *c = &s->plain;
+    size_t begin = (size_t)((uintptr_t)ptr - a->bump.base), end = nalloc_atomic_load(&c->end);
+    if (s == &a->shared_slot || end == 0 || c->epoch != __atomic_load_n(&a->epoch, __ATOMIC_RELAXED))
+        return NALLOC_ERR_NOT_IN_CHUNK;
+    size_t cursor = nalloc_atomic_load(&c->cursor);
+    /* A range that ends inside the chunk's unused remainder, or at its end (the arena's offset,
+     * when the chunk is the last thing in it), is no block of this thread's: a wrong size.
+     * Without this, the end of the chunk passes the offset test below, and the offset would move
+     * under a remainder the chunk still hands out. */
+    if (cursor != old_end)
+        return old_end > cursor && old_end <= end ? NALLOC_ERR_STATE : NALLOC_ERR_NOT_IN_CHUNK;
+    if (begin < nalloc_atomic_load(&c->begin)) {
+        /* The block ends where the thread's chunk begins, and the chunk is empty (the block was
+         * too big for a chunk, or the chunk began at a mark): the block is the thread's newest
+         * all the same. If nothing lies above the chunk, the chunk goes back, and the block is
+         * the arena's last, as it would be without the cache. */
+        if (na_offset_give_back(a, old_end, end))
+            nalloc_atomic_store(&c->end, 0);
+        return NALLOC_ERR_NOT_IN_CHUNK;
+    }
+    if (new_end > end) { /* grow the chunk with it, if nothing lies above the chunk */
+        size_t seen = end;
+        /* The caller checked that the arena has room: a failure here means something lies
+         * after the chunk, so the block is not the arena's last (NALLOC_ERR_STATE, as
+         * nalloc_resize_last says), not an arena out of room. */
+        if (!__atomic_compare_exchange_n(&a->bump.offset, &seen, new_end, false, __ATOMIC_ACQUIRE,
+                                         __ATOMIC_RELAXED))
+            return NALLOC_ERR_STATE;
+        nalloc_atomic_store(&c->end, new_end);
+    }
+    if (new_end < old_end)
+        na_arena_fold(a, old_end); /* these bytes were handed out: dirty from now on */
+    na_track_resize(a, ptr, old_size, new_size);
+    nalloc_atomic_store(&c->cursor, new_end);
+    if (new_end < old_end)
+        na_tcache_trim(a, c);
+    if (new_end > old_end && a->on_alloc)
+        a->on_alloc(a, begin, new_size);
+    return NALLOC_OK;
+}
+
 /* Move the end of the block at [begin, begin + old_size) to begin + new_size, if it is the last.
  * On refusal *why says why, for the caller's message (nothing is recorded here: realloc recovers
  * from a refusal). */
@@ -603,6 +727,21 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
         return NALLOC_ERR_NOMEM;
     }
     size_t old_end = begin + old_extent, new_end = begin + new_extent;
+    if (a->thread_cache) {
+        nalloc_status cached = move_last_end_in_chunk(a, ptr, old_size, new_size, old_end, new_end);
+        if (cached != NALLOC_ERR_NOT_IN_CHUNK) {
+            if (cached != NALLOC_OK)
+                *why = "not the newest block of this thread's chunk (or not its size)";
+            return cached;
+        }
+        /* The arena's offset may be the end of another thread's chunk: a range reaching into its
+         * remainder is no block (a wrong size), and moving the offset under it would let that
+         * thread hand out bytes the offset no longer covers. */
+        if (na_tcache_covers(a, begin, old_end)) {
+            *why = "the range reaches into another thread's chunk (not the block's size)";
+            return NALLOC_ERR_STATE;
+        }
+    }
     if (begin < nalloc_atomic_load(&a->mark_floor)) {
         *why = "a mark was taken after the block";
         return NALLOC_ERR_STATE;
@@ -711,12 +850,31 @@ nalloc_mark nalloc_mark_get(nalloc_arena *a)
         na_arena_refuse(a, "nalloc_mark_get");
         return m; /* uid 0 belongs to no arena: every rollback refuses it */
     }
+    if (a->thread_cache) {
+        /* What this thread allocates after the mark must lie above it: its chunk goes. */
+        na_stat_slot *s = na_stat_slot_of(a);
+        if (s != &a->shared_slot)
+            na_tcache_give_back(a, &s->plain);
+    }
     m.arena_uid = a->uid;
     m.generation = __atomic_load_n(&a->generation, __ATOMIC_RELAXED);
     m.epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
     m.offset = nalloc_atomic_load(&a->bump.offset);
     nalloc_atomic_max(&a->mark_floor, m.offset);
     return m;
+}
+
+/* Are malloc-family blocks alive, so that nothing may be released under them? With
+ * forget_blocks, they are forgotten instead: no longer counted (control lock held). */
+static bool blocks_alive(nalloc_arena *a, bool forget_blocks)
+{
+    size_t live = na_blocks_live(a);
+    if (live == 0)
+        return false;
+    if (!forget_blocks)
+        return true;
+    __atomic_fetch_add(&a->forgotten, live, __ATOMIC_RELAXED);
+    return false;
 }
 
 /* Did a rollback after the mark was taken release the place it points to? (control lock held) */
@@ -763,6 +921,8 @@ nalloc_status nalloc_rollback(nalloc_arena *a, nalloc_mark m)
         why = "stale mark: an earlier rollback released its position";
     else if (na_lanes_hold(a, m.offset))
         why = "lanes split from the arena hold memory above the mark: destroy them first";
+    else if (blocks_alive(a, false))
+        why = "malloc-family blocks are alive: free them first";
     if (why == NULL) {
         release_to(a, m.offset, offset);
         uint64_t epoch = __atomic_add_fetch(&a->epoch, 1, __ATOMIC_RELAXED);
@@ -775,9 +935,8 @@ nalloc_status nalloc_rollback(nalloc_arena *a, nalloc_mark m)
     return NALLOC_OK;
 }
 
-nalloc_status nalloc_reset(nalloc_arena *a)
+static nalloc_status reset_arena(nalloc_arena *a, bool forget_blocks, const char *call)
 {
-    static const char call[] = "nalloc_reset";
     if (na_arena_check(a) != NALLOC_OK)
         return na_arena_refuse(a, call);
     const char *why = NULL;
@@ -787,6 +946,8 @@ nalloc_status nalloc_reset(nalloc_arena *a)
         why = "arena already destroyed";
     } else if (na_lanes_hold(a, 0)) {
         why = "lanes split from the arena are alive: destroy them first";
+    } else if (blocks_alive(a, forget_blocks)) {
+        why = "malloc-family blocks are alive: free them first (or nalloc_reset_unchecked)";
     } else {
         reset_locked(a);
         __atomic_fetch_add(&a->resets, 1, __ATOMIC_RELAXED);
@@ -798,7 +959,17 @@ nalloc_status nalloc_reset(nalloc_arena *a)
     return NALLOC_OK;
 }
 
-nalloc_status na_arena_wipe(nalloc_arena *a, void *stream)
+nalloc_status nalloc_reset(nalloc_arena *a)
+{
+    return reset_arena(a, false, "nalloc_reset");
+}
+
+nalloc_status nalloc_reset_unchecked(nalloc_arena *a)
+{
+    return reset_arena(a, true, "nalloc_reset_unchecked");
+}
+
+static nalloc_status wipe_arena(nalloc_arena *a, void *stream, bool forget_blocks)
 {
     na_trace_push("nalloc_wipe", a);
     pthread_mutex_lock(&a->control);
@@ -807,6 +978,8 @@ nalloc_status na_arena_wipe(nalloc_arena *a, void *stream)
         na_cause("arena already destroyed");
     else if (na_lanes_hold(a, 0))
         na_cause("lanes split from the arena are alive: destroy them first");
+    else if (blocks_alive(a, forget_blocks))
+        na_cause("malloc-family blocks are alive: free them first (or nalloc_wipe_unchecked)");
     else
         st = wipe_locked(a, stream);
     pthread_mutex_unlock(&a->control);
@@ -814,22 +987,38 @@ nalloc_status na_arena_wipe(nalloc_arena *a, void *stream)
     return st;
 }
 
-nalloc_status nalloc_wipe(nalloc_arena *a)
+nalloc_status na_arena_wipe(nalloc_arena *a, void *stream)
 {
-    static const char call[] = "nalloc_wipe";
+    return wipe_arena(a, stream, false);
+}
+
+/* nalloc_wipe and nalloc_wipe_unchecked: record a failure under the public name. */
+static nalloc_status wipe_public(nalloc_arena *a, bool forget_blocks, const char *call)
+{
     if (na_arena_check(a) != NALLOC_OK)
         return na_arena_refuse(a, call);
     na_cause_clear();
-    nalloc_status st = na_arena_wipe(a, NULL);
+    nalloc_status st = wipe_arena(a, NULL, forget_blocks);
     return st == NALLOC_OK ? st : na_fail_cause(st, call, "arena \"%s\"", a->name);
+}
+
+nalloc_status nalloc_wipe_unchecked(nalloc_arena *a)
+{
+    return wipe_public(a, true, "nalloc_wipe_unchecked");
+}
+
+nalloc_status nalloc_wipe(nalloc_arena *a)
+{
+    return wipe_public(a, false, "nalloc_wipe");
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Statistics
  * ------------------------------------------------------------------------------------------- */
 
-/* The smallest nalloc_stats a caller may pass: the 1.0 struct, which ends with redzone_bytes.
- * Fields added later go after it (nalloc.h), so this stays what it is. */
+/* The smallest nalloc_stats a caller may pass: the fields through redzone_bytes, which every
+ * caller has. The fields after them (thread chunks, routes, prefaulting, and whatever later
+ * releases add at the end) are filled as far as the caller's struct has room. */
 #define NA_STATS_SIZE_1_0 (offsetof(nalloc_stats, redzone_bytes) + sizeof(size_t))
 
 /* Fill a whole nalloc_stats of this build with a snapshot of `a` (alive). */
@@ -846,7 +1035,8 @@ static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
     s->high_water = na_arena_peak(a);
     for (int i = -1; i < NA_STAT_SLOTS; i++) {
         const na_stat_slot *slot = i < 0 ? &a->shared_slot : &a->slots[i];
-        s->allocations += __atomic_load_n(&slot->allocations, __ATOMIC_RELAXED);
+        s->allocations += __atomic_load_n(&slot->allocations, __ATOMIC_RELAXED) +
+                          __atomic_load_n(&slot->mallocs, __ATOMIC_RELAXED);
         s->padding += __atomic_load_n(&slot->padding, __ATOMIC_RELAXED);
         s->layout_digest += __atomic_load_n(&slot->digest, __ATOMIC_RELAXED);
     }
@@ -876,6 +1066,18 @@ static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
     s->redzone_bytes = __atomic_load_n(&a->track_redzone_bytes, __ATOMIC_RELAXED);
     s->prefaulted = __atomic_load_n(&a->prefault.prefaulted, __ATOMIC_RELAXED);
     s->collapsed = __atomic_load_n(&a->prefault.collapsed, __ATOMIC_RELAXED);
+    /* used is the offset less what threads' chunks hold unused and what lies free below it.
+     * The offset was read once, for used: the lazy peak, read after it, may have been folded
+     * from a lower offset since (a free_last in between), so it is raised to it. */
+    size_t offset = s->used;
+    if (s->high_water < offset)
+        s->high_water = offset;
+    s->cached = na_tcache_cached(a) + na_blocks_cached(a);
+    s->deferred = nalloc_atomic_load((size_t *)&a->stretch_bytes) +
+                  nalloc_atomic_load((size_t *)&a->freed_bytes);
+    s->used = offset > s->cached + s->deferred ? offset - s->cached - s->deferred : 0;
+    s->live_blocks = na_blocks_live(a);
+    s->fallbacks = __atomic_load_n(&a->fallbacks, __ATOMIC_RELAXED);
 }
 
 /* What the kernel says of the arena's memory (nalloc_arena_stats_resident). smaps counts whole
@@ -891,9 +1093,11 @@ static void fill_resident(const nalloc_arena *a, nalloc_stats *s)
     }
 }
 
-nalloc_status nalloc_arena_stats_sized(const nalloc_arena *a, nalloc_stats *s, size_t size)
+/* nalloc_arena_stats_sized and _resident_sized: checks, then a snapshot copied into the caller's
+ * struct, no more of it than the caller has. */
+static nalloc_status stats_sized(const nalloc_arena *a, nalloc_stats *s, size_t size,
+                                 bool resident, const char *call)
 {
-    static const char call[] = "nalloc_arena_stats";
     if (na_arena_check(a) != NALLOC_OK)
         return na_arena_refuse(a, call);
     if (s == NULL)
@@ -904,6 +1108,8 @@ nalloc_status nalloc_arena_stats_sized(const nalloc_arena *a, nalloc_stats *s, s
                        (size_t)NA_STATS_SIZE_1_0);
     nalloc_stats full;
     fill_stats(a, &full);
+    if (resident)
+        fill_resident(a, &full);
     /* The caller's struct may be older (smaller) than ours: write no more than it has. A newer
      * (larger) one keeps its fields beyond ours untouched. */
     size_t n = size < sizeof full ? size : sizeof full;
@@ -912,16 +1118,15 @@ nalloc_status nalloc_arena_stats_sized(const nalloc_arena *a, nalloc_stats *s, s
     return NALLOC_OK;
 }
 
-nalloc_status nalloc_arena_stats_resident(const nalloc_arena *a, nalloc_stats *s)
+nalloc_status nalloc_arena_stats_sized(const nalloc_arena *a, nalloc_stats *s, size_t size)
 {
-    static const char call[] = "nalloc_arena_stats_resident";
-    if (na_arena_check(a) != NALLOC_OK)
-        return na_arena_refuse(a, call);
-    if (s == NULL)
-        return na_fail(NALLOC_ERR_INVALID, call, "stats is NULL");
-    fill_stats(a, s);
-    fill_resident(a, s);
-    return NALLOC_OK;
+    return stats_sized(a, s, size, false, "nalloc_arena_stats");
+}
+
+nalloc_status nalloc_arena_stats_resident_sized(const nalloc_arena *a, nalloc_stats *s,
+                                                size_t size)
+{
+    return stats_sized(a, s, size, true, "nalloc_arena_stats_resident");
 }
 
 static const char *memory_name(nalloc_memory m)
@@ -956,12 +1161,14 @@ static void print_stats(const nalloc_arena *a, FILE *out)
     fprintf(out,
             "nalloc: arena '%s' (%s, %s)\n"
             "  capacity %zu  used %zu  high-water %zu  reserved %zu\n"
-            "  allocations %zu  failures %zu  padding %zu\n"
+            "  allocations %zu  failures %zu  padding %zu  cached %zu\n"
+            "  malloc family: live %zu  deferred %zu bytes  fallbacks %zu\n"
             "  rollbacks %zu  resets %zu  wipes %zu  wiped %zu bytes\n"
             "  in force:%s%s%s\n"
             "  missing:%s\n",
             s.name, kind_names[s.kind], memory_name(s.memory), s.capacity, s.used, s.high_water,
-            s.reserved, s.allocations, s.failures, s.padding, s.rollbacks, s.resets, s.wipes,
+            s.reserved, s.allocations, s.failures, s.padding, s.cached, s.live_blocks, s.deferred,
+            s.fallbacks, s.rollbacks, s.resets, s.wipes,
             s.wiped_bytes, s.guard_pages ? " guard-pages" : "", s.pinned ? " pinned" : "",
             in_force, s.missing ? missing : " none");
     if (s.requested & NALLOC_FLAG_PREFAULT_AHEAD)

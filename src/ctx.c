@@ -175,6 +175,14 @@ nalloc_status nalloc_ctx_destroy(nalloc_ctx *ctx)
     static const char call[] = "nalloc_ctx_destroy";
     if (ctx == NULL)
         return na_fail(NALLOC_ERR_INVALID, call, "ctx is NULL");
+    /* Malloc-family blocks still alive in an arena: refused, nothing destroyed (as
+     * nalloc_arena_destroy; the caller frees them first). */
+    for (int k = 0; ctx_alive(ctx) && k < NALLOC_KIND_COUNT; k++)
+        if (ctx->arenas[k] != NULL &&
+            (na_blocks_live(ctx->arenas[k]) > 0 || na_lanes_blocks_live(ctx->arenas[k])))
+            return na_fail(NALLOC_ERR_STATE, call,
+                           "arena '%s' still has malloc-family blocks alive: free them first",
+                           ctx->arenas[k]->name);
     uint64_t live = NA_MAGIC_CTX;
     if (!__atomic_compare_exchange_n(&ctx->magic, &live, NA_MAGIC_DEAD, false, __ATOMIC_ACQ_REL,
                                      __ATOMIC_RELAXED))

@@ -91,8 +91,14 @@ void *na_handle_alloc(void)
         }
     }
     pthread_mutex_unlock(&lock);
-    if (h != NULL)
-        memset(h, 0, NA_HANDLE_SIZE);
+    if (h != NULL) {
+        /* Other threads may be looking at this slot meanwhile (na_handle_foreach callbacks; a
+         * lookup holding a stale pointer to the arena it held): they load its magic word
+         * atomically and read nothing else of a slot that is not alive, so that word is zeroed
+         * atomically, the rest plainly. */
+        __atomic_store_n((uint64_t *)h, 0, __ATOMIC_RELAXED);
+        memset((char *)h + sizeof(uint64_t), 0, NA_HANDLE_SIZE - sizeof(uint64_t));
+    }
     return h;
 }
 

@@ -40,6 +40,14 @@
 #define na_likely(x) __builtin_expect(!!(x), 1)
 #define na_unlikely(x) __builtin_expect(!!(x), 0)
 #define NA_CACHE_LINE 64
+/* Tell the core that this thread spins on a word another core is about to change. */
+#if defined(__x86_64__) || defined(__i386__)
+#define na_spin_pause() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define na_spin_pause() __asm__ __volatile__("yield")
+#else
+#define na_spin_pause() ((void)0)
+#endif
 #define NA_CACHE_ALIGNED __attribute__((aligned(NA_CACHE_LINE)))
 /* Thread-locals are read on the allocation path; initial-exec avoids __tls_get_addr (mimalloc does
  * the same). A library that uses initial-exec anywhere has its whole TLS block placed in glibc's
@@ -182,18 +190,42 @@ extern const na_backing na_backing_device;
 #define NA_MAGIC_ARENA UINT64_C(0x616e656c6c6f6e41) /* live arena */
 #define NA_MAGIC_CTX UINT64_C(0x787463636f6c6c6e)   /* live context */
 #define NA_MAGIC_DEAD UINT64_C(0xdeaddeaddeaddead)  /* destroyed: every call is refused */
+#define NA_MAGIC_DOOMED UINT64_C(0x646f6f6d6564416e) /* destroy deferred until its last
+                                                         malloc-family block is freed: frees
+                                                         are served, everything else refused */
 
-#define NA_STAT_SLOTS 32   /* threads that get a private statistics slot per arena */
+#define NA_STAT_SLOTS 64   /* threads that get a private slot (statistics, chunks) per arena */
 #define NA_SLOT_SHARED (~(size_t)0) /* owner of the shared slot: updated with atomic adds */
 #define NA_ROLLBACK_HISTORY 16 /* rollback records kept for judging marks stale */
 #define NA_NAME_MAX 32
 
-/* Per-thread statistics for one arena; a thread owns the slot and adds with plain stores. */
+/* A thread's private chunk of an arena: a stretch of the arena's bump region that the thread took
+ * with one atomic and now bumps alone (tcache.c for nalloc_alloc under NALLOC_FLAG_THREAD_CACHE,
+ * malloc.c for the malloc family). Written only by the slot's owner thread, with relaxed atomic
+ * stores (plain moves), so that statistics and phase boundaries may read it from other threads. */
+typedef struct na_chunk {
+    size_t begin;   /* offset of the chunk's first byte (malloc chunks: of their header) */
+    size_t cursor;  /* offset of the next free byte: [cursor, end) is the unused remainder */
+    size_t end;     /* offset just past the chunk; 0 when the thread holds no chunk */
+    uint64_t epoch; /* the arena's epoch when the chunk was taken: another epoch retired it */
+    size_t next;    /* bytes the thread's next chunk asks for: grows with use, capped */
+    size_t top;     /* malloc chunks: offset of the newest block's header + 1; 0 when empty */
+    size_t own;     /* malloc chunks: blocks allocated here, less those their owner freed */
+    size_t remote_seen; /* malloc chunks: the chunk's count of blocks others freed, when last looked at */
+} na_chunk;
+
+/* Per-thread state for one arena: statistics added with plain stores, and the thread's chunks.
+ * The statistics line is first and apart from the chunks, which other threads never write. */
 typedef struct NA_CACHE_ALIGNED na_stat_slot {
     size_t owner;       /* thread token of the owner, 0 when free, NA_SLOT_SHARED for the shared slot */
     size_t allocations; /* successful allocations made by the owners */
     size_t padding;     /* alignment bytes they skipped */
     size_t digest;      /* sum of na_layout_mix(offset, size, phase) over their blocks */
+    size_t mallocs;     /* malloc-family blocks the owners allocated from this arena */
+    size_t frees;       /* malloc-family blocks of this arena the owners freed (wherever made) */
+    size_t spare[2];
+    na_chunk plain NA_CACHE_ALIGNED; /* nalloc_alloc's chunk (NALLOC_FLAG_THREAD_CACHE) */
+    na_chunk blocks NA_CACHE_ALIGNED; /* the malloc family's chunk */
 } na_stat_slot;
 
 /* What the prefault helper (prefault.c) keeps about one arena. Fields without a note are the
@@ -215,6 +247,14 @@ typedef struct na_prefault {
                              child (atomic) */
 } na_prefault;
 
+/* A free stretch of an arena: [begin, end) in offsets. */
+typedef struct na_range {
+    size_t begin, end;
+} na_range;
+
+/* Free stretches below an arena's offset (stretch.c). */
+typedef struct na_stretch_map na_stretch_map;
+
 /* "At epoch `epoch` a rollback released everything from `target` up." Kept sorted by epoch with
  * targets strictly increasing: a later rollback to a lower target hides the earlier ones. */
 typedef struct na_rollback_record {
@@ -232,6 +272,8 @@ struct nalloc_arena {
     uint64_t uid;            /* unique in the process, never reused; marks and stat slots check it */
     void (*on_alloc)(nalloc_arena *a, size_t offset, size_t size); /* backing->on_alloc, or
                                 NULL once the backing found no tool to report to */
+    bool thread_cache;       /* NALLOC_FLAG_THREAD_CACHE: nalloc_alloc bumps in thread chunks */
+    uint64_t check_salt;     /* mixed into malloc-family header checks (blocks.h): per arena */
 
     /* -- Bookkeeping, touched outside the allocation path. Fields without a lock note are
      *    accessed atomically. -- */
@@ -298,6 +340,17 @@ struct nalloc_arena {
     /* -- Prefault-ahead (prefault.c): the helper thread's view of this arena. -- */
     na_prefault prefault;
 
+    /* -- Thread chunks and the malloc family (tcache.c, blocks.c, stretch.c). A doomed arena
+     *    (nalloc_arena_destroy_deferred) has magic NA_MAGIC_DOOMED. -- */
+    size_t fallbacks;        /* malloc-family requests routed here that the system allocator
+                                served because this arena had no room (atomic) */
+    size_t forgotten;        /* live blocks an unchecked reset or wipe forgot (atomic) */
+    pthread_mutex_t chunk_lock; /* guards the free stretches */
+    size_t stretch_count;    /* free stretches below the offset (atomic; changed under chunk_lock) */
+    size_t stretch_bytes;    /* bytes they cover (atomic; changed under chunk_lock) */
+    size_t freed_bytes;      /* bytes of blocks marked freed inside chunks, not popped yet (atomic) */
+    na_stretch_map *stretches; /* stretch.c (chunk_lock) */
+
     na_stat_slot shared_slot;           /* for threads that found every private slot taken */
     na_stat_slot slots[NA_STAT_SLOTS];  /* claimed by CAS on owner */
 };
@@ -314,6 +367,13 @@ struct nalloc_arena {
 static inline bool na_arena_alive(const nalloc_arena *a)
 {
     return a != NULL && __atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) == NA_MAGIC_ARENA;
+}
+
+/* Alive or doomed: its memory is still there, and its malloc-family blocks can be freed. */
+static inline bool na_arena_mapped(const nalloc_arena *a)
+{
+    uint64_t magic = a != NULL ? __atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) : 0;
+    return magic == NA_MAGIC_ARENA || magic == NA_MAGIC_DOOMED;
 }
 
 /* NALLOC_ERR_INVALID for NULL, NALLOC_ERR_STATE for a destroyed arena or another kind of handle. */
@@ -394,6 +454,10 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
 /* True when a live lane of `a` still owns memory at or above `target`, so nothing from `target`
  * up may be released (control lock held). */
 bool na_lanes_hold(nalloc_arena *a, size_t target);
+
+/* True when a live (or doomed) lane split from `a`, directly or not, has malloc-family blocks
+ * alive: destroying `a` would destroy their memory. */
+bool na_lanes_blocks_live(const nalloc_arena *a);
 
 /* Destroy every live lane of `a`, waiting for lanes another thread is destroying (control lock of
  * `a` held). */
@@ -501,11 +565,27 @@ static inline void na_slot_add(size_t *field, size_t v, bool shared)
 #endif
 }
 
-/* Count one successful allocation of `size` bytes at `offset` after `pad` bytes of padding. */
-static inline void na_stats_note_alloc(nalloc_arena *a, size_t offset, size_t size, size_t pad)
+/* As na_slot_add, with release ordering for readers that count on it (na_blocks_live). */
+static inline void na_slot_add_release(size_t *field, size_t v, bool shared)
+{
+    if (na_unlikely(shared))
+        __atomic_fetch_add(field, v, __ATOMIC_RELEASE);
+    else
+        __atomic_store_n(field, __atomic_load_n(field, __ATOMIC_RELAXED) + v, __ATOMIC_RELEASE);
+}
+
+/* The calling thread's slot in `a`, claimed on first use (slow path out of line). */
+static inline na_stat_slot *na_stat_slot_of(nalloc_arena *a)
 {
     na_slot_cache_entry *e = &na_slot_cache[a->uid & (NA_SLOT_CACHE - 1)];
-    na_stat_slot *s = na_likely(e->uid == a->uid) ? e->slot : na_stat_slot_claim(a);
+    return na_likely(e->uid == a->uid) ? e->slot : na_stat_slot_claim(a);
+}
+
+/* Count, in slot `s`, one successful allocation of `size` bytes at `offset` after `pad` bytes of
+ * padding. */
+static inline void na_stats_count(nalloc_arena *a, na_stat_slot *s, size_t offset, size_t size,
+                                  size_t pad)
+{
     bool shared = s == &a->shared_slot;
     na_slot_add(&s->allocations, 1, shared);
     na_slot_add(&s->padding, pad, shared);
@@ -514,6 +594,152 @@ static inline void na_stats_note_alloc(nalloc_arena *a, size_t offset, size_t si
     uint64_t phase = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
     na_slot_add(&s->digest, (size_t)na_layout_mix(offset, size, phase), shared);
 }
+
+/* ---- Thread chunks for nalloc_alloc (tcache.c) ---- */
+
+/* Take `size` bytes at `align` from the thread's chunk `c`, if it is current and has room. */
+static inline bool na_tcache_take(nalloc_arena *a, na_chunk *c, size_t size, size_t align,
+                                  size_t *begin, size_t *pad)
+{
+    size_t end = nalloc_atomic_load(&c->end), cursor = nalloc_atomic_load(&c->cursor), last;
+    if (na_unlikely(end == 0 || __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) !=
+                                    __atomic_load_n(&a->epoch, __ATOMIC_RELAXED)))
+        return false;
+    if (na_unlikely(!nalloc_bump_fit(a->bump.base, end, cursor, size, align, begin, &last)))
+        return false;
+    nalloc_atomic_store(&c->cursor, last);
+    *pad = *begin - cursor;
+    return true;
+}
+
+/* The slow path: grow the chunk in place, take a free stretch or a new chunk, or (big requests)
+ * the offset directly. False when the arena has no room; nothing is consumed then. */
+bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, size_t *begin,
+                      size_t *pad);
+/* Give the unused part of the thread's chunk back to the offset, or free it as a stretch (by its
+ * owner, or for an exiting owner). */
+void na_tcache_give_back(nalloc_arena *a, na_chunk *c);
+/* After the thread's newest block shrank or went back inside chunk `c`: a remainder larger than
+ * the largest chunk (the block had grown past its chunk) goes back to the offset if nothing lies
+ * above it, so that a thread caches at most about one chunk. */
+void na_tcache_trim(nalloc_arena *a, na_chunk *c);
+/* Move the offset from `to` down to `from` if it is still `to` and no mark forbids it (folding
+ * the lazy peaks first); false otherwise. */
+bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to);
+/* True when [begin, end) overlaps the unused remainder of some thread's current chunk: not a
+ * block, whatever a caller says (free_last and resize_last refuse it). */
+bool na_tcache_covers(const nalloc_arena *a, size_t begin, size_t end);
+/* Bytes of live chunks' unused remainders: handed out to no one, not free for others either. */
+size_t na_tcache_cached(const nalloc_arena *a);
+/* A phase boundary moves the offset to `target` (control lock held, epoch not bumped yet):
+ * remainders of chunks it retires below it become free stretches. */
+void na_tcache_boundary(nalloc_arena *a, size_t target);
+/* The thread that owns slot `s` is exiting (control lock held). */
+void na_tcache_thread_exit(nalloc_arena *a, na_stat_slot *s);
+
+/* ---- The malloc family's blocks (blocks.c) ---- */
+
+/* A block of `size` bytes (0 allowed) at `align` (0: the policy alignment; at least 16) that
+ * nalloc_free can free; NULL when the arena has no room, or is a device arena (the last error is
+ * left to the caller). The caller checked that the arena is alive. */
+void *na_block_alloc(nalloc_arena *a, size_t size, size_t align);
+/* Free the block at `ptr` of arena `a` (NALLOC_ERR_INVALID: not a block; NALLOC_ERR_STATE:
+ * freed already). The arena may be doomed; its last free destroys it. */
+nalloc_status na_block_free(nalloc_arena *a, const void *ptr);
+/* Resize in place, if the block is its chunk's newest or the arena's last stretch. */
+nalloc_status na_block_resize(nalloc_arena *a, void *ptr, size_t new_size);
+/* Zero a block just allocated, skipping bytes that are fresh from the OS. */
+void na_block_zero(nalloc_arena *a, void *ptr, size_t size);
+/* *size: the block's size; false if ptr is no live block of `a`. */
+bool na_block_size(nalloc_arena *a, const void *ptr, size_t *size);
+/* A free of a doomed arena's block was counted: destroy the arena if it was the last. */
+void na_blocks_doomed_free(nalloc_arena *a);
+/* Blocks allocated and not freed (a snapshot; never less than the truth at its end). */
+size_t na_blocks_live(const nalloc_arena *a);
+/* Bytes of the malloc family's chunks not used by blocks. */
+size_t na_blocks_cached(const nalloc_arena *a);
+/* A phase boundary moves the offset to `target` with no block live (control lock held, epoch
+ * not bumped yet): retired chunks below it become free stretches. */
+void na_blocks_boundary(nalloc_arena *a, size_t target);
+/* The thread owning slot `s` exits (control lock held): its chunk is abandoned. */
+void na_blocks_thread_exit(nalloc_arena *a, na_stat_slot *s);
+/* Mark `a` doomed (NA_MAGIC_DOOMED), with the barrier that makes frees see it. */
+nalloc_status na_blocks_doom(nalloc_arena *a);
+
+/* ---- Free stretches below the offset (stretch.c; chunk_lock taken inside) ---- */
+
+/* [begin, end) is free: merged with its neighbours, given back if it reaches the offset, else kept
+ * for chunks to reuse. _locked: chunk_lock held. */
+void na_stretch_free(nalloc_arena *a, size_t begin, size_t end);
+void na_stretch_free_locked(nalloc_arena *a, size_t begin, size_t end);
+/* Give back a stretch that now ends at the offset. */
+void na_stretch_drain(nalloc_arena *a);
+/* Take a free stretch with room for `size` bytes at `align`: up to `want` bytes of it (the rest
+ * stays free); false if none has room. */
+bool na_stretch_take(nalloc_arena *a, size_t size, size_t align, size_t want, na_range *out);
+/* As na_stretch_take, among the stretches that begin at or above `floor` only. */
+bool na_stretch_take_above(nalloc_arena *a, size_t floor, size_t size, size_t align, size_t want,
+                           na_range *out);
+/* A phase boundary moved the offset to `target`: stretches above it are gone. */
+void na_stretch_boundary(nalloc_arena *a, size_t target);
+/* Unmap the index (retire). */
+void na_stretch_destroy(nalloc_arena *a);
+
+/* ---- Ownership (owner.c) ---- */
+
+#define NA_OWNER_GRANULE_SHIFT 21 /* 2 MiB per table entry */
+#define NA_OWNER_LEAF_SHIFT 30    /* 1 GiB per leaf: 512 entries, one page */
+#define NA_OWNER_ADDRESS_BITS 47  /* user space on x86-64 and arm64 with 4-level tables */
+#define NA_OWNER_LEAF_ENTRIES ((size_t)1 << (NA_OWNER_LEAF_SHIFT - NA_OWNER_GRANULE_SHIFT))
+#define NA_OWNER_LEAVES ((size_t)1 << (NA_OWNER_ADDRESS_BITS - NA_OWNER_LEAF_SHIFT))
+#define NA_OWNER_MIXED ((uintptr_t)1)
+
+/* The granule table's leaves (owner.c): an entry is the arena owning every address of its 2 MiB
+ * granule, 0 for none, NA_OWNER_MIXED when the registry must be searched. */
+extern uintptr_t *na_owner_leaves[NA_OWNER_LEAVES];
+
+/* False when no arena can hold `ptr` (decided inline: two loads); true when one may (an entry of
+ * the granule table is set, or the address is beyond it): ask na_owner_in_table. */
+static inline bool na_owner_maybe(const void *ptr)
+{
+    uintptr_t x = (uintptr_t)ptr;
+    if (na_unlikely(x >> NA_OWNER_ADDRESS_BITS))
+        return true;
+    const uintptr_t *leaf = __atomic_load_n(&na_owner_leaves[x >> NA_OWNER_LEAF_SHIFT], __ATOMIC_ACQUIRE);
+    return leaf != NULL &&
+           __atomic_load_n(&leaf[(x >> NA_OWNER_GRANULE_SHIFT) & (NA_OWNER_LEAF_ENTRIES - 1)],
+                           __ATOMIC_ACQUIRE) != 0;
+}
+
+/* nalloc_owner, with the common case (one arena owns the whole granule) inline. */
+static inline nalloc_arena *na_owner_in_table(const void *ptr)
+{
+    uintptr_t x = (uintptr_t)ptr;
+    if (na_likely(!(x >> NA_OWNER_ADDRESS_BITS))) {
+        const uintptr_t *leaf = __atomic_load_n(&na_owner_leaves[x >> NA_OWNER_LEAF_SHIFT],
+                                                __ATOMIC_ACQUIRE);
+        uintptr_t entry = leaf == NULL ? 0
+                                       : __atomic_load_n(&leaf[(x >> NA_OWNER_GRANULE_SHIFT) &
+                                                               (NA_OWNER_LEAF_ENTRIES - 1)],
+                                                         __ATOMIC_ACQUIRE);
+        if (entry == 0)
+            return NULL;
+        const nalloc_arena *a = (const nalloc_arena *)entry;
+        if (entry != NA_OWNER_MIXED && x - a->bump.base < a->bump.capacity && na_arena_mapped(a))
+            return (nalloc_arena *)a;
+    }
+    return nalloc_owner(ptr);
+}
+
+/* Enter a host-accessible arena's range in the ownership table, or take it out. */
+nalloc_status na_owner_register(nalloc_arena *a);
+void na_owner_unregister(nalloc_arena *a);
+
+/* ---- Routes (route.c) ---- */
+
+/* The system allocator, bypassing any malloc that interposes on it (the override library). */
+void *na_sys_malloc(size_t size);
+void na_sys_free(void *ptr);
 
 /* Release every private slot owned by the calling thread in every live arena (thread exit). */
 void na_stats_release_thread_slots(void);

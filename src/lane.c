@@ -197,6 +197,13 @@ nalloc_status nalloc_arena_split(nalloc_arena *p, size_t count, size_t lane_capa
 
     na_cause_clear();
     pthread_mutex_lock(&p->control);
+    if (p->thread_cache && na_arena_alive(p)) {
+        /* The lanes share the room left after the last block, not after this thread's chunk
+         * (NALLOC_FLAG_THREAD_CACHE): its remainder goes back first, as for a mark. */
+        na_stat_slot *s = na_stat_slot_of(p);
+        if (s != &p->shared_slot)
+            na_tcache_give_back(p, &s->plain);
+    }
     split_plan plan;
     nalloc_status st = NALLOC_ERR_STATE;
     if (!na_arena_alive(p))
@@ -276,6 +283,33 @@ bool na_lanes_hold(nalloc_arena *a, size_t target)
     return __atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0 && target < a->lanes_end;
 }
 
+typedef struct blocks_search {
+    const nalloc_arena *ancestor;
+    bool live; /* a lane below `ancestor` has live malloc-family blocks */
+} blocks_search;
+
+static void find_live_blocks(void *handle, void *arg)
+{
+    const nalloc_arena *a = handle;
+    blocks_search *s = arg;
+    if (s->live || !na_arena_mapped(a)) /* contexts and free slots included */
+        return;
+    for (const nalloc_arena *p = a->parent; p != NULL; p = p->parent)
+        if (p == s->ancestor) {
+            s->live = na_blocks_live(a) > 0;
+            return;
+        }
+}
+
+bool na_lanes_blocks_live(const nalloc_arena *a)
+{
+    if (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) == 0)
+        return false;
+    blocks_search s = {a, false};
+    na_handle_foreach(find_live_blocks, &s);
+    return s.live;
+}
+
 typedef struct lane_search {
     const nalloc_arena *parent;
     nalloc_arena *found; /* a live lane of parent, or NULL */
@@ -286,7 +320,8 @@ static void find_lane(void *handle, void *arg)
 {
     nalloc_arena *a = handle;
     lane_search *s = arg;
-    if (s->found == NULL && na_arena_alive(a) && a->parent == s->parent) {
+    /* Doomed lanes too (nalloc_arena_destroy_deferred): they count in lanes_alive. */
+    if (s->found == NULL && na_arena_mapped(a) && a->parent == s->parent) {
         s->found = a;
         s->found_uid = a->uid;
     }

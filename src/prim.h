@@ -99,6 +99,14 @@ int na_prim_unlock(void *addr, size_t size);
  * and size. */
 void na_prim_zero(void *addr, size_t size);
 
+/* An asymmetric fence (membarrier(2), private expedited): once it returns, every other running
+ * thread of the process has executed a full memory barrier, so a thread that only orders its own
+ * store and load with a compiler barrier still takes part in a Dekker-style handshake with the
+ * caller. na_prim_membarrier_ready registers the process for it (once) and says whether the
+ * kernel has it (0, or ENOSYS/EINVAL). */
+int na_prim_membarrier_ready(void);
+int na_prim_membarrier(void);
+
 /* Seconds on a monotonic clock. */
 double na_prim_now(void);
 

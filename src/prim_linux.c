@@ -356,6 +356,33 @@ void na_prim_zero(void *addr, size_t size)
     explicit_bzero(addr, size);
 }
 
+#ifndef SYS_membarrier
+#define SYS_membarrier 324 /* x86-64; other architectures have it in their headers */
+#endif
+#define NA_MEMBARRIER_PRIVATE_EXPEDITED (1 << 3)
+#define NA_MEMBARRIER_REGISTER_PRIVATE_EXPEDITED (1 << 4)
+
+static int membarrier_state; /* 0: not asked yet; 1: ready; otherwise errno + 2 (atomic) */
+
+int na_prim_membarrier_ready(void)
+{
+    int state = __atomic_load_n(&membarrier_state, __ATOMIC_ACQUIRE);
+    if (state == 0) {
+        long r = syscall(SYS_membarrier, NA_MEMBARRIER_REGISTER_PRIVATE_EXPEDITED, 0, 0);
+        state = r == 0 ? 1 : errno + 2;
+        __atomic_store_n(&membarrier_state, state, __ATOMIC_RELEASE);
+    }
+    return state == 1 ? 0 : state - 2;
+}
+
+int na_prim_membarrier(void)
+{
+    int err = na_prim_membarrier_ready();
+    if (err != 0)
+        return err;
+    return syscall(SYS_membarrier, NA_MEMBARRIER_PRIVATE_EXPEDITED, 0, 0) == 0 ? 0 : errno;
+}
+
 double na_prim_now(void)
 {
     struct timespec t;

@@ -36,9 +36,12 @@ uint64_t na_next_uid(void)
     return __atomic_fetch_add(&next_uid, 1, __ATOMIC_RELAXED);
 }
 
+static NA_THREAD_LOCAL bool exited; /* thread_exit ran: a later claim must arm it again */
+
 static void thread_exit(void *unused)
 {
     (void)unused;
+    exited = true;
     na_stats_release_thread_slots();
     na_thread_text_release();
 }
@@ -67,6 +70,12 @@ void na_thread_exit_hook(void)
 na_stat_slot *na_stat_slot_claim(nalloc_arena *a)
 {
     size_t token = my_token();
+    if (na_unlikely(exited)) {
+        /* Allocating from another thread-local destructor after ours ran: ask for one more
+         * round (the C library repeats destructors whose value was set again). */
+        exited = false;
+        (void)pthread_setspecific(exit_key, (void *)1);
+    }
     na_stat_slot *slot = &a->shared_slot;
     for (unsigned i = 0; i < NA_STAT_SLOTS; i++) {
         na_stat_slot *s = &a->slots[(token + i) % NA_STAT_SLOTS];
@@ -101,11 +110,37 @@ static void release_in(void *handle, void *arg)
 {
     nalloc_arena *a = handle;
     size_t token = *(const size_t *)arg;
-    if (!na_arena_alive(a))
+    if (!na_arena_mapped(a))
         return;
     for (unsigned i = 0; i < NA_STAT_SLOTS; i++)
         if (__atomic_load_n(&a->slots[i].owner, __ATOMIC_RELAXED) == token)
             __atomic_store_n(&a->slots[i].owner, 0, __ATOMIC_RELEASE);
+}
+
+/* An arena where the exiting thread still holds a chunk (found under the handle lock). */
+typedef struct held_chunk {
+    size_t token;
+    nalloc_arena *arena; /* NULL: none found */
+    uint64_t uid;
+    na_stat_slot *slot;
+} held_chunk;
+
+static void find_held_chunk(void *handle, void *arg)
+{
+    nalloc_arena *a = handle;
+    held_chunk *h = arg;
+    if (h->arena != NULL || !na_arena_mapped(a))
+        return;
+    for (unsigned i = 0; i < NA_STAT_SLOTS; i++) {
+        na_stat_slot *s = &a->slots[i];
+        if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == h->token &&
+            (nalloc_atomic_load(&s->plain.end) != 0 || nalloc_atomic_load(&s->blocks.end) != 0)) {
+            h->arena = a;
+            h->uid = a->uid;
+            h->slot = s;
+            return;
+        }
+    }
 }
 
 void na_stats_release_thread_slots(void)
@@ -113,6 +148,24 @@ void na_stats_release_thread_slots(void)
     size_t token = thread_token;
     if (token == 0)
         return;
+    /* Chunks first, one arena at a time, each under its control lock but outside the handle lock
+     * (destroy takes them the other way round): the plain chunk's remainder goes back or to the
+     * orphans, the malloc family's chunk is abandoned to its last free. */
+    for (;;) {
+        held_chunk h = {token, NULL, 0, NULL};
+        na_handle_foreach(find_held_chunk, &h);
+        if (h.arena == NULL)
+            break;
+        pthread_mutex_lock(&h.arena->control);
+        if (na_arena_mapped(h.arena) && h.arena->uid == h.uid) {
+            na_tcache_thread_exit(h.arena, h.slot);
+            na_blocks_thread_exit(h.arena, h.slot);
+        } else { /* destroyed meanwhile: the slot's chunks died with it */
+            nalloc_atomic_store(&h.slot->plain.end, 0);
+            nalloc_atomic_store(&h.slot->blocks.end, 0);
+        }
+        pthread_mutex_unlock(&h.arena->control);
+    }
     na_handle_foreach(release_in, &token);
     for (unsigned i = 0; i < NA_SLOT_CACHE; i++)
         na_slot_cache[i].uid = 0;

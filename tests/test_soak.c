@@ -12,7 +12,10 @@
  * nobody else running) for the next round.
  *
  * Under ThreadSanitizer (scripts/test.sh's tsan build) this is also a data-race check of the
- * allocation path, the statistics slots, mark_get and free_last/resize_last. NALLOC_SOAK_OPS sets
+ * allocation path, the statistics slots, mark_get and free_last/resize_last. It runs twice: on a
+ * plain arena, and with NALLOC_FLAG_THREAD_CACHE (private chunks, tcache.c), where used + cached +
+ * deferred is the arena's offset and a rollback leaves the retired chunks' remainders below the
+ * mark as free stretches. NALLOC_SOAK_OPS sets
  * the operations per thread per round (default 20000; the Valgrind run uses fewer).
  */
 #include "testutil.h"
@@ -214,13 +217,13 @@ static size_t soak_ops(void)
     return v > 0 ? (size_t)v : 20000;
 }
 
-static void test_threads_allocate_while_another_takes_marks_and_statistics(void **state)
+/* The soak on one arena; `flags` are added to its configuration. */
+static void soak(unsigned flags)
 {
-    (void)state;
     const size_t capacity = 128 * MiB;
     nalloc_arena_config c;
     nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_HOST, capacity);
-    c.flags |= NALLOC_FLAG_NORESERVE;
+    c.flags |= NALLOC_FLAG_NORESERVE | flags;
     nalloc_arena *a = make_arena_with(&c);
     size_t ops = soak_ops();
     worker workers[WORKERS];
@@ -253,8 +256,13 @@ static void test_threads_allocate_while_another_takes_marks_and_statistics(void 
             fail_msg("round %d: a snapshot broke an invariant: %s", round, obs.broken);
         assert_true(obs.snapshots > 0);
 
-        /* Every live block: in bounds, aligned, intact; all of them pairwise disjoint. */
+        /* Every live block: in bounds, aligned, intact; all of them pairwise disjoint. With
+         * thread chunks, the arena's offset (the end of what it gave out) is used + cached +
+         * deferred: blocks lie anywhere below it. */
         nalloc_stats s = stats_of(a);
+        size_t end = s.used + s.cached + s.deferred;
+        if (!(flags & NALLOC_FLAG_THREAD_CACHE))
+            assert_int_equal(end, s.used);
         size_t n = 0;
         for (unsigned i = 0; i < WORKERS; i++) {
             assert_int_equal(workers[i].zeroed_dirty, 0);
@@ -266,7 +274,7 @@ static void test_threads_allocate_while_another_takes_marks_and_statistics(void 
         qsort(all, n, sizeof *all, by_address);
         for (size_t j = 0; j < n; j++) {
             assert_true((uintptr_t)all[j].ptr >= s.base);
-            assert_true((uintptr_t)all[j].ptr + all[j].size <= s.base + s.used);
+            assert_true((uintptr_t)all[j].ptr + all[j].size <= s.base + end);
             assert_int_equal((uintptr_t)all[j].ptr % all[j].align, 0);
             assert_true(intact(&all[j]));
             if (j > 0)
@@ -283,7 +291,10 @@ static void test_threads_allocate_while_another_takes_marks_and_statistics(void 
         nalloc_status st = nalloc_rollback(a, m);
         assert_true(st == NALLOC_OK || st == NALLOC_ERR_STATE);
         if (st == NALLOC_OK) {
-            size_t at = stats_of(a).used;
+            /* Every chunk was retired; their remainders below the mark are free stretches. */
+            nalloc_stats r = stats_of(a);
+            size_t at = r.used + r.deferred;
+            assert_int_equal(r.cached, 0);
             assert_int_equal(at, m.offset); /* a private field, read here to check the release */
             unsigned char *after = nalloc_alloc(a, 64 * KiB);
             if (after != NULL)
@@ -305,10 +316,25 @@ static void test_threads_allocate_while_another_takes_marks_and_statistics(void 
     nalloc_arena_destroy(a);
 }
 
+static void test_threads_allocate_while_another_takes_marks_and_statistics(void **state)
+{
+    (void)state;
+    soak(0);
+}
+
+/* The same with NALLOC_FLAG_THREAD_CACHE: each worker bumps in a private chunk, frees and resizes
+ * its newest block inside it, and the observer's marks and statistics read every chunk. */
+static void test_threads_allocate_from_private_chunks_while_another_takes_marks(void **state)
+{
+    (void)state;
+    soak(NALLOC_FLAG_THREAD_CACHE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_threads_allocate_while_another_takes_marks_and_statistics),
+        cmocka_unit_test(test_threads_allocate_from_private_chunks_while_another_takes_marks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -389,7 +389,8 @@ typedef struct nalloc_stats {
     nalloc_kind kind;
     nalloc_memory memory;
     size_t capacity;        /* bytes the arena can hand out */
-    size_t used;            /* bytes handed out now, alignment padding included */
+    size_t used;            /* bytes handed out now, alignment padding included: the offset less
+                               cached and deferred */
     size_t high_water;      /* most bytes in use at once since creation */
     size_t allocations;     /* successful allocation calls since creation */
     size_t failures;        /* allocation requests on this arena that failed, whatever the reason:
@@ -427,6 +428,15 @@ typedef struct nalloc_stats {
                                checker watches the arena, 0 otherwise (the config is then ignored) */
     size_t redzone_bytes;   /* bytes of those gaps reserved by successful allocations since creation
                                (like padding: counted in used while the block lives) */
+    size_t cached;          /* bytes reserved by threads' private chunks (NALLOC_FLAG_THREAD_CACHE,
+                               the malloc family) and not handed out yet: in the offset, not in
+                               used; at most one chunk per thread that allocated */
+    size_t deferred;        /* bytes free below the offset and not given back yet: freed
+                               malloc-family blocks waiting for the blocks above them, and free
+                               stretches later chunks reuse; not in used */
+    size_t live_blocks;     /* malloc-family blocks allocated here and not freed yet */
+    size_t fallbacks;       /* malloc-family requests routed here that the system allocator
+                               served (the arena had no room for them) */
     size_t prefaulted;      /* bytes the prefault helper faulted in (NALLOC_FLAG_PREFAULT_AHEAD);
                                some may have been resident already */
     size_t collapsed;       /* bytes the helper had the kernel collapse into huge pages */
@@ -470,13 +480,153 @@ NALLOC_NODISCARD static inline nalloc_status nalloc_arena_stats(const nalloc_are
  * pages). resident_known is false, and the call still succeeds, where the kernel cannot say for
  * this arena alone: device arenas, lanes (their memory is a slice of their parent's mapping),
  * and /proc not mounted. */
-NALLOC_API nalloc_status nalloc_arena_stats_resident(const nalloc_arena *arena,
-                                                     nalloc_stats *stats);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_arena_stats_resident_sized(const nalloc_arena *arena,
+                                                                            nalloc_stats *stats,
+                                                                            size_t stats_size);
+NALLOC_NODISCARD static inline nalloc_status nalloc_arena_stats_resident(const nalloc_arena *arena,
+                                                                         nalloc_stats *stats)
+{
+    return nalloc_arena_stats_resident_sized(arena, stats, sizeof *stats);
+}
 
 /* Print the arena's statistics to `stream` (NULL: stderr), one line per group of fields, with
  * the kernel's resident and huge-page figures (nalloc_arena_stats_resident). This is also what
  * NALLOC_VERBOSE=1 in the environment prints when an arena is destroyed. */
 NALLOC_API nalloc_status nalloc_arena_print_stats(const nalloc_arena *arena, FILE *stream);
+
+/* ---------------------------------------------------------------------------------------------
+ * Routes and the malloc family: a whole library's allocations in an arena
+ *
+ * Libraries that call malloc and free themselves (and Rust's global allocator, rust/) are served
+ * from an arena by routing: while a route is pushed on a thread, the malloc family on that thread
+ * allocates from the route's arena. Blocks are freed one by one, without a size, in any order, from
+ * any thread, at any time: a free of an arena's newest block gives it back at once, a free of an
+ * older one is remembered and given back as soon as every block above it is free, so frees in
+ * allocation order or in reverse reclaim everything. Each thread allocates from a private chunk
+ * of the arena (no shared cache line on the path). A free touches only the block's 32-byte header,
+ * never its bytes (a witness arena's wipe zeroes both).
+ *
+ *     NALLOC_ROUTE_SCOPE(scratch);          // until the end of this block...
+ *     char *s = strdup(name);                // ...this thread's mallocs come from `scratch`
+ *     library_call();                        //    (with the override library, or with
+ *     free(s);                               //     nalloc_malloc/nalloc_free called directly)
+ *
+ * While malloc-family blocks of an arena are alive, nalloc_rollback, nalloc_reset, nalloc_wipe and
+ * nalloc_arena_destroy refuse it (NALLOC_ERR_STATE), so no live block's memory is ever reused;
+ * nalloc_arena_destroy_deferred destroys it when its last block is freed. Blocks alive in a lane
+ * make its parent (and the parent's context) refuse destroy too. docs/routing.md.
+ * ------------------------------------------------------------------------------------------- */
+
+/* The live host or pinned arena (or lane: the innermost) whose range [base, base + capacity)
+ * holds `ptr`, or NULL. A few nanoseconds; safe while other threads create and destroy arenas (an
+ * arena being destroyed meanwhile may still be returned). An arena retired by
+ * nalloc_arena_destroy_deferred is returned until its last block is freed. */
+NALLOC_API nalloc_arena *nalloc_owner(const void *ptr);
+
+/* Route this thread's malloc-family allocations to `arena` until the matching nalloc_route_pop.
+ * Routes nest; the innermost wins. NULL routes to the system allocator (a library stepping out of
+ * its caller's route). NALLOC_ERR_INVALID for a device arena (blocks carry host-side headers),
+ * NALLOC_ERR_STATE for a destroyed one, NALLOC_ERR_NOMEM when 16 routes are pushed already. */
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_route_push(nalloc_arena *arena);
+
+/* End the innermost route. NALLOC_ERR_STATE when none is pushed. */
+NALLOC_API nalloc_status nalloc_route_pop(void);
+
+/* The arena this thread's malloc-family allocations go to now: the innermost route's, or (no
+ * route pushed) the process's default route (NALLOC_ROUTE, override library); NULL for the system
+ * allocator. */
+NALLOC_API nalloc_arena *nalloc_route_current(void);
+
+/* The process-wide default route: threads with no route pushed allocate from `arena` (NULL: the
+ * system allocator, the default). The override library sets it from NALLOC_ROUTE. The arena must
+ * outlive every thread that may allocate through it. */
+NALLOC_API nalloc_status nalloc_route_set_default(nalloc_arena *arena);
+
+/* Routes pushed on this thread and not popped. */
+NALLOC_API size_t nalloc_route_depth(void);
+
+/* A route for the rest of a C block, popped on every way out of it (GCC and Clang):
+ *     { NALLOC_ROUTE_SCOPE(arena); ...; return x; }   // popped at the return, too
+ * The scope is the route depth after the push, or 0 when the push was refused (nalloc_last_error
+ * says why): such a scope routes nothing and pops nothing. Ending a scope pops back below it, the
+ * routes that code inside it left pushed included. (A plain integer, so that a strict build with
+ * -Waggregate-return accepts the macro.) */
+typedef size_t nalloc_route_scope;
+NALLOC_API nalloc_route_scope nalloc_route_scope_begin(nalloc_arena *arena);
+NALLOC_API void nalloc_route_scope_end(const nalloc_route_scope *scope);
+#define NALLOC_ROUTE_CONCAT_(a, b) a##b
+#define NALLOC_ROUTE_CONCAT(a, b) NALLOC_ROUTE_CONCAT_(a, b)
+#define NALLOC_ROUTE_SCOPE(arena)                                                                \
+    __attribute__((cleanup(nalloc_route_scope_end))) nalloc_route_scope NALLOC_ROUTE_CONCAT(     \
+        nalloc_route_scope_, __LINE__) = nalloc_route_scope_begin(arena)
+
+/* malloc, calloc, aligned_alloc, posix_memalign and free, routed. With a route pushed (or a
+ * default route), a request is served from the route's arena at its policy alignment (at least
+ * 16 bytes; aligned_alloc: `align`); when that arena has no room, or without a route, by the
+ * system allocator. They fail only when the system allocator does (NULL and ENOMEM), or for bad
+ * arguments as the C standard says (aligned_alloc: NULL and EINVAL for an alignment that is not a
+ * power of two; posix_memalign: EINVAL also for one that is not a multiple of sizeof(void *);
+ * calloc: NULL and ENOMEM when count * size overflows). malloc(0) returns a unique pointer. */
+NALLOC_NODISCARD NALLOC_API void *nalloc_malloc(size_t size) NALLOC_ATTR_MALLOC;
+NALLOC_NODISCARD NALLOC_API void *nalloc_calloc(size_t count, size_t size) NALLOC_ATTR_MALLOC;
+NALLOC_NODISCARD NALLOC_API void *nalloc_aligned_alloc(size_t align, size_t size)
+    NALLOC_ATTR_MALLOC NALLOC_ATTR_ALLOC_ALIGN(1);
+NALLOC_NODISCARD NALLOC_API int nalloc_posix_memalign(void **out, size_t align, size_t size);
+
+/* free for both worlds: an arena block (found by address, whatever thread or route made it) goes
+ * back to its arena; anything else to the system allocator. NULL is ignored. A pointer inside an
+ * arena that is not a live malloc-family block (a nalloc_alloc block, an interior pointer, a
+ * block freed twice) is not freed: nalloc_last_error() says why (NALLOC_ERR_INVALID, _STATE). */
+NALLOC_API void nalloc_free(void *ptr);
+
+/* As nalloc_free for arena blocks, returning true; false (and nothing done) for a pointer no
+ * arena holds, which the caller frees with its own fallback (Rust's global allocator does). */
+NALLOC_API bool nalloc_free_if_owned(void *ptr);
+
+/* realloc for the malloc family (m for malloc: nalloc_realloc is the arena-level one, which takes
+ * sizes). NULL allocates; size 0 frees and returns NULL, as glibc does. An arena block is resized
+ * in place when it is the newest block of its thread's chunk or the arena's last stretch; else
+ * the new block comes from the current route (or the system), the bytes are copied and the old
+ * block freed. A system block stays with the system allocator. On failure NULL, the old block
+ * untouched. */
+NALLOC_NODISCARD NALLOC_API void *nalloc_mrealloc(void *ptr, size_t size);
+
+/* Resize an arena block in place: NALLOC_OK, or NALLOC_ERR_NOMEM when it cannot grow where it is
+ * (not the newest block of its chunk, or no room), NALLOC_ERR_INVALID when ptr is no arena
+ * block. The block is unchanged on failure. */
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_resize_in_place(void *ptr, size_t size);
+
+/* The bytes an arena block holds (its requested size), or what the system allocator says of its
+ * own blocks (malloc_usable_size); 0 for NULL. */
+NALLOC_API size_t nalloc_usable_size(const void *ptr);
+
+/* For allocators with a fallback of their own (Rust's nalloc::Global): a block from the current
+ * route's arena (`size` bytes at `align`, 0: its policy; at least 16), zeroed by the _zeroed form
+ * (only bytes that may hold old data are cleared), freed by nalloc_free or nalloc_free_if_owned.
+ * NULL when there is no route (or a NULL route), the alignment is not a power of two, or the
+ * arena has no room (counted in its fallbacks): the caller then serves the request itself. */
+NALLOC_NODISCARD NALLOC_API void *nalloc_routed_alloc(size_t size, size_t align) NALLOC_ATTR_MALLOC;
+NALLOC_NODISCARD NALLOC_API void *nalloc_routed_alloc_zeroed(size_t size, size_t align)
+    NALLOC_ATTR_MALLOC;
+
+/* A malloc-family block from `arena` itself, whatever the route: `size` bytes at `align` (0: the
+ * policy alignment; at least 16), freed by nalloc_free. NULL with nalloc_last_error() set
+ * (NALLOC_ERR_NOMEM when the arena has no room): no fallback. */
+NALLOC_NODISCARD NALLOC_API void *nalloc_arena_malloc(nalloc_arena *arena, size_t size,
+                                                      size_t align) NALLOC_ATTR_MALLOC;
+
+/* Destroy `arena` now if no malloc-family block of it is alive, or else as soon as the last one is
+ * freed (by the thread that frees it). From this call on the arena serves nothing and every call
+ * but a free of its blocks (and nalloc_owner) treats it as destroyed. NALLOC_ERR_UNSUPPORTED (the
+ * arena left as it was) when the kernel lacks membarrier(2), which makes the handshake exact;
+ * NALLOC_ERR_STATE when lanes split from it have live blocks (free those first). */
+NALLOC_API nalloc_status nalloc_arena_destroy_deferred(nalloc_arena *arena);
+
+/* nalloc_reset and nalloc_wipe that do not refuse live malloc-family blocks: they are forgotten
+ * (no longer counted as live), and touching or freeing one afterwards is undefined behaviour. For
+ * callers that know every such pointer is dead. */
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_reset_unchecked(nalloc_arena *arena);
+NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_wipe_unchecked(nalloc_arena *arena);
 
 /* ---------------------------------------------------------------------------------------------
  * The three-arena partition

@@ -10,7 +10,15 @@
  * A model, written from the contracts in nalloc.h and not from the code, predicts every result:
  * the exact address of each block (or the exact error), the offset, and every statistic (used,
  * high-water, allocations, failures, padding, redzone bytes, resets, rollbacks, wipes, wiped
- * bytes). After every step the harness checks the live blocks: in bounds, aligned, disjoint with
+ * bytes, cached, deferred).
+ *
+ * Arenas may be created with NALLOC_FLAG_THREAD_CACHE. The harness is one thread, and one thread
+ * gets exactly the layout it gets without the cache (src/tcache.c): the model predicts the same
+ * blocks, errors and `used`. What the cache adds is the thread's chunk: the arena's offset runs
+ * ahead of the last block to the chunk's end, `cached` is the chunk's unused remainder, and the
+ * high-water mark and the wipe count the chunk's end. For that the model follows the chunk as
+ * tcache.c sizes it (the constants below mirror it); `deferred` stays 0 (one thread leaves no free
+ * stretch). After every step the harness checks the live blocks: in bounds, aligned, disjoint with
  * their redzones, still holding the bytes written into them; new blocks read zero where nothing
  * was written since the last wipe, and zeroed blocks read zero everywhere; stale marks are
  * refused. Under AddressSanitizer it also checks the tracking layer (src/track.h): every live
@@ -52,6 +60,12 @@
 #define MAX_MARKS 8    /* marks kept per arena, oldest replaced first */
 #define FILL 32        /* bytes written (and checked) at each end of a block */
 #define HISTORY 16     /* rollbacks after which the library may refuse old marks (nalloc.h) */
+
+/* Thread chunks, as src/tcache.c sizes them: the first chunk, the largest, and the requests that
+ * bypass chunks (more than a quarter of the largest). */
+#define CHUNK_FIRST ((size_t)4 << 10)
+#define CHUNK_MAX ((size_t)1 << 20)
+#define CHUNK_BYPASS (CHUNK_MAX / 4)
 
 /* ---------------------------------------------------------------------------------------------
  * Reading the input
@@ -114,6 +128,13 @@ typedef struct model {
     unsigned checkers;
     size_t mapped;    /* usable bytes mapped from the base (capacity rounded up to pages) */
     size_t offset, high_water, floor, dirty_hi, written_hi;
+    /* NALLOC_FLAG_THREAD_CACHE: the harness thread's chunk. `offset` above is its cursor (the
+     * end of the last block, what `used` counts); the arena's own offset is chunk_end while the
+     * chunk lives. */
+    bool cache;
+    size_t chunk_begin, chunk_end; /* [begin, end); end 0: no chunk */
+    size_t chunk_next;             /* bytes the next chunk asks for; 0: CHUNK_FIRST */
+    bool move_in_chunk;            /* the last predict_move was decided inside the chunk */
     size_t allocations, failures, padding, redzone_bytes, resets, rollbacks, wipes, wiped_bytes;
     size_t rollbacks_since_reset;
     mblock blocks[MAX_BLOCKS];
@@ -150,8 +171,87 @@ static size_t policy_align(const model *m, size_t size)
     return size >= m->large_threshold ? m->large_align : m->default_align;
 }
 
-/* Where a block of `size` at `align` (a power of two) would go. */
-static nalloc_status m_fit(const model *m, size_t size, size_t align, size_t *begin, size_t *pad,
+/* The arena's offset: the end of the chunk while there is one, else of the last block. */
+static size_t raw_offset(const model *m)
+{
+    return m->chunk_end != 0 ? m->chunk_end : m->offset;
+}
+
+static void note_offset(model *m)
+{
+    size_t raw = raw_offset(m);
+    if (raw > m->high_water)
+        m->high_water = raw;
+    if (raw > m->dirty_hi)
+        m->dirty_hi = raw;
+}
+
+/* Where a block of `extent` bytes at `align` fits from `from` in [0, limit). */
+static bool fit_from(const model *m, size_t from, size_t limit, size_t extent, size_t align,
+                     size_t *begin, size_t *last)
+{
+    if (from > limit)
+        return false;
+    size_t rem = (size_t)((m->base + from) % align);
+    size_t p = rem ? align - rem : 0;
+    size_t room = limit - from;
+    if (p > room || extent > room - p)
+        return false;
+    *begin = from + p;
+    *last = *begin + extent;
+    return true;
+}
+
+/* The chunk's remainder goes back to the arena's offset (the harness is alone: nothing lies
+ * above it), unless a mark pins it. */
+static bool give_back(model *m)
+{
+    if (m->chunk_end == 0)
+        return true;
+    if (m->offset < m->floor)
+        return false;
+    note_offset(m);
+    m->chunk_end = 0;
+    return true;
+}
+
+static size_t grown_chunk(const model *m, size_t from, size_t last, size_t want)
+{
+    return want <= m->cap - from && from + want > last ? from + want : last;
+}
+
+/* With the cache: where the thread's chunk puts a block of `extent` bytes at `align` (a power of
+ * two, at least a granule), and what becomes of the chunk (tcache.c). Called once per request
+ * that reaches the allocation path; changes the chunk even when the request fails. */
+static nalloc_status chunk_fit(model *m, size_t extent, size_t align, size_t *begin)
+{
+    size_t last;
+    if (m->chunk_end != 0 && fit_from(m, m->offset, m->chunk_end, extent, align, begin, &last))
+        return NALLOC_OK; /* inside the chunk */
+    size_t want = m->chunk_next < CHUNK_FIRST ? CHUNK_FIRST : m->chunk_next;
+    size_t next = want < CHUNK_MAX ? want * 2 : CHUNK_MAX;
+    if (extent > CHUNK_BYPASS) { /* the offset directly, after the remainder went back */
+        CHECK(give_back(m)); /* alone in the arena, no mark lies above our cursor */
+        return fit_from(m, m->offset, m->cap, extent, align, begin, &last) ? NALLOC_OK
+                                                                           : NALLOC_ERR_NOMEM;
+    }
+    if (m->chunk_end != 0 && fit_from(m, m->offset, m->cap, extent, align, begin, &last)) {
+        m->chunk_end = grown_chunk(m, m->chunk_end, last, want); /* grown in place */
+        m->chunk_next = next;
+        return NALLOC_OK;
+    }
+    CHECK(give_back(m));
+    if (!fit_from(m, m->offset, m->cap, extent, align, begin, &last))
+        return NALLOC_ERR_NOMEM;
+    m->chunk_begin = m->offset;
+    m->chunk_end = grown_chunk(m, m->offset, last, want);
+    m->chunk_next = next;
+    return NALLOC_OK;
+}
+
+/* Where a block of `size` at `align` (a power of two) would go. With the cache this is the chunk's
+ * answer, and the chunk follows it: call it once per request the library serves. */
+static nalloc_status m_fit(model *m, size_t size, size_t align, size_t *begin, size_t *pad,
                            size_t *extent)
 {
     if (size == 0)
@@ -160,6 +260,11 @@ static nalloc_status m_fit(const model *m, size_t size, size_t align, size_t *be
         return NALLOC_ERR_NOMEM;
     if (align < m->granule)
         align = m->granule;
+    if (m->cache) {
+        nalloc_status st = chunk_fit(m, *extent, align, begin);
+        *pad = st == NALLOC_OK ? *begin - m->offset : 0;
+        return st;
+    }
     size_t rem = (size_t)((m->base + m->offset) % align);
     size_t p = rem ? align - rem : 0;
     size_t room = m->cap - m->offset;
@@ -168,14 +273,6 @@ static nalloc_status m_fit(const model *m, size_t size, size_t align, size_t *be
     *pad = p;
     *begin = m->offset + p;
     return NALLOC_OK;
-}
-
-static void note_offset(model *m)
-{
-    if (m->offset > m->high_water)
-        m->high_water = m->offset;
-    if (m->offset > m->dirty_hi)
-        m->dirty_hi = m->offset;
 }
 
 /* The FILL bytes at each end of a block of `size` bytes: [0, head) and [tail, size). */
@@ -236,6 +333,12 @@ static void check_stats(const model *m)
     CHECK(s.capacity == m->cap);
     CHECK(s.base == m->base);
     CHECK(s.used == m->offset);
+    if (trace)
+        fprintf(stderr, "  used %zu cached %zu high-water %zu; model: chunk [%zu, %zu), cursor %zu\n",
+                s.used, s.cached, s.high_water, m->chunk_begin, m->chunk_end, m->offset);
+    CHECK(s.cached == (m->chunk_end != 0 ? m->chunk_end - m->offset : 0));
+    CHECK(s.deferred == 0);
+    CHECK(s.cached <= CHUNK_MAX);
     CHECK(s.high_water == m->high_water);
     CHECK(s.allocations == m->allocations);
     CHECK(s.failures == m->failures);
@@ -294,6 +397,7 @@ static void check_arena(const model *m, bool deep)
     }
     CHECK(prev_end <= m->offset);
     CHECK(m->floor <= m->offset);
+    CHECK(m->chunk_end == 0 || (m->cache && m->chunk_begin <= m->offset && m->offset <= m->chunk_end));
 #if defined(HARNESS_ASAN)
     check_poison(m);
 #endif
@@ -395,6 +499,8 @@ static void op_alloc(model *m, reader *r, int how)
 static void op_mark(model *m)
 {
     nalloc_mark mk = nalloc_mark_get(m->a);
+    CHECK(give_back(m)); /* the thread's chunk goes: what it allocates next lies above the mark */
+    CHECK(mk.offset == m->offset); /* a private field */
     mmark *slot = m->nmarks < MAX_MARKS ? &m->marks[m->nmarks++] : &m->marks[m->next_mark++ % MAX_MARKS];
     *slot = (mmark){mk, m->offset, false};
     if (m->offset > m->floor)
@@ -428,6 +534,8 @@ static void op_rollback(model *m, reader *r, size_t self)
             CHECK(st == NALLOC_ERR_STATE);
             return;
         }
+        note_offset(m);
+        m->chunk_end = 0; /* retired */
         m->offset = mk->off;
         m->floor = mk->off;
         forget_from(m, mk->off);
@@ -442,6 +550,7 @@ static void op_rollback(model *m, reader *r, size_t self)
 
 static void release_all(model *m)
 {
+    m->chunk_end = 0; /* retired */
     m->offset = 0;
     m->floor = 0;
     m->nblocks = 0;
@@ -459,6 +568,7 @@ static void op_reset(model *m)
 
 static void op_wipe(model *m)
 {
+    note_offset(m);
     CHECK(nalloc_wipe(m->a) == NALLOC_OK);
     m->wiped_bytes += m->dirty_hi;
     m->wipes++;
@@ -467,8 +577,9 @@ static void op_wipe(model *m)
     m->written_hi = 0;
 }
 
-/* What nalloc_free_last / resize_last do with (p, old_size) -> new_size (nalloc.h contract). */
-static nalloc_status predict_move(const model *m, uintptr_t p, size_t old_size, size_t new_size)
+/* What nalloc_free_last / resize_last do with (p, old_size) -> new_size (nalloc.h contract). With
+ * the cache, the chunk may go back on the way (call it once per call the library gets). */
+static nalloc_status predict_move(model *m, uintptr_t p, size_t old_size, size_t new_size)
 {
     if (p == 0 || p < m->base || p - m->base > m->cap)
         return NALLOC_ERR_INVALID;
@@ -477,7 +588,18 @@ static nalloc_status predict_move(const model *m, uintptr_t p, size_t old_size, 
         return NALLOC_ERR_INVALID;
     if (!m_extent(m, new_size, &new_ext) || new_ext > m->cap - begin)
         return NALLOC_ERR_NOMEM;
-    if (begin < m->floor || begin + old_ext != m->offset)
+    m->move_in_chunk = false;
+    size_t old_end = begin + old_ext;
+    if (m->chunk_end != 0) { /* the thread's newest block is the one ending at its cursor */
+        if (old_end != m->offset)
+            return NALLOC_ERR_STATE; /* not ours, or a wrong size (reaching into the remainder) */
+        if (begin >= m->chunk_begin) {
+            m->move_in_chunk = true; /* marks do not pin it: the chunk began after the last */
+            return NALLOC_OK;
+        }
+        CHECK(give_back(m)); /* just below the thread's empty chunk: the chunk goes back first */
+    }
+    if (begin < m->floor || old_end != m->offset)
         return NALLOC_ERR_STATE;
     return NALLOC_OK;
 }
@@ -489,6 +611,16 @@ static void apply_move(model *m, uintptr_t p, size_t old_size, size_t new_size)
     CHECK(m_extent(m, new_size, &ext));
     mblock *top = m->nblocks ? &m->blocks[m->nblocks - 1] : NULL;
     m->offset = begin + ext;
+    if (m->move_in_chunk) {
+        size_t old_ext;
+        CHECK(m_extent(m, old_size, &old_ext));
+        if (m->offset > m->chunk_end)
+            m->chunk_end = m->offset; /* the chunk grew with the block */
+        else if (ext < old_ext && m->chunk_end - m->offset > CHUNK_MAX && m->offset >= m->floor) {
+            note_offset(m);
+            m->chunk_end = m->offset; /* a shrink left more than a chunk: that goes back */
+        }
+    }
     note_offset(m);
     if (top != NULL && top->off == begin) {
         if (new_size == 0) {
@@ -682,6 +814,7 @@ static void op_create(model *m, reader *r)
     c.flags |= (f & 16) ? NALLOC_FLAG_NORESERVE : 0;
     c.flags |= (f & 32) && cap <= ((size_t)1 << 20) ? NALLOC_FLAG_POPULATE : 0;
     c.flags |= (f & 64) ? NALLOC_FLAG_WIPE_AT_EXIT : 0;
+    c.flags |= (f & 128) ? NALLOC_FLAG_THREAD_CACHE : 0;
 
     if (m->a != NULL)
         op_destroy(m);
@@ -701,6 +834,7 @@ static void op_create(model *m, reader *r)
     CHECK(s.redzone == (s.checkers ? c.redzone : 0)); /* honoured exactly when watched */
     m->granule = (s.checkers & NALLOC_CHECKER_ASAN) ? 8 : 1;
     m->mapped = s.reserved - 2 * s.guard_size;
+    m->cache = (c.flags & NALLOC_FLAG_THREAD_CACHE) != 0;
     CHECK(m->mapped >= cap);
 }
 

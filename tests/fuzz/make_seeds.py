@@ -5,7 +5,8 @@ Each seed is a short scenario in the harness's input encoding (see LLVMFuzzerTes
 op_* functions in fuzz_arena.c): one byte of operation, one of arena slot, then the operation's
 arguments. The seeds give libFuzzer a start in every corner worth reaching: redzones, nested and
 stale marks, the rollback history limit, wipes followed by reuse, extreme sizes and alignments,
-wrong pointers, three arenas with foreign marks, arenas past the first ASan poisoning step.
+wrong pointers, three arenas with foreign marks, arenas past the first ASan poisoning step, and
+arenas with NALLOC_FLAG_THREAD_CACHE (flags bit 7: 'cache_*').
 Regenerate with `python3 tests/fuzz/make_seeds.py`; the output is deterministic.
 """
 import os
@@ -129,6 +130,48 @@ SEEDS = {
     'three_arenas_mixed': create(0, kind=0) + create(1, kind=1, rz=16) + create(2, kind=2, align_exp=0)
     + sum((alloc(s, sz_small(11 * s + 3)) + mark(s) + aligned(s, sz_small(5), al_small(s + 2)) for s in range(3)), [])
     + rollback(1, 0) + wipe(2) + reset(0) + sum((alloc(s, sz_small(1)) for s in range(3)), []),
+    # NALLOC_FLAG_THREAD_CACHE (flags bit 7): one thread's layout is the same; the model follows the
+    # chunk (growth in place, requests that bypass it, marks that take it back, trims).
+    'cache_basic': create(0, flags=0x80) + alloc(0, sz_small(30)) + alloc(0, sz_u16(5000)) + mark(0)
+    + alloc(0, sz_small(30)) + rollback(0, 0) + alloc(0, sz_one()) + reset(0) + alloc(0, sz_small(7))
+    + wipe(0) + alloc(0, sz_small(7)) + check(0) + destroy(0),
+    'cache_chunks_grow': create(0, cap='64m', flags=0x90)
+    + sum((alloc(0, sz_u16(1000 + 997 * i)) for i in range(40)), []) + aligned(0, sz_u16(3000), al_small(12))
+    + free_last(0, 0) + free_last(0, 0) + free_last(0, 1) + check(0),
+    'cache_bypass': create(0, cap='64m', flags=0x90) + alloc(0, sz_small(40)) + alloc(0, sz_pow2_plus(18))
+    + alloc(0, sz_small(40)) + free_last(0, 0) + free_last(0, 0) + alloc(0, sz_small(3))
+    + alloc(0, sz_pow2(20)) + resize(0, 0, sz_small(1)) + alloc(0, sz_small(9)) + mark(0)
+    + alloc(0, sz_pow2_plus(19)) + rollback(0, 0) + alloc(0, sz_small(9)),
+    'cache_free_resize': create(0, cap='64m', flags=0x90) + alloc(0, sz_small(100)) + free_last(0, 0)
+    + alloc(0, sz_u16(3000)) + resize(0, 0, sz_u16(9000)) + resize(0, 0, sz_pow2(21)) + resize(0, 0, sz_one())
+    + realloc(0, 1, sz_u16(40000), al_zero()) + realloc(0, 2, sz_u16(500), al_zero()) + free_last(0, 1)
+    + free_last(0, 2) + resize(0, 7, sz_small(10)) + resize(0, 1, sz_small(1)) + free_last(0, 7)
+    + mark(0) + free_last(0, 0) + alloc(0, sz_small(2)) + free_last(0, 0) + free_last(0, 0),
+    'cache_trim': create(0, cap='64m', rz=100, flags=0x90) + alloc(0, sz_u16(3000)) + resize(0, 0, sz_pow2(21))
+    + resize(0, 0, sz_one()) + realloc(0, 1, sz_u16(40000), al_zero()) + free_last(0, 0) + alloc(0, sz_small(9))
+    + resize(0, 0, sz_pow2(22)) + free_last(0, 0) + alloc(0, sz_small(9)) + check(0),
+    'cache_exhaust': create(0, cap='64k', flags=0x80) + alloc(0, sz_u16(3000)) + alloc(0, sz_room_minus(9))
+    + alloc(0, sz_room_plus()) + alloc(0, sz_room()) + free_last(0, 0) + aligned(0, sz_room(), al_small(6))
+    + reset(0) + alloc(0, sz_room_plus()) + alloc(0, sz_room()) + alloc(0, sz_one())
+    + create(1, cap='4k+', extra=200, flags=0x80) + alloc(1, sz_u16(4000)) + alloc(1, sz_room())
+    + alloc(1, sz_room_plus()) + resize(1, 0, sz_room_plus()) + resize(1, 0, sz_room()),
+    'cache_marks': create(0, flags=0x80) + mark(0) + alloc(0, sz_small(50)) + mark(0) + alloc(0, sz_u16(6000))
+    + mark(0) + alloc(0, sz_small(50)) + rollback(0, 2) + alloc(0, sz_u16(9000)) + rollback(0, 1)
+    + rollback(0, 2) + alloc(0, sz_small(3)) + free_last(0, 0) + rollback(0, 0) + rollback(0, 1)
+    + alloc(0, sz_small(1)) + mark(0) + free_last(0, 0) + reset(0) + rollback(0, 3)
+    + sum((alloc(0, sz_u16(700 * i + 1)) + mark(0) + alloc(0, sz_small(1)) + rollback(0, i % 8)
+           for i in range(1, 12)), []),
+    'cache_redzone': create(0, rz=16, flags=0x80) + aligned(0, sz_small(8), al_small(0))
+    + aligned(0, sz_small(8), al_small(0)) + free_last(0, 0) + resize(0, 0, sz_u16(300))
+    + resize(0, 0, sz_small(3)) + realloc(0, 1, sz_u16(900), al_zero()) + alloc(0, sz_u16(5000))
+    + realloc(0, 2, sz_u16(2000), al_64()) + mark(0) + free_last(0, 0) + rollback(0, 0),
+    'cache_wipe': create(0, flags=0x88) + alloc(0, sz_u16(3000)) + free_last(0, 0) + alloc(0, sz_u16(100))
+    + wipe(0) + zeroed(0, 200, sz_small(10), al_zero()) + alloc(0, sz_u16(30000)) + wipe(0) + wipe(0)
+    + alloc(0, sz_u16(100)) + zeroed(0, 10, sz_small(60), al_pow2(12)),
+    'cache_three': create(0, flags=0x80) + create(1, rz=8, flags=0x80) + create(2, cap='64k')
+    + sum((alloc(s, sz_small(11 * s + 3)) + mark(s) + aligned(s, sz_u16(3000), al_small(s + 4)) for s in range(3)), [])
+    + rollback(0, 9) + rollback(1, 0) + wipe(2) + reset(0) + sum((alloc(s, sz_u16(5000)) for s in range(3)), [])
+    + destroy(1) + create(1, flags=0x80) + alloc(1, sz_one()),
 }
 
 

@@ -255,6 +255,17 @@ pub struct nalloc_stats {
     pub redzone: usize,
     /// Bytes of those gaps reserved by successful allocations since creation.
     pub redzone_bytes: usize,
+    /// Bytes reserved by threads' private chunks and not handed out yet: in the offset, not in
+    /// `used`.
+    pub cached: usize,
+    /// Bytes of freed malloc-family blocks waiting for the blocks above them to be freed; not
+    /// in `used`.
+    pub deferred: usize,
+    /// Malloc-family blocks allocated here and not freed yet.
+    pub live_blocks: usize,
+    /// Malloc-family requests routed here that the system allocator served because this arena
+    /// had no room.
+    pub fallbacks: usize,
 }
 
 /// `enum nalloc_checker`: memory checkers that can see inside an arena (`nalloc_stats.checkers`).
@@ -270,6 +281,12 @@ pub struct FILE {
     _data: [u8; 0],
     _marker: PhantomData<(*mut u8, PhantomPinned)>,
 }
+
+// ---- Routes and the malloc family ---------------------------------------------------------------
+
+/// `nalloc_route_scope`: a route for the rest of a C block (`NALLOC_ROUTE_SCOPE`): the route
+/// depth after the push, 0 when the push was refused.
+pub type nalloc_route_scope = usize;
 
 // ---- The three-arena partition ------------------------------------------------------------------
 
@@ -396,6 +413,65 @@ extern "C" {
     /// Print the arena's statistics to `stream` (NULL: stderr).
     pub fn nalloc_arena_print_stats(arena: *const nalloc_arena, stream: *mut FILE)
         -> nalloc_status;
+
+    /// The live host or pinned arena (or lane: the innermost) whose range holds `ptr`, or NULL.
+    /// An arena retired by `nalloc_arena_destroy_deferred` is returned until its last block is
+    /// freed.
+    pub fn nalloc_owner(ptr: *const c_void) -> *mut nalloc_arena;
+    /// Route this thread's malloc-family allocations to `arena` (NULL: the system allocator)
+    /// until the matching `nalloc_route_pop`. Routes nest; the innermost wins.
+    pub fn nalloc_route_push(arena: *mut nalloc_arena) -> nalloc_status;
+    /// End the innermost route. `NALLOC_ERR_STATE` when none is pushed.
+    pub fn nalloc_route_pop() -> nalloc_status;
+    /// The arena this thread's malloc-family allocations go to now; NULL for the system
+    /// allocator.
+    pub fn nalloc_route_current() -> *mut nalloc_arena;
+    /// The process-wide default route for threads with no route pushed (NULL: the system
+    /// allocator).
+    pub fn nalloc_route_set_default(arena: *mut nalloc_arena) -> nalloc_status;
+    /// Routes pushed on this thread and not popped.
+    pub fn nalloc_route_depth() -> usize;
+    /// `NALLOC_ROUTE_SCOPE`'s push.
+    pub fn nalloc_route_scope_begin(arena: *mut nalloc_arena) -> nalloc_route_scope;
+    /// `NALLOC_ROUTE_SCOPE`'s pop: back to the depth the scope began at.
+    pub fn nalloc_route_scope_end(scope: *const nalloc_route_scope);
+
+    /// malloc, routed: from the current route's arena, or the system allocator.
+    pub fn nalloc_malloc(size: usize) -> *mut c_void;
+    /// calloc, routed.
+    pub fn nalloc_calloc(count: usize, size: usize) -> *mut c_void;
+    /// aligned_alloc, routed (any power of two; NULL and EINVAL otherwise).
+    pub fn nalloc_aligned_alloc(align: usize, size: usize) -> *mut c_void;
+    /// posix_memalign, routed.
+    pub fn nalloc_posix_memalign(out: *mut *mut c_void, align: usize, size: usize) -> c_int;
+    /// free for both worlds: an arena block goes back to its arena, anything else to the system
+    /// allocator. NULL is ignored.
+    pub fn nalloc_free(ptr: *mut c_void);
+    /// As `nalloc_free` for arena blocks (true); false, and nothing done, for a pointer no arena
+    /// holds.
+    pub fn nalloc_free_if_owned(ptr: *mut c_void) -> bool;
+    /// realloc for the malloc family.
+    pub fn nalloc_mrealloc(ptr: *mut c_void, size: usize) -> *mut c_void;
+    /// Resize an arena block in place: `NALLOC_OK`, `NALLOC_ERR_NOMEM` when it cannot grow
+    /// where it is, `NALLOC_ERR_INVALID` when `ptr` is no arena block.
+    pub fn nalloc_resize_in_place(ptr: *mut c_void, size: usize) -> nalloc_status;
+    /// The bytes an arena block holds, or `malloc_usable_size` for system blocks; 0 for NULL.
+    pub fn nalloc_usable_size(ptr: *const c_void) -> usize;
+    /// A block from the current route's arena (`size` bytes at `align`, 0: its policy; at least
+    /// 16), or NULL (no route, a NULL route, a bad alignment, or no room: counted in the
+    /// arena's fallbacks) for the caller to serve itself.
+    pub fn nalloc_routed_alloc(size: usize, align: usize) -> *mut c_void;
+    /// `nalloc_routed_alloc`, zeroed.
+    pub fn nalloc_routed_alloc_zeroed(size: usize, align: usize) -> *mut c_void;
+    /// A malloc-family block from `arena` itself, whatever the route; NULL when it is full.
+    pub fn nalloc_arena_malloc(arena: *mut nalloc_arena, size: usize, align: usize) -> *mut c_void;
+    /// Destroy `arena` now if no malloc-family block of it is alive, or else when the last one is
+    /// freed. `NALLOC_ERR_UNSUPPORTED` (arena left as it was) without membarrier(2).
+    pub fn nalloc_arena_destroy_deferred(arena: *mut nalloc_arena) -> nalloc_status;
+    /// `nalloc_reset` that forgets live malloc-family blocks instead of refusing.
+    pub fn nalloc_reset_unchecked(arena: *mut nalloc_arena) -> nalloc_status;
+    /// `nalloc_wipe` that forgets live malloc-family blocks instead of refusing.
+    pub fn nalloc_wipe_unchecked(arena: *mut nalloc_arena) -> nalloc_status;
 
     /// Fill `config` with each kind's defaults in `memory`, sized in bytes.
     pub fn nalloc_ctx_config_init(

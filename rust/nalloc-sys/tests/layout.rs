@@ -114,6 +114,10 @@ fn rust_structs() -> Vec<RustStruct> {
             checkers,
             redzone,
             redzone_bytes,
+            cached,
+            deferred,
+            live_blocks,
+            fallbacks,
         }),
         rust_struct!(nalloc_ctx_config { arenas }),
         rust_struct!(nalloc_profile {

@@ -19,15 +19,23 @@
 //!    an untimed first proof that also faults every page in, then carved by a bump pointer (a
 //!    block freed last-in-first-out is given back; the rest at the end of the proof). Nothing
 //!    can do less work; every figure is reported as a ratio to it.
+//!  - `nalloc`: `nalloc::Global` with routes. The witness (trace and permutation columns) is
+//!    routed into the witness arena, the LDE vectors, trees and quotients into the polynomial
+//!    arena, each scope's temporaries into the scratch arena (freed when the scope drops them);
+//!    everything else (the threads' bookkeeping, the transcript) goes to `System`. At the end of
+//!    the proof the polynomial and scratch arenas are reset and the witness arena wiped, which
+//!    zeroes the witness (so the proof does not zero it by hand, as the other modes do). The
+//!    arenas are sized by an untimed dry run (address space only), with 10% headroom, and
+//!    created with every page faulted in, as the floor's region is.
 //!
 //! The global allocator is one dispatcher ([`BenchAlloc`]) whose mode is read from the
 //! environment on the process's first allocation, so a process never mixes two allocators'
 //! blocks (the floor excepted, which serves only the proving thread during a proof and tells
 //! its blocks by address). Each mode runs in its own process, started by the driver, and rounds
-//! alternate the order of the modes. A mode for nalloc's own `Global` with routes fits the same
-//! hooks every mode implements (`Heap::with_kind`, `Heap::scope`, `Heap::proof_end`).
+//! alternate the order of the modes. The nalloc mode uses the hooks every mode implements
+//! (`Heap::with_kind`, `Heap::scope`, `Heap::proof_end`, `Heap::wipes_witness`).
 //!
-//! Usage: `cargo bench --offline --bench prover -- [--modes system,mimalloc,floor] [--rounds 3]
+//! Usage: `cargo bench --offline --bench prover -- [--modes system,mimalloc,floor,nalloc] [--rounds 3]
 //! [--proofs 4] [--threads N] [--scale N] [--smoke] [--csv FILE]`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -49,6 +57,7 @@ enum Mode {
     System = 1,
     Mimalloc = 2,
     Floor = 3,
+    Nalloc = 4,
 }
 
 impl Mode {
@@ -58,10 +67,11 @@ impl Mode {
             Mode::System => "system",
             Mode::Mimalloc => "mimalloc",
             Mode::Floor => "floor",
+            Mode::Nalloc => "nalloc",
         }
     }
     fn from_name(name: &str) -> Option<Mode> {
-        [Mode::System, Mode::Mimalloc, Mode::Floor]
+        [Mode::System, Mode::Mimalloc, Mode::Floor, Mode::Nalloc]
             .into_iter()
             .find(|m| m.name() == name)
     }
@@ -70,6 +80,7 @@ impl Mode {
             Mode::System => "std System (glibc malloc)",
             Mode::Mimalloc => "libmimalloc (Debian), linked",
             Mode::Floor => "pre-faulted region, bump pointer (the limit)",
+            Mode::Nalloc => "nalloc::Global, routes to witness, polynomial and scratch arenas",
             Mode::Unset => "",
         }
     }
@@ -155,6 +166,9 @@ impl Floor {
     }
 }
 
+/// The nalloc mode's allocator: routed allocations from arenas, the rest from `System`.
+static NALLOC: nalloc::Global = nalloc::Global::new();
+
 /// The benchmark's global allocator: one of the modes, fixed for the whole process.
 struct BenchAlloc;
 
@@ -166,6 +180,7 @@ fn mode() -> Mode {
         1 => Mode::System,
         2 => Mode::Mimalloc,
         3 => Mode::Floor,
+        4 => Mode::Nalloc,
         _ => {
             // First allocation of the process: read the mode without allocating (getenv does not).
             // SAFETY: a NUL-terminated name; the result is NULL or a NUL-terminated string.
@@ -177,6 +192,7 @@ fn mode() -> Mode {
                 match bytes {
                     b"mimalloc" if cfg!(have_mimalloc) => Mode::Mimalloc,
                     b"floor" => Mode::Floor,
+                    b"nalloc" => Mode::Nalloc,
                     _ => Mode::System,
                 }
             };
@@ -197,6 +213,7 @@ unsafe impl GlobalAlloc for BenchAlloc {
         match mode() {
             #[cfg(have_mimalloc)]
             Mode::Mimalloc => mi_malloc_aligned(layout.size(), layout.align()).cast(),
+            Mode::Nalloc => NALLOC.alloc(layout),
             Mode::Floor if FLOOR_ON.with(Cell::get) => {
                 let p = FLOOR.alloc(layout);
                 if p.is_null() {
@@ -215,6 +232,10 @@ unsafe impl GlobalAlloc for BenchAlloc {
             Mode::Mimalloc => {
                 count_alloc(layout.size());
                 mi_zalloc_aligned(layout.size(), layout.align()).cast()
+            }
+            Mode::Nalloc => {
+                count_alloc(layout.size());
+                NALLOC.alloc_zeroed(layout)
             }
             Mode::Floor if FLOOR_ON.with(Cell::get) => {
                 let p = self.alloc(layout);
@@ -235,6 +256,7 @@ unsafe impl GlobalAlloc for BenchAlloc {
         match mode() {
             #[cfg(have_mimalloc)]
             Mode::Mimalloc => mi_free(p.cast()),
+            Mode::Nalloc => NALLOC.dealloc(p, layout),
             Mode::Floor if FLOOR.contains(p) => FLOOR.free(p, layout.size()),
             _ => System.dealloc(p, layout),
         }
@@ -247,6 +269,11 @@ unsafe impl GlobalAlloc for BenchAlloc {
                 LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
                 count_alloc(new_size);
                 mi_realloc_aligned(p.cast(), new_size, layout.align()).cast()
+            }
+            Mode::Nalloc => {
+                LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+                count_alloc(new_size);
+                NALLOC.realloc(p, layout, new_size)
             }
             Mode::Floor if FLOOR.contains(p) || FLOOR_ON.with(Cell::get) => {
                 let new_layout = Layout::from_size_align_unchecked(new_size, layout.align());
@@ -293,6 +320,10 @@ trait Heap {
     }
     /// Everything of the proof has been freed.
     fn proof_end(&self) {}
+    /// Whether `proof_end` zeroes the witness itself (the proof then does not).
+    fn wipes_witness(&self) -> bool {
+        false
+    }
 }
 
 struct GlobalHeap; // System and mimalloc: the global allocator is the whole story
@@ -302,6 +333,42 @@ struct FloorHeap;
 impl Heap for FloorHeap {
     fn proof_end(&self) {
         FLOOR.offset.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The nalloc mode: each kind's buffers routed into its arena of a context.
+struct NallocHeap {
+    ctx: std::cell::RefCell<nalloc::Context>,
+}
+
+impl NallocHeap {
+    fn kind(kind: Kind) -> nalloc::Kind {
+        match kind {
+            Kind::Poly => nalloc::Kind::Poly,
+            Kind::Witness => nalloc::Kind::Witness,
+            Kind::Scratch => nalloc::Kind::Scratch,
+        }
+    }
+}
+
+impl Heap for NallocHeap {
+    fn with_kind<R>(&self, kind: Kind, f: impl FnOnce() -> R) -> R {
+        let ctx = self.ctx.borrow();
+        let arena = ctx
+            .arena(Self::kind(kind))
+            .expect("every kind has an arena");
+        nalloc::route(arena, f)
+    }
+    fn proof_end(&self) {
+        let mut ctx = self.ctx.borrow_mut();
+        let [poly, witness, scratch] = ctx.arenas_mut();
+        // Refused only if a routed block of the proof were still alive: a bug of the benchmark.
+        poly.unwrap().reset().expect("reset the polynomial arena");
+        scratch.unwrap().reset().expect("reset the scratch arena");
+        witness.unwrap().wipe().expect("wipe the witness arena");
+    }
+    fn wipes_witness(&self) -> bool {
+        true
     }
 }
 
@@ -820,8 +887,9 @@ impl Prover {
                 absorb(&mut transcript, layer[index as usize & (layer.len() - 1)]);
             }
         }
-        // The end of the proof: the witness is zeroed, then everything is freed.
-        for d in &mut data {
+        // The end of the proof: the witness is zeroed (by the heap, or here), then everything is
+        // freed.
+        for d in data.iter_mut().filter(|_| !heap.wipes_witness()) {
             match d {
                 Data::Gl(d) => {
                     wipe(&mut d.witness);
@@ -1126,6 +1194,37 @@ fn worker(mode: Mode, prover: &Prover, proofs: u32, round: u32) {
         setup = start.elapsed().as_secs_f64();
         println!("#floor region={high_water}");
     }
+    let heap_nalloc = (mode == Mode::Nalloc).then(|| {
+        // Size the arenas with one untimed proof on a dry-run context (address space only),
+        // then create them 10% larger with every page faulted in.
+        let start = Instant::now();
+        let dry = nalloc::ContextConfig::dry_run(nalloc::Memory::Host, 0)
+            .build()
+            .expect("a dry-run context");
+        let heap = NallocHeap {
+            ctx: std::cell::RefCell::new(dry),
+        };
+        prover.prove(&heap, u32::MAX);
+        let profile = heap.ctx.borrow().profile().expect("the dry run's profile");
+        drop(heap);
+        let mut config = nalloc::ContextConfig::from_profile(nalloc::Memory::Host, &profile, 0.10)
+            .expect("a sized configuration");
+        for kind in nalloc::Kind::ALL {
+            config.arena_mut(kind).enable(nalloc::Flags::POPULATE);
+        }
+        let ctx = config.build().expect("the sized context");
+        setup = start.elapsed().as_secs_f64();
+        let capacity = |k| ctx.arena(k).map_or(0, |a: &nalloc::Arena| a.capacity());
+        println!(
+            "#nalloc arenas poly={} witness={} scratch={}",
+            capacity(nalloc::Kind::Poly),
+            capacity(nalloc::Kind::Witness),
+            capacity(nalloc::Kind::Scratch)
+        );
+        NallocHeap {
+            ctx: std::cell::RefCell::new(ctx),
+        }
+    });
     let per_proof_rss = rss_peak_reset();
     for i in 0..proofs {
         rss_peak_reset();
@@ -1138,6 +1237,8 @@ fn worker(mode: Mode, prover: &Prover, proofs: u32, round: u32) {
             let c = prover.prove(&heap_floor, i);
             FLOOR_ON.with(|f| f.set(false));
             c
+        } else if let Some(heap) = &heap_nalloc {
+            prover.prove(heap, i)
         } else {
             prover.prove(&GlobalHeap, i)
         };
@@ -1165,6 +1266,18 @@ fn worker(mode: Mode, prover: &Prover, proofs: u32, round: u32) {
     }
     if !per_proof_rss {
         println!("# note: /proc/self/clear_refs refused; peak RSS is the process-wide peak");
+    }
+    if let Some(heap) = &heap_nalloc {
+        // Requests an arena had no room for went to System: say so, the sizing was short.
+        for arena in heap.ctx.borrow().arenas().into_iter().flatten() {
+            let s = arena.stats();
+            if s.fallbacks > 0 {
+                eprintln!(
+                    "bench: the {} arena fell back to System {} times",
+                    s.name, s.fallbacks
+                );
+            }
+        }
     }
 }
 
@@ -1197,7 +1310,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn available_modes() -> Vec<Mode> {
-    let mut modes = vec![Mode::Floor, Mode::System];
+    let mut modes = vec![Mode::Floor, Mode::System, Mode::Nalloc];
     if cfg!(have_mimalloc) {
         modes.push(Mode::Mimalloc);
     }
@@ -1206,7 +1319,7 @@ fn available_modes() -> Vec<Mode> {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: cargo bench --bench prover -- [--modes floor,system,mimalloc] [--rounds N] [--proofs N]\n\
+        "usage: cargo bench --bench prover -- [--modes floor,system,mimalloc,nalloc] [--rounds N] [--proofs N]\n\
          \x20      [--threads N] [--scale N] [--traces N] [--smoke] [--csv FILE]"
     );
     std::process::exit(2);
@@ -1419,6 +1532,7 @@ fn main() {
             m(|s| s.peak_rss),
             m(|s| s.peak_live),
             pick.len(),
+            m(|s| s.user + s.sys),
         )
     };
     println!(
@@ -1426,9 +1540,12 @@ fn main() {
         samples[0].checksum
     );
     println!();
-    println!("medians; ratio = wall time over the floor's");
     println!(
-        "{:<10} {:<7} {:>4} {:>9} {:>7} {:>8} {:>8} {:>10} {:>10} {:>10}",
+        "medians; ratio = wall time over the floor's; cpu_ratio = user + system time over the \
+         floor's (on a loaded machine, wall time is mostly waiting for a CPU)"
+    );
+    println!(
+        "{:<10} {:<7} {:>4} {:>9} {:>7} {:>8} {:>8} {:>9} {:>10} {:>10} {:>10}",
         "mode",
         "proofs",
         "n",
@@ -1436,6 +1553,7 @@ fn main() {
         "ratio",
         "user_s",
         "sys_s",
+        "cpu_ratio",
         "minflt",
         "peak_rss",
         "peak_live"
@@ -1444,25 +1562,61 @@ fn main() {
         if !first && proofs < 2 {
             continue;
         }
-        let floor = summary(Mode::Floor, first).0;
+        let floor = summary(Mode::Floor, first);
+        let ratio = |x: f64, floor: f64| {
+            if floor > 0.0 {
+                format!("{:.2}", x / floor)
+            } else {
+                "-".into()
+            }
+        };
         for &mode in &modes {
-            let (wall, user, sys, minflt, rss, live, n) = summary(mode, first);
+            let (wall, user, sys, minflt, rss, live, n, cpu) = summary(mode, first);
             println!(
-                "{:<10} {:<7} {:>4} {:>9.3} {:>7} {:>8.3} {:>8.3} {:>10.0} {:>9.1}M {:>9.1}M",
+                "{:<10} {:<7} {:>4} {:>9.3} {:>7} {:>8.3} {:>8.3} {:>9} {:>10.0} {:>9.1}M {:>9.1}M",
                 mode.name(),
                 if first { "first" } else { "steady" },
                 n,
                 wall,
-                if floor > 0.0 {
-                    format!("{:.2}", wall / floor)
-                } else {
-                    "-".into()
-                },
+                ratio(wall, floor.0),
                 user,
                 sys,
+                ratio(cpu, floor.7),
                 minflt,
                 rss / 1048576.0,
                 live / 1048576.0
+            );
+        }
+    }
+    // Rounds alternate the order of the modes, and the load on a shared machine drifts within a
+    // run: each mode against the floor of its own round cancels most of the drift.
+    if proofs >= 2 && modes.contains(&Mode::Floor) {
+        println!();
+        println!(
+            "steady state, each round against the floor of the same round (median over rounds):"
+        );
+        let total = |mode: Mode, round: u32, f: fn(&Sample) -> f64| -> f64 {
+            samples
+                .iter()
+                .filter(|s| s.mode == mode.name() && s.round == round && s.proof >= 2)
+                .map(f)
+                .sum()
+        };
+        for &mode in modes.iter().filter(|&&m| m != Mode::Floor) {
+            let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+            for round in 0..rounds {
+                let floor_wall = total(Mode::Floor, round, |s| s.wall);
+                let floor_cpu = total(Mode::Floor, round, |s| s.user + s.sys);
+                if floor_wall > 0.0 && floor_cpu > 0.0 {
+                    wall.push(total(mode, round, |s| s.wall) / floor_wall);
+                    cpu.push(total(mode, round, |s| s.user + s.sys) / floor_cpu);
+                }
+            }
+            println!(
+                "  {:<10} wall {:.3}  cpu {:.3}",
+                mode.name(),
+                median(wall),
+                median(cpu)
             );
         }
     }

@@ -101,6 +101,9 @@ impl Mark {
 /// `Send + Sync`: any number of threads may allocate from it at once. Dropping it releases its
 /// memory; a witness arena (and any arena with
 /// [`Flags::WIPE_ON_DESTROY`](crate::Flags::WIPE_ON_DESTROY)) is zeroed first, by the C library.
+/// Blocks [routed](crate::route) into it that are still alive keep it: it is released (and
+/// wiped) when the last of them is dropped, wherever that happens. (An arena of a [`Context`](crate::Context)
+/// goes with its context, which is kept whole while any of its arenas has routed blocks alive.)
 ///
 /// Values allocated in an arena are never dropped: their destructors do not run when the arena
 /// is reset, wiped, rolled back or dropped. Allocate plain data in it, or accept the leak of
@@ -594,8 +597,10 @@ impl Arena {
     }
 
     /// Release everything; every mark taken so far becomes stale. The memory is not zeroed
-    /// (see [`wipe`](Self::wipe)). [`Status::State`](crate::Status::State) while lanes split
-    /// from the arena are alive, which safe code cannot arrange (they borrow the arena).
+    /// (see [`wipe`](Self::wipe)). Refused with [`Status::State`](crate::Status::State), the
+    /// arena untouched, while blocks [routed](crate::route) into it are alive (a `Vec` made
+    /// inside a route and not dropped yet; [`Stats::live_blocks`] counts them), and while lanes
+    /// split from the arena are alive, which safe code cannot arrange (they borrow the arena).
     ///
     /// ```
     /// let mut arena = nalloc::Arena::new(nalloc::Kind::Scratch, 4096)?;
@@ -610,8 +615,38 @@ impl Arena {
         self.h.reset()
     }
 
+    /// [`reset`](Self::reset) that does not refuse while routed blocks are alive: they are
+    /// forgotten (no longer counted in [`Stats::live_blocks`]), and their memory is handed out
+    /// again.
+    ///
+    /// # Safety
+    ///
+    /// No block routed into the arena before this call may be used, reallocated or dropped
+    /// after it: a `Vec` still holding one must be leaked (`std::mem::forget`), and nothing may
+    /// read it. Lanes still refuse it.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static ALLOC: nalloc::Global = nalloc::Global::new();
+    ///
+    /// fn main() -> Result<(), nalloc::Error> {
+    ///     let mut scratch = nalloc::Arena::new(nalloc::Kind::Scratch, 1 << 20)?;
+    ///     let v = nalloc::route(&scratch, || vec![1u8; 100]);
+    ///     std::mem::forget(v); // never touched or freed again
+    ///     assert!(scratch.reset().is_err());
+    ///     // SAFETY: the only routed block was leaked above.
+    ///     unsafe { scratch.reset_unchecked()? };
+    ///     assert_eq!(scratch.stats().live_blocks, 0);
+    ///     Ok(())
+    /// }
+    /// ```
+    pub unsafe fn reset_unchecked(&mut self) -> Result<(), Error> {
+        self.h.reset_unchecked()
+    }
+
     /// Zero every byte handed out since the last wipe, up to the high-water mark, with stores
-    /// the compiler cannot remove; then reset.
+    /// the compiler cannot remove; then reset. Refused, as [`reset`](Self::reset) is, while
+    /// routed blocks are alive: drop them first (their bytes are zeroed with the rest).
     ///
     /// ```
     /// let mut witness = nalloc::Arena::new(nalloc::Kind::Witness, 1 << 20)?;
@@ -625,6 +660,35 @@ impl Arena {
     /// ```
     pub fn wipe(&mut self) -> Result<(), Error> {
         self.h.wipe()
+    }
+
+    /// [`wipe`](Self::wipe) that does not refuse while routed blocks are alive: they are zeroed
+    /// with everything else and forgotten.
+    ///
+    /// # Safety
+    ///
+    /// As for [`reset_unchecked`](Self::reset_unchecked): no block routed into the arena before
+    /// this call may be used, reallocated or dropped after it.
+    ///
+    /// ```
+    /// #[global_allocator]
+    /// static ALLOC: nalloc::Global = nalloc::Global::new();
+    ///
+    /// fn main() -> Result<(), nalloc::Error> {
+    ///     let mut witness = nalloc::Arena::new(nalloc::Kind::Witness, 1 << 20)?;
+    ///     let secret = nalloc::route(&witness, || vec![0x5au8; 100]);
+    ///     let at = secret.as_ptr();
+    ///     std::mem::forget(secret);
+    ///     // SAFETY: the only routed block was leaked above and is never touched again.
+    ///     unsafe { witness.wipe_unchecked()? };
+    ///     let again = witness.alloc_slice_zeroed::<u8>(4096);
+    ///     assert!(again.iter().all(|&b| b == 0));
+    ///     # let _ = at;
+    ///     Ok(())
+    /// }
+    /// ```
+    pub unsafe fn wipe_unchecked(&mut self) -> Result<(), Error> {
+        self.h.wipe_unchecked()
     }
 
     /// Split the arena into `count` lanes: arenas whose memory is consecutive slices of one
@@ -676,7 +740,7 @@ impl Arena {
                 let p = NonNull::new(p).expect("nalloc_arena_split filled every lane");
                 // SAFETY: a new lane, ours alone; it borrows the parent through Lane<'_>.
                 Lane::new(Arena::from_handle(unsafe {
-                    Handle::new(p, Owner::Own, policy)
+                    Handle::new(p, Owner::Lane, policy)
                 }))
             })
             .collect();

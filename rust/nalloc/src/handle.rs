@@ -7,6 +7,9 @@
 //! out `&mut Arena`: even an arena swapped out of its context with `std::mem::swap` keeps the
 //! context, and so its own memory, alive.
 //!
+//! Dropping an arena of its own never takes memory away from under a routed block that is still
+//! alive (the global allocator's, `route`): it is destroyed by the free of its last such block.
+//!
 //! It also caches what never changes after creation: the arena's base and capacity (for
 //! `contains`, without a call into C) and its alignment policy (for typed allocations, which ask
 //! for the larger of the policy and the type's alignment).
@@ -36,8 +39,11 @@ impl Drop for CtxHandle {
 }
 
 pub(crate) enum Owner {
-    /// Destroyed with the handle.
+    /// Destroyed with the handle, when its last routed block is freed (at once if none is alive).
     Own,
+    /// A lane: destroyed with the handle. Never routed into (`route` refuses lanes): the parent's
+    /// destroy would take a lane's memory away from under its routed blocks.
+    Lane,
     /// Belongs to a context, kept alive by it.
     Context(#[allow(dead_code)] Arc<CtxHandle>),
 }
@@ -164,13 +170,53 @@ impl Handle {
     }
 
     pub(crate) fn reset(&mut self) -> Result<(), Error> {
-        // SAFETY: as for rollback.
+        // SAFETY: as for rollback. C refuses while routed blocks are alive.
         Error::check(unsafe { sys::nalloc_reset(self.as_ptr()) })
+            .map_err(|e| self.refusal("reset", e))
     }
 
     pub(crate) fn wipe(&mut self) -> Result<(), Error> {
-        // SAFETY: as for rollback.
+        // SAFETY: as for rollback. C refuses while routed blocks are alive.
         Error::check(unsafe { sys::nalloc_wipe(self.as_ptr()) })
+            .map_err(|e| self.refusal("wipe", e))
+    }
+
+    /// # Safety
+    /// No routed block of the arena is used or freed afterwards.
+    pub(crate) unsafe fn reset_unchecked(&mut self) -> Result<(), Error> {
+        Error::check(sys::nalloc_reset_unchecked(self.as_ptr()))
+    }
+
+    /// # Safety
+    /// As for reset_unchecked.
+    pub(crate) unsafe fn wipe_unchecked(&mut self) -> Result<(), Error> {
+        Error::check(sys::nalloc_wipe_unchecked(self.as_ptr()))
+    }
+
+    /// C says only "stale mark, wrong arena, destroyed object or not the last block" when a
+    /// reset or wipe is refused; when routed blocks are what holds the memory, say so.
+    fn refusal(&self, what: &str, err: Error) -> Error {
+        if err.status() != crate::Status::State {
+            return err;
+        }
+        match self.raw_stats() {
+            Ok(s) if s.live_blocks > 0 => Error::new(
+                crate::Status::State,
+                format!(
+                    "{what} refused: {} routed block{} of this arena {} still alive (drop \
+                     them first; {what}_unchecked forgets them)",
+                    s.live_blocks,
+                    if s.live_blocks == 1 { "" } else { "s" },
+                    if s.live_blocks == 1 { "is" } else { "are" },
+                ),
+            ),
+            _ => err,
+        }
+    }
+
+    /// Whether `route` may send allocations here: host memory, not a lane.
+    pub(crate) fn routable(&self) -> bool {
+        !matches!(self.owner, Owner::Lane) && self.memory != Memory::Device
     }
 
     pub(crate) fn contains(&self, addr: usize) -> bool {
@@ -185,12 +231,28 @@ impl Handle {
 
 impl Drop for Handle {
     fn drop(&mut self) {
-        if let Owner::Own = self.owner {
-            // SAFETY: the arena is live and owned; nothing borrows it any more. A failure (a
-            // device wipe that could not run) cannot be reported from a drop; C releases the
-            // memory anyway.
-            unsafe {
-                sys::nalloc_arena_destroy(self.as_ptr());
+        // SAFETY: the arena is live and owned; nothing borrows it any more (a route borrows the
+        // arena for as long as it runs). A failure (a device wipe that could not run) cannot be
+        // reported from a drop; C releases the memory anyway.
+        unsafe {
+            match self.owner {
+                // Routed blocks may outlive the arena (a `Vec` that escaped its route). The
+                // plain destroy refuses while any is alive (the only reason it refuses the
+                // owner of a live arena); the deferred destroy then waits for the last of them,
+                // so none is ever invalidated. Nothing can route into the arena any more, so the
+                // count only goes down meanwhile. Without membarrier(2) the deferred destroy is
+                // refused too, and the arena is kept: its memory stays mapped until the process
+                // ends.
+                Owner::Own if self.memory != Memory::Device => {
+                    if sys::nalloc_arena_destroy(self.as_ptr()) == sys::NALLOC_ERR_STATE {
+                        sys::nalloc_arena_destroy_deferred(self.as_ptr());
+                    }
+                }
+                Owner::Own | Owner::Lane => {
+                    sys::nalloc_arena_destroy(self.as_ptr());
+                }
+                // The context destroys it, or (routed blocks alive) refuses to and keeps it.
+                Owner::Context(_) => {}
             }
         }
     }

@@ -67,9 +67,15 @@
 //! std::mem::swap(&mut *lanes[0], &mut other); // error: a lane gives out no `&mut Arena`
 //! ```
 //!
+//! Code that allocates through std (`Vec`, `HashMap`, any crate) reaches arenas through the
+//! global allocator: with [`Global`] installed, [`route`] sends every allocation a thread makes
+//! inside a closure to an arena, and an arena refuses to reset or wipe while such blocks are
+//! alive, so safe code never sees their memory reused.
+//!
 //! The pieces: [`Arena`] and its configuration [`ArenaConfig`]; [`Lane`]s, per-thread arenas
 //! split from one ([`Arena::split`]); [`Context`], the polynomial, witness and scratch arenas of a
-//! prover, and [`Profile`], the dry run that sizes them; [`Stats`]; [`Error`]. With the `cuda`
+//! prover, and [`Profile`], the dry run that sizes them; [`Global`] and [`route`]; [`Stats`];
+//! [`Error`]. With the `cuda`
 //! feature, `cuda` adds device arenas, windows for in-kernel allocation and staging copies.
 //! docs/rust.md in the repository walks through all of it.
 #![warn(missing_docs)]
@@ -79,6 +85,7 @@ mod config;
 mod context;
 mod error;
 mod flags;
+mod global;
 mod handle;
 mod lane;
 mod stats;
@@ -91,6 +98,7 @@ pub use config::ArenaConfig;
 pub use context::{Context, ContextConfig, Profile};
 pub use error::{Error, Status};
 pub use flags::{Checkers, Flags};
+pub use global::{is_routed, route, try_route, unrouted, Global};
 pub use lane::{Lane, Lanes};
 pub use stats::Stats;
 

@@ -96,6 +96,18 @@ pub struct Stats {
     pub redzone: usize,
     /// Bytes of those gaps reserved by successful allocations since creation.
     pub redzone_bytes: usize,
+    /// Bytes that threads' private chunks hold and have not handed out yet (the thread cache,
+    /// and the chunks routed blocks come from): taken from the arena, not counted in `used`.
+    pub cached: usize,
+    /// Bytes of freed routed blocks that wait for the blocks above them to be freed before
+    /// they can be reused; not counted in `used`.
+    pub deferred: usize,
+    /// Routed blocks (the global allocator's, and C's malloc family's) allocated here and not
+    /// freed yet. While there are any, [`Arena::reset`](crate::Arena::reset) and
+    /// [`Arena::wipe`](crate::Arena::wipe) refuse.
+    pub live_blocks: usize,
+    /// Routed requests this arena had no room for, served by the fallback allocator instead.
+    pub fallbacks: usize,
 }
 
 impl Stats {
@@ -143,6 +155,10 @@ impl Stats {
             checkers: Checkers::from_bits_retain(s.checkers),
             redzone: s.redzone,
             redzone_bytes: s.redzone_bytes,
+            cached: s.cached,
+            deferred: s.deferred,
+            live_blocks: s.live_blocks,
+            fallbacks: s.fallbacks,
         }
     }
 }
