@@ -34,7 +34,9 @@
  * call leaves the arena as it was.
  *
  * Signals. The allocation path (nalloc_alloc, nalloc_alloc_aligned and nalloc_free_last on a host
- * or pinned arena that no memory checker or NVTX tool watches) takes no lock, so a signal handler
+ * or pinned arena without NALLOC_FLAG_THREAD_CACHE that no memory checker or NVTX tool watches;
+ * a thread's private chunk is bumped with plain loads and stores, so a handler must not allocate
+ * from a thread-cached arena, nor call the malloc family) takes no lock, so a signal handler
  * may allocate, even from the arena the interrupted thread was allocating from: the blocks stay
  * disjoint and in bounds. Those three calls are async-signal-safe on a thread that has allocated
  * from some arena before (a thread's first allocation sets up its statistics with pthread calls).
