@@ -354,7 +354,8 @@ static void test_lanes_are_prefaulted_ahead_of_their_own_offsets(void **state)
     size_t block_end = (size_t)(l1.base + lane - ps.base);
     range_goal above = {(char *)ps.base + block_end, size - block_end};
     assert_true(wait_for(all_resident, &above));
-    assert_true(stats_of(p).prefaulted >= size - block_end);
+    /* The helper counts a stretch once its fault-in returns: the pages may show before that. */
+    wait_prefaulted(p, size - block_end);
     assert_true(stats_of(p).prefaulted <= size);
     assert_int_equal(nalloc_arena_destroy(p), NALLOC_OK); /* its lanes first */
 }

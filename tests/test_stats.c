@@ -104,6 +104,12 @@ static void test_statistics_stay_exact_when_a_signal_handler_allocates(void **st
     nalloc_arena_config_init(&c, NALLOC_KIND_SCRATCH, NALLOC_MEMORY_HOST, (size_t)4 * ROUND * 64);
     c.flags |= NALLOC_FLAG_NORESERVE; /* address space: the blocks are never touched */
     signalled_arena = make_arena_with(&c);
+    if (stats_of(signalled_arena).checkers != 0) {
+        /* A memory checker's bookkeeping takes a lock on the allocation path (src/track.h): the
+         * promise is for arenas no checker watches (nalloc.h, "Signals"). */
+        assert_int_equal(nalloc_arena_destroy(signalled_arena), NALLOC_OK);
+        skip();
+    }
     assert_non_null(nalloc_alloc(signalled_arena, 64)); /* this thread's slot, claimed outside */
     handler_allocations = handler_failures = 0;
     struct sigaction sa, old;
