@@ -3,11 +3,12 @@
 //! A [`Context`] is C's `nalloc_ctx`: a polynomial, a witness and a scratch arena, each its own
 //! mapping with its own guards, created all or nothing. A kind can be left out, but only on
 //! purpose ([`ContextConfig::omit`]): a capacity of 0 is refused, as C refuses it, so a size
-//! computed as 0 by mistake fails at creation instead of surfacing later as a missing arena. The C context owns its arenas (C refuses
-//! to destroy one alone), so each arena here holds a reference count on the context (see
-//! handle.rs), and the context is destroyed when the last of it and its arenas is dropped. That
-//! makes it safe to hand out `&mut Arena` for a context's arenas: resets and phases work on them
-//! exactly as on standalone arenas.
+//! computed as 0 by mistake fails at creation instead of surfacing later as a missing arena.
+//!
+//! The C context owns its arenas (C refuses to destroy one alone), so each arena here holds a
+//! reference count on the context (see handle.rs), and the context is destroyed when the last of
+//! it and its arenas is dropped. That makes it safe to hand out `&mut Arena` for a context's
+//! arenas: resets and phases work on them exactly as on standalone arenas.
 //!
 //! Sizing follows the C recipe: run the prover once on a dry-run context
 //! ([`ContextConfig::dry_run`]: address space only, committed as touched), read its
@@ -308,7 +309,9 @@ impl Context {
     /// assert!(ctx.arena(Kind::Witness).is_some());
     /// let err = Context::new(Memory::Host, 1 << 20, 0, 1 << 20).unwrap_err();
     /// assert_eq!(err.status(), Status::Invalid);
-    /// let ctx = ContextConfig::new(Memory::Host, 1 << 20, 0, 1 << 20).omit(Kind::Witness).build()?;
+    /// let ctx = ContextConfig::new(Memory::Host, 1 << 20, 0, 1 << 20)
+    ///     .omit(Kind::Witness)
+    ///     .build()?;
     /// assert!(ctx.arena(Kind::Witness).is_none());
     /// # Ok::<(), nalloc::Error>(())
     /// ```
@@ -352,7 +355,9 @@ impl Context {
     ///
     /// ```
     /// use nalloc::{ContextConfig, Kind, Memory};
-    /// let ctx = ContextConfig::new(Memory::Host, 1 << 20, 1 << 20, 0).omit(Kind::Scratch).build()?;
+    /// let ctx = ContextConfig::new(Memory::Host, 1 << 20, 1 << 20, 0)
+    ///     .omit(Kind::Scratch)
+    ///     .build()?;
     /// let [poly, witness, scratch] = ctx.arenas();
     /// assert!(poly.is_some() && witness.is_some() && scratch.is_none());
     /// # Ok::<(), nalloc::Error>(())

@@ -252,8 +252,9 @@ fn resident_statistics_count_the_pages_touched_and_only_stats_resident_reads_the
     let plain = arena.stats();
     assert!(!plain.resident_known);
     assert_eq!((plain.resident_bytes, plain.huge_bytes), (0, 0));
-    assert_eq!((plain.prefaulted, plain.collapsed), (0, 0)); // no prefault helper
-                                                             // 1 MiB written: at least that much is resident (the kernel may fault in more around it).
+    // No prefault helper: nothing faulted in ahead.
+    assert_eq!((plain.prefaulted, plain.collapsed), (0, 0));
+    // 1 MiB written: at least that much is resident (the kernel may fault in more around it).
     arena.alloc_slice_fill_with(1 << 20, |i| i as u8);
     let s = arena.stats_resident();
     if std::path::Path::new("/proc/self/smaps").exists() {
