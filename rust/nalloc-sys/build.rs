@@ -5,7 +5,8 @@
 //! 1. `NALLOC_LIB_DIR`: an installed nalloc (`libnalloc.a` or `libnalloc.so` there; headers in
 //!    `NALLOC_INCLUDE_DIR`, default `$NALLOC_LIB_DIR/../include`). Static when only the archive
 //!    is there or `NALLOC_STATIC=1`.
-//! 2. `NALLOC_USE_PKG_CONFIG=1`, or no C sources next to this crate: `pkg-config nalloc`.
+//! 2. `NALLOC_USE_PKG_CONFIG=1`, or no C sources next to this crate: `pkg-config nalloc` (with
+//!    the `cuda` feature `pkg-config nalloc-cuda`, which adds the CUDA toolkit's headers).
 //! 3. Otherwise the C sources of the repository this crate lives in (`../..`, or
 //!    `NALLOC_SOURCE_DIR`), built with CMake into `OUT_DIR` as a static, host-only library (the
 //!    `cuda` feature adds the CUDA parts). The build is incremental (CMake's own dependency
@@ -14,15 +15,20 @@
 //!
 //! Then the layout probe: the build script reads the public headers, writes a C program that
 //! prints sizeof, alignof and offsetof of every field of every struct they define, and the value
-//! of every enumerator and numeric macro, compiles it with the C compiler (`CC`, default `cc`)
+//! of every enumerator and numeric macro, and the name of every function (exported or `static
+//! inline`), compiles it with the C compiler (`CC`, default `cc`)
 //! against the very headers the library was built from, runs it, and saves what it prints as
 //! Rust constants (`OUT_DIR/c_layout.rs`). `tests/layout.rs` compares them with the Rust
 //! declarations in `src/lib.rs`, so a header change that the bindings do not follow fails the
 //! tests instead of corrupting memory. (Cross-compiling, the probe cannot run; the constants then
 //! say so and the test checks nothing.)
 //!
+//! The library's generated `nalloc/config.h` says how it was built; its `NALLOC_HAVE_CUDA` and
+//! `NALLOC_HAVE_NVTX` become constants of this crate (`OUT_DIR/config.rs`).
+//!
 //! Dependents' build scripts see `DEP_NALLOC_INCLUDE` (the header folders, `:`-separated),
-//! `DEP_NALLOC_CUDA` (`1` when the library has its CUDA parts) and `DEP_NALLOC_CUDA_LIB_DIR`.
+//! `DEP_NALLOC_CUDA` (`1` when the library has its CUDA parts), `DEP_NALLOC_NVTX` (`1` when it
+//! has NVTX annotations) and `DEP_NALLOC_CUDA_LIB_DIR`.
 
 use std::collections::BTreeMap;
 use std::env;
@@ -36,6 +42,7 @@ use std::process::Command;
 struct Library {
     include_dirs: Vec<PathBuf>,
     has_cuda: bool,
+    has_nvtx: bool,
 }
 
 fn main() {
@@ -67,9 +74,10 @@ fn main() {
     let lib = if let Some(dir) = env::var_os("NALLOC_LIB_DIR") {
         installed(Path::new(&dir))
     } else if env_flag("NALLOC_USE_PKG_CONFIG") || !have_source {
-        pkg_config().unwrap_or_else(|why| {
+        let module = if want_cuda { "nalloc-cuda" } else { "nalloc" };
+        pkg_config(module).unwrap_or_else(|why| {
             fail(&format!(
-                "nalloc-sys: no C sources at {} and pkg-config found no nalloc ({why}); set \
+                "nalloc-sys: no C sources at {} and pkg-config found no {module} ({why}); set \
                  NALLOC_LIB_DIR to an installed nalloc, or NALLOC_SOURCE_DIR to its sources",
                 source.display()
             ))
@@ -91,9 +99,11 @@ fn main() {
         println!("cargo:cuda_lib_dir={}", cuda_lib.display());
     }
     println!("cargo:cuda={}", u8::from(lib.has_cuda));
+    println!("cargo:nvtx={}", u8::from(lib.has_nvtx));
     let joined = env::join_paths(&lib.include_dirs).expect("include paths contain no ':'");
     println!("cargo:include={}", joined.to_string_lossy());
 
+    write_config(&lib, &out);
     write_layout(&lib, &out, want_cuda);
 }
 
@@ -132,20 +142,24 @@ fn installed(lib_dir: &Path) -> Library {
     }
     let link_static = has_static && (env_flag("NALLOC_STATIC") || !has_shared);
     println!("cargo:rustc-link-search=native={}", lib_dir.display());
+    let has_cuda = config_flag(&include, "NALLOC_HAVE_CUDA");
     if link_static {
         println!("cargo:rustc-link-lib=static=nalloc");
         println!("cargo:rustc-link-lib=dylib=m");
+        if has_cuda {
+            println!("cargo:rustc-link-lib=dylib=stdc++"); // the .cu objects' host code
+        }
     } else {
         println!("cargo:rustc-link-lib=dylib=nalloc");
     }
-    let has_cuda = config_has_cuda(&include);
     Library {
+        has_nvtx: config_flag(&include, "NALLOC_HAVE_NVTX"),
         include_dirs: vec![include],
         has_cuda,
     }
 }
 
-fn pkg_config() -> Result<Library, String> {
+fn pkg_config(module: &str) -> Result<Library, String> {
     let link_static = env_flag("NALLOC_STATIC");
     let mut args = vec!["--cflags", "--libs"];
     if link_static {
@@ -153,7 +167,7 @@ fn pkg_config() -> Result<Library, String> {
     }
     let output = Command::new("pkg-config")
         .args(&args)
-        .arg("nalloc")
+        .arg(module)
         .output()
         .map_err(|e| format!("cannot run pkg-config: {e}"))?;
     if !output.status.success() {
@@ -178,20 +192,38 @@ fn pkg_config() -> Result<Library, String> {
         .find(|d| d.join("nalloc/nalloc.h").is_file())
         .cloned()
         .ok_or("its Cflags name no folder with nalloc/nalloc.h")?;
-    let has_cuda = config_has_cuda(&include);
+    let has_cuda = config_flag(&include, "NALLOC_HAVE_CUDA");
+    if link_static && has_cuda {
+        println!("cargo:rustc-link-lib=dylib=stdc++"); // the .cu objects' host code
+    }
     Ok(Library {
+        has_nvtx: config_flag(&include, "NALLOC_HAVE_NVTX"),
         include_dirs,
         has_cuda,
     })
 }
 
-/// `NALLOC_HAVE_CUDA` from the generated nalloc/config.h (absent: a library from before it).
-fn config_has_cuda(include: &Path) -> bool {
+/// A `NALLOC_HAVE_*` macro of the generated nalloc/config.h, defined to 0 or 1 there (absent,
+/// in a library from before it: 0).
+fn config_flag(include: &Path, name: &str) -> bool {
     let text = fs::read_to_string(include.join("nalloc/config.h")).unwrap_or_default();
     text.lines().any(|l| {
         let words: Vec<&str> = l.split_whitespace().collect();
-        words == ["#define", "NALLOC_HAVE_CUDA", "1"]
+        words == ["#define", name, "1"]
     })
+}
+
+/// The constants of nalloc/config.h, for `src/lib.rs`.
+fn write_config(lib: &Library, out: &Path) {
+    let rs = format!(
+        "// Generated by nalloc-sys/build.rs from nalloc/config.h: do not edit.\n\
+         /// `NALLOC_HAVE_CUDA`: the library was built with its CUDA parts (nalloc/cuda.h).\n\
+         pub const NALLOC_HAVE_CUDA: bool = {};\n\
+         /// `NALLOC_HAVE_NVTX`: the library was built with NVTX annotations.\n\
+         pub const NALLOC_HAVE_NVTX: bool = {};\n",
+        lib.has_cuda, lib.has_nvtx
+    );
+    fs::write(out.join("config.rs"), rs).expect("write config.rs");
 }
 
 fn cuda_root() -> PathBuf {
@@ -288,10 +320,10 @@ fn build_from_source(source: &Path, out: &Path, cuda: bool) -> Library {
         println!("cargo:rustc-link-lib=dylib=stdc++");
     }
     let include_dirs = vec![source.join("include"), build.join("include")];
-    let has_cuda = config_has_cuda(&build.join("include"));
     Library {
+        has_cuda: config_flag(&build.join("include"), "NALLOC_HAVE_CUDA"),
+        has_nvtx: config_flag(&build.join("include"), "NALLOC_HAVE_NVTX"),
         include_dirs,
-        has_cuda,
     }
 }
 
@@ -329,6 +361,7 @@ struct Declarations {
     structs: BTreeMap<String, Vec<String>>, // struct name -> its fields, in order
     enums: Vec<String>,                     // type names of the enums
     constants: Vec<String>,                 // enumerators and numeric macros
+    functions: Vec<String>,                 // NALLOC_API and static inline functions
 }
 
 fn write_layout(lib: &Library, out: &Path, cuda: bool) {
@@ -391,6 +424,12 @@ fn write_layout(lib: &Library, out: &Path, cuda: bool) {
             "    printf(\"        (\\\"{k}\\\", %lld),\\n\", (long long)({k}));"
         );
     }
+    c.push_str("    printf(\"    ],\\n    functions: &[\\n\");\n");
+    decls.functions.sort();
+    decls.functions.dedup();
+    for f in &decls.functions {
+        let _ = writeln!(c, "    printf(\"        \\\"{f}\\\",\\n\");");
+    }
     c.push_str("    printf(\"    ],\\n});\\n\");\n    return 0;\n}\n");
 
     let probe_c = out.join("layout_probe.c");
@@ -450,9 +489,42 @@ fn is_ident(word: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Structs with a body (`typedef struct X { ... } X;`), enums and their enumerators, and the
-/// public macros whose value is an integer constant expression.
+/// The functions the header declares: the first name followed by `(` after each `NALLOC_API`
+/// (an exported function) and each `static inline` (a wrapper defined in the header), when it
+/// is one of nalloc's (the definition of NALLOC_API itself is followed by `__attribute__(`).
+fn parse_functions(text: &str, decls: &mut Declarations) {
+    for marker in ["NALLOC_API", "static inline"] {
+        for (at, _) in text.match_indices(marker) {
+            let rest = &text[at + marker.len()..];
+            let mut chars = rest.char_indices().peekable();
+            while let Some((i, ch)) = chars.next() {
+                if !(ch.is_ascii_alphabetic() || ch == '_') {
+                    continue;
+                }
+                let mut end = i + ch.len_utf8();
+                while let Some(&(j, c)) = chars.peek() {
+                    if !(c.is_ascii_alphanumeric() || c == '_') {
+                        break;
+                    }
+                    end = j + c.len_utf8();
+                    chars.next();
+                }
+                if rest[end..].trim_start().starts_with('(') {
+                    let name = &rest[i..end];
+                    if name.starts_with("nalloc_") {
+                        decls.functions.push(name.to_string());
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Structs with a body (`typedef struct X { ... } X;`), enums and their enumerators, the public
+/// macros whose value is an integer constant expression, and the functions.
 fn parse_header(text: &str, decls: &mut Declarations) {
+    parse_functions(text, decls);
     // Macros, line by line (continuation lines do not occur in the values we keep).
     for line in text.lines() {
         let mut words = line.split_whitespace();

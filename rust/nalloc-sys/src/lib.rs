@@ -44,6 +44,11 @@ pub const NALLOC_VERSION_MINOR: c_uint = 1;
 /// `NALLOC_VERSION_PATCH`.
 pub const NALLOC_VERSION_PATCH: c_uint = 0;
 
+// ---- How the library was built (nalloc/config.h) ----------------------------------------------
+
+// NALLOC_HAVE_CUDA and NALLOC_HAVE_NVTX, read by build.rs from the library's config.h.
+include!(concat!(env!("OUT_DIR"), "/config.rs"));
+
 // ---- Status codes -------------------------------------------------------------------------------
 
 /// `nalloc_status`: `NALLOC_OK` or the reason a call failed.
@@ -117,7 +122,8 @@ pub const NALLOC_FLAG_THREAD_CACHE: nalloc_flag = 1 << 11;
 pub const NALLOC_FLAG_PREFAULT_AHEAD: nalloc_flag = 1 << 12;
 
 /// `nalloc_arena_config`: everything `nalloc_arena_create` needs. Fill it with
-/// `nalloc_arena_config_init` first.
+/// `nalloc_arena_config_init` first. Its size is fixed for every 1.x release: fields added in
+/// 1.x take the place of words of `reserved`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct nalloc_arena_config {
@@ -135,22 +141,24 @@ pub struct nalloc_arena_config {
     pub large_align: usize,
     /// `NALLOC_FLAG_*`.
     pub flags: c_uint,
+    /// Device: CUDA device ordinal.
+    pub device: c_int,
     /// Bytes of PROT_NONE on each side of a host mapping; 0 means one page.
     pub guard_size: usize,
     /// Host: place the arena's first byte exactly here; NULL: anywhere.
     pub fixed_address: *mut c_void,
     /// Bytes of poisoned gap after every block while a memory checker watches the arena.
     pub redzone: usize,
-    /// Device: CUDA device ordinal.
-    pub device: c_int,
     /// Device, when capacity is 0: this fraction (0, 1] of free memory.
     pub device_fraction: f64,
     /// Device: bytes always left free for kernel loading.
     pub device_slack: usize,
     /// Pinned: bytes registered per cudaHostRegister call.
     pub pin_chunk: usize,
-    /// For statistics and NVTX; copied; NULL: named after the kind.
+    /// For statistics, messages and NVTX; copied; NULL: named after the kind.
     pub name: *const c_char,
+    /// Zero: room for the fields of later 1.x releases.
+    pub reserved: [u64; 6],
 }
 
 // ---- Arenas -------------------------------------------------------------------------------------
@@ -229,6 +237,8 @@ pub struct nalloc_stats {
     pub requested: c_uint,
     /// Requested features that are not in force.
     pub missing: c_uint,
+    /// `NALLOC_CHECKER_*` told about every block.
+    pub checkers: c_uint,
     /// PROT_NONE guards on both sides are in place.
     pub guard_pages: bool,
     /// Every page was prefaulted at creation.
@@ -249,8 +259,8 @@ pub struct nalloc_stats {
     pub pinned: bool,
     /// PINNED was asked for, but it is locked host memory (no driver).
     pub pin_fallback: bool,
-    /// `NALLOC_CHECKER_*` told about every block.
-    pub checkers: c_uint,
+    /// False; keeps the layout free of compiler padding.
+    pub unused: [bool; 2],
     /// Bytes of poisoned gap kept after each block while a checker watches the arena.
     pub redzone: usize,
     /// Bytes of those gaps reserved by successful allocations since creation.
@@ -258,14 +268,26 @@ pub struct nalloc_stats {
     /// Bytes reserved by threads' private chunks and not handed out yet: in the offset, not in
     /// `used`.
     pub cached: usize,
-    /// Bytes of freed malloc-family blocks waiting for the blocks above them to be freed; not
-    /// in `used`.
+    /// Bytes free below the offset and not given back yet (freed malloc-family blocks waiting
+    /// for the blocks above them, free stretches later chunks reuse); not in `used`.
     pub deferred: usize,
     /// Malloc-family blocks allocated here and not freed yet.
     pub live_blocks: usize,
     /// Malloc-family requests routed here that the system allocator served because this arena
     /// had no room.
     pub fallbacks: usize,
+    /// Bytes the prefault helper faulted in (`NALLOC_FLAG_PREFAULT_AHEAD`).
+    pub prefaulted: usize,
+    /// Bytes the prefault helper had the kernel collapse into huge pages.
+    pub collapsed: usize,
+    /// `nalloc_arena_stats_resident` only: bytes of the arena's memory resident now.
+    pub resident_bytes: usize,
+    /// `nalloc_arena_stats_resident` only: of those, bytes in transparent huge pages.
+    pub huge_bytes: usize,
+    /// `resident_bytes` and `huge_bytes` were read from the kernel.
+    pub resident_known: bool,
+    /// False; keeps the layout free of compiler padding.
+    pub unused_tail: [bool; 7],
 }
 
 /// `enum nalloc_checker`: memory checkers that can see inside an arena (`nalloc_stats.checkers`).
@@ -297,12 +319,18 @@ pub struct nalloc_ctx {
     _marker: PhantomData<(*mut u8, PhantomPinned)>,
 }
 
-/// `nalloc_ctx_config`: one configuration per kind, indexed by `nalloc_kind`.
+/// `nalloc_ctx_config`: one configuration per kind, indexed by `nalloc_kind`, and the kinds to
+/// leave out. Its size is fixed for every 1.x release.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct nalloc_ctx_config {
-    /// An arena with capacity 0 is not created.
+    /// One configuration per kind. A kind that is not omitted needs a capacity (or, for a device
+    /// arena, a `device_fraction`): `nalloc_ctx_create` refuses capacity 0.
     pub arenas: [nalloc_arena_config; NALLOC_KIND_COUNT as usize],
+    /// Bit `1 << kind` set: the context has no arena of that kind (`nalloc_ctx_config_omit`).
+    pub omit: c_uint,
+    /// Zero: room for a field of a later 1.x release.
+    pub reserved: c_uint,
 }
 
 // ---- Sizing from a dry run ----------------------------------------------------------------------
@@ -320,6 +348,8 @@ pub struct nalloc_profile {
     pub struct_size: u32,
     /// Bit k set: the context had an arena of kind k.
     pub kinds: c_uint,
+    /// Zero; keeps the layout free of compiler padding.
+    pub unused: c_uint,
     /// Bytes: the arena's peak use, padding included, its lanes' blocks left out.
     pub high_water: [usize; NALLOC_KIND_COUNT as usize],
     /// Bytes: the largest peak of any lane split directly from the arena; 0 without lanes.
@@ -335,9 +365,13 @@ extern "C" {
     pub fn nalloc_strerror(status: nalloc_status) -> *const c_char;
     /// The reason for the most recent failure on this thread.
     pub fn nalloc_last_error() -> nalloc_status;
-    /// This thread's message for its most recent failure; "" when none. Never NULL; valid until
-    /// this thread's next failing nalloc call.
+    /// This thread's message for its most recent failure, naming the call and the cause; ""
+    /// when none. Never NULL; valid and unchanged until this thread's next failing nalloc call
+    /// or clear.
     pub fn nalloc_last_error_message() -> *const c_char;
+    /// Reset this thread's last error to `NALLOC_OK` and its message to "". The only call that
+    /// changes them without failing.
+    pub fn nalloc_last_error_clear();
 
     /// Fill `config` with the defaults for `kind` and `memory`, and the given capacity in bytes.
     pub fn nalloc_arena_config_init(
@@ -405,10 +439,19 @@ extern "C" {
         lanes: *mut *mut nalloc_arena,
     ) -> nalloc_status;
 
-    /// Fill `*stats` with a snapshot of the arena.
-    pub fn nalloc_arena_stats(
+    /// Fill the first `stats_size` bytes of `*stats` (at least the 1.0 struct's size) with a
+    /// snapshot of the arena. `nalloc_arena_stats` passes this build's size.
+    pub fn nalloc_arena_stats_sized(
         arena: *const nalloc_arena,
         stats: *mut nalloc_stats,
+        stats_size: usize,
+    ) -> nalloc_status;
+    /// As `nalloc_arena_stats_sized`, and also read from the kernel how much of the arena's
+    /// memory is resident and how much in transparent huge pages (slower: /proc/self/smaps).
+    pub fn nalloc_arena_stats_resident_sized(
+        arena: *const nalloc_arena,
+        stats: *mut nalloc_stats,
+        stats_size: usize,
     ) -> nalloc_status;
     /// Print the arena's statistics to `stream` (NULL: stderr).
     pub fn nalloc_arena_print_stats(arena: *const nalloc_arena, stream: *mut FILE)
@@ -481,12 +524,18 @@ extern "C" {
         witness_capacity: usize,
         scratch_capacity: usize,
     );
-    /// Create the polynomial, witness and scratch arenas. All or nothing.
+    /// Leave the arena of `kind` out of contexts made from `config` (sets its bit in `omit`).
+    pub fn nalloc_ctx_config_omit(
+        config: *mut nalloc_ctx_config,
+        kind: nalloc_kind,
+    ) -> nalloc_status;
+    /// Create the polynomial, witness and scratch arenas, but those the config omits. All or
+    /// nothing; `NALLOC_ERR_INVALID` for a kind neither omitted nor given a capacity.
     pub fn nalloc_ctx_create(
         config: *const nalloc_ctx_config,
         out: *mut *mut nalloc_ctx,
     ) -> nalloc_status;
-    /// The context's arena of `kind`; NULL for a bad kind or one not created.
+    /// The context's arena of `kind`; NULL for a bad kind or one the config omitted.
     pub fn nalloc_ctx_arena(ctx: *mut nalloc_ctx, kind: nalloc_kind) -> *mut nalloc_arena;
     /// Destroy the three arenas (the witness arena is wiped first) and the context.
     pub fn nalloc_ctx_destroy(ctx: *mut nalloc_ctx) -> nalloc_status;
@@ -497,8 +546,13 @@ extern "C" {
         memory: nalloc_memory,
         reserve: usize,
     );
-    /// Record the peaks of `ctx`'s arenas, and of the lanes split from them, in `*profile`.
-    pub fn nalloc_ctx_profile(ctx: *mut nalloc_ctx, profile: *mut nalloc_profile) -> nalloc_status;
+    /// Record the peaks of `ctx`'s arenas, and of the lanes split from them, in the first
+    /// `profile_size` bytes of `*profile` (at least the 1.0 struct's size).
+    pub fn nalloc_ctx_profile_sized(
+        ctx: *mut nalloc_ctx,
+        profile: *mut nalloc_profile,
+        profile_size: usize,
+    ) -> nalloc_status;
     /// Fill `config` as `nalloc_ctx_config_init` does, each capacity sized from `profile`.
     pub fn nalloc_ctx_config_from_profile(
         config: *mut nalloc_ctx_config,
@@ -512,6 +566,51 @@ extern "C" {
         kind: nalloc_kind,
         headroom: f64,
     ) -> usize;
+}
+
+// ---- The header's inline wrappers ---------------------------------------------------------------
+//
+// nalloc.h defines these as `static inline` functions that pass the caller's sizeof to the
+// exported `_sized` call, so the library has no symbol for them. They are the same here, with
+// this crate's size of the struct (which tests/layout.rs holds equal to the header's).
+
+/// Fill `*stats` with a snapshot of the arena (`nalloc_arena_stats_sized` with
+/// `size_of::<nalloc_stats>()`).
+///
+/// # Safety
+/// As for `nalloc_arena_stats_sized`: `arena` is an arena handle, `stats` is writable.
+#[inline]
+pub unsafe fn nalloc_arena_stats(
+    arena: *const nalloc_arena,
+    stats: *mut nalloc_stats,
+) -> nalloc_status {
+    nalloc_arena_stats_sized(arena, stats, core::mem::size_of::<nalloc_stats>())
+}
+
+/// `nalloc_arena_stats` with the kernel's resident and huge-page figures
+/// (`nalloc_arena_stats_resident_sized` with `size_of::<nalloc_stats>()`).
+///
+/// # Safety
+/// As for `nalloc_arena_stats`.
+#[inline]
+pub unsafe fn nalloc_arena_stats_resident(
+    arena: *const nalloc_arena,
+    stats: *mut nalloc_stats,
+) -> nalloc_status {
+    nalloc_arena_stats_resident_sized(arena, stats, core::mem::size_of::<nalloc_stats>())
+}
+
+/// Record the peaks of `ctx`'s arenas, and of the lanes split from them, in `*profile`
+/// (`nalloc_ctx_profile_sized` with `size_of::<nalloc_profile>()`).
+///
+/// # Safety
+/// As for `nalloc_ctx_profile_sized`: `ctx` is a context handle, `profile` is writable.
+#[inline]
+pub unsafe fn nalloc_ctx_profile(
+    ctx: *mut nalloc_ctx,
+    profile: *mut nalloc_profile,
+) -> nalloc_status {
+    nalloc_ctx_profile_sized(ctx, profile, core::mem::size_of::<nalloc_profile>())
 }
 
 // ---- CUDA (nalloc/cuda.h) -----------------------------------------------------------------------
@@ -562,6 +661,8 @@ mod cuda {
         pub state: *mut nalloc_window_state,
         /// The CUDA device the window's memory is on.
         pub device: c_int,
+        /// Zero; keeps the layout free of compiler padding.
+        pub unused: c_int,
     }
 
     /// `NALLOC_WINDOW_GRANULE`: `nalloc_window_create`'s granule, in bytes.

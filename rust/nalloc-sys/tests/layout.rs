@@ -4,8 +4,9 @@
 //! figures are in `c_layout.rs`. Every struct the headers define must be declared here with the
 //! same size, alignment, fields, field offsets and field sizes, every enum type must have the
 //! size of its Rust alias, and every enumerator and numeric macro must exist here with the same
-//! value. A header change that the bindings do not follow fails one of these tests, naming what
-//! drifted.
+//! value, and every function the header declares must be declared here (and the library must
+//! export it, or this test does not link). A header change that the bindings do not follow fails
+//! one of these tests, naming what drifted.
 
 use std::collections::BTreeMap;
 use std::mem::{align_of, offset_of, size_of};
@@ -24,6 +25,8 @@ struct CLayout {
     enums: &'static [(&'static str, usize, bool)],
     /// (enumerator or macro, value)
     constants: &'static [(&'static str, i64)],
+    /// functions: exported (NALLOC_API) and the header's `static inline` wrappers
+    functions: &'static [&'static str],
 }
 
 include!(concat!(env!("OUT_DIR"), "/c_layout.rs"));
@@ -63,14 +66,15 @@ fn rust_structs() -> Vec<RustStruct> {
             large_threshold,
             large_align,
             flags,
+            device,
             guard_size,
             fixed_address,
             redzone,
-            device,
             device_fraction,
             device_slack,
             pin_chunk,
             name,
+            reserved,
         }),
         rust_struct!(nalloc_mark {
             arena_uid,
@@ -101,6 +105,7 @@ fn rust_structs() -> Vec<RustStruct> {
             pin_seconds,
             requested,
             missing,
+            checkers,
             guard_pages,
             populated,
             huge_pages,
@@ -111,19 +116,30 @@ fn rust_structs() -> Vec<RustStruct> {
             secret,
             pinned,
             pin_fallback,
-            checkers,
+            unused,
             redzone,
             redzone_bytes,
             cached,
             deferred,
             live_blocks,
             fallbacks,
+            prefaulted,
+            collapsed,
+            resident_bytes,
+            huge_bytes,
+            resident_known,
+            unused_tail,
         }),
-        rust_struct!(nalloc_ctx_config { arenas }),
+        rust_struct!(nalloc_ctx_config {
+            arenas,
+            omit,
+            reserved
+        }),
         rust_struct!(nalloc_profile {
             version,
             struct_size,
             kinds,
+            unused,
             high_water,
             lane_high_water,
             lanes
@@ -137,7 +153,8 @@ fn rust_structs() -> Vec<RustStruct> {
             capacity,
             granule,
             state,
-            device
+            device,
+            unused
         }),
     ]);
     structs
@@ -205,6 +222,85 @@ fn rust_constants() -> BTreeMap<&'static str, i64> {
         NALLOC_WINDOW_MAX_CAPACITY,
     ));
     c
+}
+
+macro_rules! functions {
+    // Each function's address: the test binary does not link when the library lacks one.
+    ($($f:ident),* $(,)?) => { BTreeMap::from([$((stringify!($f), $f as *const () as usize)),*]) };
+}
+
+fn rust_functions() -> BTreeMap<&'static str, usize> {
+    #[allow(unused_mut)]
+    let mut f = functions!(
+        nalloc_strerror,
+        nalloc_last_error,
+        nalloc_last_error_message,
+        nalloc_last_error_clear,
+        nalloc_arena_config_init,
+        nalloc_arena_create,
+        nalloc_arena_destroy,
+        nalloc_alloc,
+        nalloc_alloc_aligned,
+        nalloc_alloc_zeroed,
+        nalloc_free_last,
+        nalloc_resize_last,
+        nalloc_realloc,
+        nalloc_mark_get,
+        nalloc_rollback,
+        nalloc_reset,
+        nalloc_wipe,
+        nalloc_arena_split,
+        nalloc_arena_stats_sized,
+        nalloc_arena_stats,
+        nalloc_arena_stats_resident_sized,
+        nalloc_arena_stats_resident,
+        nalloc_arena_print_stats,
+        nalloc_owner,
+        nalloc_route_push,
+        nalloc_route_pop,
+        nalloc_route_current,
+        nalloc_route_set_default,
+        nalloc_route_depth,
+        nalloc_route_scope_begin,
+        nalloc_route_scope_end,
+        nalloc_malloc,
+        nalloc_calloc,
+        nalloc_aligned_alloc,
+        nalloc_posix_memalign,
+        nalloc_free,
+        nalloc_free_if_owned,
+        nalloc_mrealloc,
+        nalloc_resize_in_place,
+        nalloc_usable_size,
+        nalloc_routed_alloc,
+        nalloc_routed_alloc_zeroed,
+        nalloc_arena_malloc,
+        nalloc_arena_destroy_deferred,
+        nalloc_reset_unchecked,
+        nalloc_wipe_unchecked,
+        nalloc_ctx_config_init,
+        nalloc_ctx_config_omit,
+        nalloc_ctx_create,
+        nalloc_ctx_arena,
+        nalloc_ctx_destroy,
+        nalloc_ctx_config_init_dry_run,
+        nalloc_ctx_profile_sized,
+        nalloc_ctx_profile,
+        nalloc_ctx_config_from_profile,
+        nalloc_profile_lane_capacity,
+    );
+    #[cfg(feature = "cuda")]
+    f.extend(functions!(
+        nalloc_cuda_available,
+        nalloc_cuda_error_string,
+        nalloc_wipe_async,
+        nalloc_window_create,
+        nalloc_window_create_aligned,
+        nalloc_window_reset,
+        nalloc_window_usage,
+        nalloc_stage_async,
+    ));
+    f
 }
 
 fn probe() -> Option<&'static CLayout> {
@@ -308,6 +404,31 @@ fn every_c_constant_has_its_rust_value() {
 }
 
 #[test]
+fn every_c_function_is_declared_in_rust() {
+    let Some(c) = probe() else { return };
+    let rust = rust_functions();
+    let mut problems = Vec::new();
+    for name in c.functions {
+        if !rust.contains_key(name) {
+            problems.push(format!(
+                "{name}: in the C headers, not declared in nalloc-sys"
+            ));
+        }
+    }
+    for (name, address) in &rust {
+        if !c.functions.contains(name) {
+            problems.push(format!("{name}: in Rust, not found in the C headers"));
+        }
+        assert_ne!(*address, 0, "{name}");
+    }
+    assert!(
+        problems.is_empty(),
+        "function drift:\n  {}",
+        problems.join("\n  ")
+    );
+}
+
+#[test]
 fn the_probe_saw_the_structs_it_must_see() {
     // A parser that silently found nothing would make the tests above pass vacuously.
     let Some(c) = probe() else { return };
@@ -329,4 +450,12 @@ fn the_probe_saw_the_structs_it_must_see() {
         .iter()
         .any(|k| k.0 == "NALLOC_FLAG_PREFAULT_AHEAD"));
     assert!(c.enums.len() >= 5);
+    // Both kinds of function: exported, and the header's inline wrappers.
+    assert!(c.functions.contains(&"nalloc_arena_stats_sized"));
+    assert!(c.functions.contains(&"nalloc_arena_stats"));
 }
+
+// config.h's macros, as build.rs read them, checked when this test compiles: the `cuda` feature
+// refuses a library without its CUDA parts, and NVTX annotations exist only in a build with them.
+const _: () = assert!(!cfg!(feature = "cuda") || NALLOC_HAVE_CUDA);
+const _: () = assert!(!NALLOC_HAVE_NVTX || NALLOC_HAVE_CUDA);

@@ -351,7 +351,8 @@ impl ArenaConfig {
         Ok(())
     }
 
-    /// Whether C would create this arena (a context skips arenas of capacity 0).
+    /// Whether the configuration gives the arena a size: a capacity, or for device memory a
+    /// fraction of the free memory (a context refuses a kind that is neither sized nor omitted).
     pub(crate) fn creates_arena(&self) -> bool {
         self.raw.capacity != 0 || self.raw.device_fraction > 0.0
     }

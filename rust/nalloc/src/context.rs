@@ -1,11 +1,14 @@
 //! The three-arena partition of a prover, and sizing it from a dry run.
 //!
 //! A [`Context`] is C's `nalloc_ctx`: a polynomial, a witness and a scratch arena, each its own
-//! mapping with its own guards, created all or nothing. The C context owns its arenas (C refuses
-//! to destroy one alone), so each arena here holds a reference count on the context (see
-//! handle.rs), and the context is destroyed when the last of it and its arenas is dropped. That
-//! makes it safe to hand out `&mut Arena` for a context's arenas: resets and phases work on them
-//! exactly as on standalone arenas.
+//! mapping with its own guards, created all or nothing. A kind can be left out, but only on
+//! purpose ([`ContextConfig::omit`]): a capacity of 0 is refused, as C refuses it, so a size
+//! computed as 0 by mistake fails at creation instead of surfacing later as a missing arena.
+//!
+//! The C context owns its arenas (C refuses to destroy one alone), so each arena here holds a
+//! reference count on the context (see handle.rs), and the context is destroyed when the last of
+//! it and its arenas is dropped. That makes it safe to hand out `&mut Arena` for a context's
+//! arenas: resets and phases work on them exactly as on standalone arenas.
 //!
 //! Sizing follows the C recipe: run the prover once on a dry-run context
 //! ([`ContextConfig::dry_run`]: address space only, committed as touched), read its
@@ -22,8 +25,9 @@ use crate::error::{Error, Status};
 use crate::handle::{CtxHandle, Handle, Owner, Policy};
 use crate::{sys, Arena, ArenaConfig, Kind, Memory};
 
-/// The configuration of a [`Context`]: one [`ArenaConfig`] per kind. An arena of capacity 0
-/// is not created.
+/// The configuration of a [`Context`]: one [`ArenaConfig`] per kind, and the kinds to leave out
+/// ([`omit`](Self::omit)). Every kind that is not omitted needs a capacity: 0 is refused by
+/// [`build`](Self::build).
 ///
 /// ```
 /// use nalloc::{ContextConfig, Flags, Kind, Memory};
@@ -35,19 +39,25 @@ use crate::{sys, Arena, ArenaConfig, Kind, Memory};
 /// assert_eq!(ctx.arena(Kind::Scratch).unwrap().stats().name, "temporaries");
 /// # Ok::<(), nalloc::Error>(())
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ContextConfig {
     arenas: [ArenaConfig; 3],
+    omit: u32, // bit 1 << kind: no arena of that kind (C's nalloc_ctx_config.omit)
 }
 
 impl ContextConfig {
     /// Each kind's defaults in `memory`, with the given capacities in bytes
-    /// (`nalloc_ctx_config_init`).
+    /// (`nalloc_ctx_config_init`), every kind included. A capacity of 0 is kept as given and
+    /// refused by [`build`](Self::build): to have no arena of a kind, [`omit`](Self::omit) it.
     ///
     /// ```
-    /// use nalloc::{ContextConfig, Kind, Memory};
-    /// let config = ContextConfig::new(Memory::Host, 1 << 20, 0, 1 << 20);
-    /// assert_eq!(config.arena(Kind::Witness).as_raw().capacity, 0); // no witness arena
+    /// use nalloc::{ContextConfig, Kind, Memory, Status};
+    /// let mut config = ContextConfig::new(Memory::Host, 1 << 20, 0, 1 << 20);
+    /// assert_eq!(config.arena(Kind::Witness).as_raw().capacity, 0);
+    /// assert_eq!(config.build().unwrap_err().status(), Status::Invalid); // 0 is no size
+    /// config.omit(Kind::Witness); // no witness arena, on purpose
+    /// assert!(config.build()?.witness().is_none());
+    /// # Ok::<(), nalloc::Error>(())
     /// ```
     pub fn new(memory: Memory, poly: usize, witness: usize, scratch: usize) -> ContextConfig {
         let mut raw = std::mem::MaybeUninit::<sys::nalloc_ctx_config>::zeroed();
@@ -62,6 +72,7 @@ impl ContextConfig {
     fn from_raw(raw: &sys::nalloc_ctx_config) -> ContextConfig {
         ContextConfig {
             arenas: raw.arenas.map(ArenaConfig::from_raw),
+            omit: raw.omit,
         }
     }
 
@@ -87,7 +98,7 @@ impl ContextConfig {
 
     /// A configuration for `memory` with each capacity sized from a dry run's `profile`: its
     /// high-water mark plus `headroom` (0.10 is 10% more), plus room for its lanes, in whole
-    /// pages (`nalloc_ctx_config_from_profile`). Kinds the dry run did not have get no arena.
+    /// pages (`nalloc_ctx_config_from_profile`). Kinds the dry run did not have are omitted.
     /// [`Status::Invalid`] for a headroom that is negative, not finite, or overflows.
     ///
     /// ```
@@ -98,7 +109,7 @@ impl ContextConfig {
     /// profile.high_water = [1 << 20, 0, 4096];
     /// let config = ContextConfig::from_profile(Memory::Host, &profile, 0.5)?;
     /// assert_eq!(config.arena(Kind::Poly).as_raw().capacity, 3 << 19);
-    /// assert_eq!(config.arena(Kind::Witness).as_raw().capacity, 0);
+    /// assert!(config.is_omitted(Kind::Witness));
     /// assert!(ContextConfig::from_profile(Memory::Host, &profile, -1.0).is_err());
     /// # Ok::<(), nalloc::Error>(())
     /// ```
@@ -138,16 +149,65 @@ impl ContextConfig {
     /// ```
     /// use nalloc::{ContextConfig, Kind, Memory};
     /// let mut config = ContextConfig::new(Memory::Host, 1 << 20, 1 << 20, 1 << 20);
-    /// config.arena_mut(Kind::Scratch).capacity(0); // no scratch arena
-    /// assert!(config.build()?.arena(Kind::Scratch).is_none());
+    /// config.arena_mut(Kind::Scratch).capacity(4 << 20);
+    /// assert_eq!(config.build()?.scratch().unwrap().capacity(), 4 << 20);
     /// # Ok::<(), nalloc::Error>(())
     /// ```
     pub fn arena_mut(&mut self, kind: Kind) -> &mut ArenaConfig {
         &mut self.arenas[kind.index()]
     }
 
-    /// Create the context: its arenas, all or nothing (`nalloc_ctx_create`). Host and pinned
-    /// memory only, like [`ArenaConfig::build`].
+    /// Leave the arena of `kind` out: the context will have none, and the kind's configuration
+    /// is ignored (`nalloc_ctx_config_omit`).
+    ///
+    /// ```
+    /// use nalloc::{ContextConfig, Kind, Memory};
+    /// let ctx = ContextConfig::new(Memory::Host, 1 << 20, 0, 0)
+    ///     .omit(Kind::Witness)
+    ///     .omit(Kind::Scratch)
+    ///     .build()?;
+    /// assert!(ctx.poly().is_some() && ctx.witness().is_none() && ctx.scratch().is_none());
+    /// # Ok::<(), nalloc::Error>(())
+    /// ```
+    pub fn omit(&mut self, kind: Kind) -> &mut Self {
+        self.omit |= 1 << kind.index();
+        self
+    }
+
+    /// Have an arena of `kind` again, after [`omit`](Self::omit) (or a profile whose dry run
+    /// had none of that kind); it needs a capacity.
+    ///
+    /// ```
+    /// use nalloc::{ContextConfig, Kind, Memory, Profile};
+    ///
+    /// let mut profile = Profile::default();
+    /// profile.kinds[Kind::Poly.index()] = true;
+    /// profile.high_water[Kind::Poly.index()] = 1 << 20;
+    /// let mut config = ContextConfig::from_profile(Memory::Host, &profile, 0.1)?;
+    /// config.include(Kind::Scratch).arena_mut(Kind::Scratch).capacity(1 << 20);
+    /// assert!(config.build()?.scratch().is_some());
+    /// # Ok::<(), nalloc::Error>(())
+    /// ```
+    pub fn include(&mut self, kind: Kind) -> &mut Self {
+        self.omit &= !(1 << kind.index());
+        self
+    }
+
+    /// Whether the arena of `kind` is left out.
+    ///
+    /// ```
+    /// use nalloc::{ContextConfig, Kind, Memory};
+    /// let mut config = ContextConfig::new(Memory::Host, 1 << 20, 1 << 20, 1 << 20);
+    /// assert!(!config.is_omitted(Kind::Scratch));
+    /// assert!(config.omit(Kind::Scratch).is_omitted(Kind::Scratch));
+    /// ```
+    pub fn is_omitted(&self, kind: Kind) -> bool {
+        self.omit & (1 << kind.index()) != 0
+    }
+
+    /// Create the context: its arenas, all or nothing, but those omitted (`nalloc_ctx_create`).
+    /// Host and pinned memory only, like [`ArenaConfig::build`]. [`Status::Invalid`] for a kind
+    /// that is neither omitted nor given a capacity.
     ///
     /// ```
     /// use nalloc::{ContextConfig, Memory, Status};
@@ -156,17 +216,35 @@ impl ContextConfig {
     /// assert!(ctx.poly().is_some());
     /// let err = ContextConfig::new(Memory::Device, 1 << 20, 1 << 20, 1 << 20).build().unwrap_err();
     /// assert_eq!(err.status(), Status::Invalid);
+    /// let err = ContextConfig::new(Memory::Host, 1 << 20, 0, 1 << 20).build().unwrap_err();
+    /// assert!(err.message().unwrap().contains("ContextConfig::omit"));
     /// # Ok::<(), nalloc::Error>(())
     /// ```
     pub fn build(&self) -> Result<Context, Error> {
-        for a in &self.arenas {
-            if a.creates_arena() && a.memory() == Memory::Device {
+        for kind in Kind::ALL {
+            if self.is_omitted(kind) {
+                continue;
+            }
+            let a = self.arena(kind);
+            if a.memory() == Memory::Device {
                 return Err(device_refused());
+            }
+            if !a.creates_arena() {
+                return Err(Error::new(
+                    Status::Invalid,
+                    format!(
+                        "ContextConfig::build: the {} arena has capacity 0; to create none, \
+                         omit it (ContextConfig::omit)",
+                        kind.name()
+                    ),
+                ));
             }
             a.check_name()?;
         }
         let raw = sys::nalloc_ctx_config {
             arenas: [0, 1, 2].map(|k| self.arenas[k].as_raw()),
+            omit: self.omit,
+            reserved: 0,
         };
         let mut ctx = std::ptr::null_mut();
         // SAFETY: a valid configuration whose names live in self for the call; a valid out pointer.
@@ -175,7 +253,10 @@ impl ContextConfig {
             .ok_or_else(|| Error::new(Status::State, "nalloc_ctx_create returned no context"))?;
         let shared = Arc::new(CtxHandle(ctx));
         let arenas = Kind::ALL.map(|kind| {
-            // SAFETY: the context is live. A missing arena (capacity 0) answers NULL.
+            if self.is_omitted(kind) {
+                return None; // C has none, and would record a failure if asked for it
+            }
+            // SAFETY: the context is live, and has an arena of every kind not omitted.
             let a = unsafe { sys::nalloc_ctx_arena(ctx.as_ptr(), kind.raw()) };
             NonNull::new(a).map(|a| {
                 let policy = Policy::of(&raw.arenas[kind.index()]);
@@ -217,12 +298,20 @@ pub struct Context {
 }
 
 impl Context {
-    /// A context with each kind's defaults in `memory` and the given capacities in bytes; a
-    /// capacity of 0 creates no arena of that kind.
+    /// A context of all three arenas, with each kind's defaults in `memory` and the given
+    /// capacities in bytes. Every capacity must be a size: 0 is refused with
+    /// [`Status::Invalid`]. A context without an arena of some kind is made with
+    /// [`ContextConfig::omit`].
     ///
     /// ```
-    /// use nalloc::{Context, Kind, Memory};
-    /// let ctx = Context::new(Memory::Host, 1 << 20, 0, 1 << 20)?;
+    /// use nalloc::{Context, ContextConfig, Kind, Memory, Status};
+    /// let ctx = Context::new(Memory::Host, 1 << 20, 1 << 20, 1 << 20)?;
+    /// assert!(ctx.arena(Kind::Witness).is_some());
+    /// let err = Context::new(Memory::Host, 1 << 20, 0, 1 << 20).unwrap_err();
+    /// assert_eq!(err.status(), Status::Invalid);
+    /// let ctx = ContextConfig::new(Memory::Host, 1 << 20, 0, 1 << 20)
+    ///     .omit(Kind::Witness)
+    ///     .build()?;
     /// assert!(ctx.arena(Kind::Witness).is_none());
     /// # Ok::<(), nalloc::Error>(())
     /// ```
@@ -265,8 +354,10 @@ impl Context {
     /// All three arenas, indexed by [`Kind::index`].
     ///
     /// ```
-    /// use nalloc::{Context, Memory};
-    /// let ctx = Context::new(Memory::Host, 1 << 20, 1 << 20, 0)?;
+    /// use nalloc::{ContextConfig, Kind, Memory};
+    /// let ctx = ContextConfig::new(Memory::Host, 1 << 20, 1 << 20, 0)
+    ///     .omit(Kind::Scratch)
+    ///     .build()?;
     /// let [poly, witness, scratch] = ctx.arenas();
     /// assert!(poly.is_some() && witness.is_some() && scratch.is_none());
     /// # Ok::<(), nalloc::Error>(())
@@ -298,7 +389,7 @@ impl Context {
     /// The polynomial arena, if any.
     ///
     /// ```
-    /// let ctx = nalloc::Context::new(nalloc::Memory::Host, 1 << 20, 0, 0)?;
+    /// let ctx = nalloc::Context::new(nalloc::Memory::Host, 1 << 20, 1 << 20, 1 << 20)?;
     /// assert_eq!(ctx.poly().unwrap().kind(), nalloc::Kind::Poly);
     /// # Ok::<(), nalloc::Error>(())
     /// ```
@@ -309,7 +400,7 @@ impl Context {
     /// The witness arena, if any.
     ///
     /// ```
-    /// let ctx = nalloc::Context::new(nalloc::Memory::Host, 0, 1 << 20, 0)?;
+    /// let ctx = nalloc::Context::new(nalloc::Memory::Host, 1 << 20, 1 << 20, 1 << 20)?;
     /// assert!(ctx.witness().unwrap().stats().wipe_on_destroy);
     /// # Ok::<(), nalloc::Error>(())
     /// ```
@@ -320,7 +411,7 @@ impl Context {
     /// The scratch arena, if any.
     ///
     /// ```
-    /// let ctx = nalloc::Context::new(nalloc::Memory::Host, 0, 0, 1 << 20)?;
+    /// let ctx = nalloc::Context::new(nalloc::Memory::Host, 1 << 20, 1 << 20, 1 << 20)?;
     /// assert_eq!(ctx.scratch().unwrap().capacity(), 1 << 20);
     /// # Ok::<(), nalloc::Error>(())
     /// ```
@@ -345,13 +436,15 @@ impl Context {
     /// ```
     pub fn profile(&self) -> Result<Profile, Error> {
         let mut raw = std::mem::MaybeUninit::<sys::nalloc_profile>::zeroed();
-        // SAFETY: the context is live; profile is writable. Version and size go in first, for a
-        // library that reads them.
+        let size = std::mem::size_of::<sys::nalloc_profile>();
+        // SAFETY: the context is live; profile is writable for `size` bytes, and zeroed, so that
+        // what C does not write (a library older than these bindings) reads as 0.
         unsafe {
-            let p = raw.as_mut_ptr();
-            (*p).version = sys::NALLOC_PROFILE_VERSION;
-            (*p).struct_size = std::mem::size_of::<sys::nalloc_profile>() as u32;
-            Error::check(sys::nalloc_ctx_profile(self.shared.0.as_ptr(), p))?;
+            Error::check(sys::nalloc_ctx_profile_sized(
+                self.shared.0.as_ptr(),
+                raw.as_mut_ptr(),
+                size,
+            ))?;
             Ok(Profile::from_raw(&raw.assume_init()))
         }
     }
@@ -359,13 +452,26 @@ impl Context {
     /// The C handle, for calls this crate does not wrap; valid while the context lives.
     ///
     /// ```
-    /// let ctx = nalloc::Context::new(nalloc::Memory::Host, 1 << 20, 0, 0)?;
+    /// let ctx = nalloc::Context::new(nalloc::Memory::Host, 1 << 20, 1 << 20, 1 << 20)?;
     /// let poly = unsafe { nalloc::sys::nalloc_ctx_arena(ctx.as_raw(), nalloc::sys::NALLOC_KIND_POLY) };
     /// assert_eq!(poly, ctx.poly().unwrap().as_raw());
     /// # Ok::<(), nalloc::Error>(())
     /// ```
     pub fn as_raw(&self) -> *mut sys::nalloc_ctx {
         self.shared.0.as_ptr()
+    }
+}
+
+impl fmt::Debug for ContextConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let omitted: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|&k| self.is_omitted(k))
+            .collect();
+        f.debug_struct("ContextConfig")
+            .field("arenas", &self.arenas)
+            .field("omitted", &omitted)
+            .finish()
     }
 }
 
@@ -417,6 +523,7 @@ impl Profile {
             version: sys::NALLOC_PROFILE_VERSION,
             struct_size: std::mem::size_of::<sys::nalloc_profile>() as u32,
             kinds: (0..3).filter(|&k| self.kinds[k]).map(|k| 1u32 << k).sum(),
+            unused: 0,
             high_water: self.high_water,
             lane_high_water: self.lane_high_water,
             lanes: self.lanes,

@@ -66,7 +66,9 @@ impl Flags {
     pub const NORESERVE: Flags = Flags(sys::NALLOC_FLAG_NORESERVE);
     /// Each thread allocates from a private chunk it took from the arena with one atomic.
     pub const THREAD_CACHE: Flags = Flags(sys::NALLOC_FLAG_THREAD_CACHE);
-    /// Pages ahead of the offset are faulted in by a helper thread, off the allocating thread.
+    /// Pages ahead of the offset are faulted in by a helper thread, off the allocating thread;
+    /// with [`HUGEPAGES`](Self::HUGEPAGES), huge pages come from the helper (default for
+    /// polynomial host arenas; [`Stats::prefaulted`](crate::Stats::prefaulted) counts its work).
     pub const PREFAULT_AHEAD: Flags = Flags(sys::NALLOC_FLAG_PREFAULT_AHEAD);
 
     /// No flags.

@@ -126,15 +126,8 @@ fn push(arena: Option<&Arena>) -> Result<RouteGuard, Error> {
     // SAFETY: the arena is live (borrowed for as long as the route is pushed) or NULL.
     let scope = unsafe { sys::nalloc_route_scope_begin(raw) };
     if scope == 0 {
-        let err = Error::last(); // the refused push recorded why
-
-        if err.status() == Status::NoMem {
-            return Err(Error::new(
-                Status::NoMem,
-                "16 routes are pushed on this thread already",
-            ));
-        }
-        return Err(err);
+        // The refused push recorded why ("nalloc_route_push: 16 routes are pushed already...").
+        return Err(Error::last());
     }
     let previous = self::target();
     set_target(target);

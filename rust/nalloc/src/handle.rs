@@ -125,14 +125,31 @@ impl Handle {
     }
 
     pub(crate) fn raw_stats(&self) -> Result<sys::nalloc_stats, Error> {
+        self.stats_with(sys::nalloc_arena_stats_sized)
+    }
+
+    /// `raw_stats` with the kernel's resident and huge-page figures (reads /proc/self/smaps).
+    pub(crate) fn raw_stats_resident(&self) -> Result<sys::nalloc_stats, Error> {
+        self.stats_with(sys::nalloc_arena_stats_resident_sized)
+    }
+
+    fn stats_with(
+        &self,
+        call: unsafe extern "C" fn(
+            *const sys::nalloc_arena,
+            *mut sys::nalloc_stats,
+            usize,
+        ) -> sys::nalloc_status,
+    ) -> Result<sys::nalloc_stats, Error> {
+        // Zeroed, so that fields a library older than these bindings does not fill read as 0
+        // (it writes the smaller of the two struct sizes: struct_size says how many bytes).
         let mut stats = std::mem::MaybeUninit::<sys::nalloc_stats>::zeroed();
-        // SAFETY: the arena is live; stats is writable. The version and size go in first so a
-        // library that reads them (a later struct version) knows what this caller can hold.
+        let size = std::mem::size_of::<sys::nalloc_stats>();
+        // SAFETY: the arena is live; stats is writable for `size` bytes. Statistics may be read
+        // while other threads allocate. Every bit pattern C may leave is a valid nalloc_stats:
+        // zeros, or what C wrote (its bools are 0 or 1).
         unsafe {
-            let s = stats.as_mut_ptr();
-            (*s).version = sys::NALLOC_STATS_VERSION;
-            (*s).struct_size = std::mem::size_of::<sys::nalloc_stats>() as u32;
-            Error::check(sys::nalloc_arena_stats(self.as_ptr(), s))?;
+            Error::check(call(self.as_ptr(), stats.as_mut_ptr(), size))?;
             Ok(stats.assume_init())
         }
     }

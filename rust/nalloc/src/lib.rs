@@ -155,6 +155,15 @@ impl Kind {
         }
     }
 
+    /// The kind's name, as C names its arenas by default ("poly", "witness", "scratch").
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Kind::Poly => "poly",
+            Kind::Witness => "witness",
+            Kind::Scratch => "scratch",
+        }
+    }
+
     pub(crate) fn from_raw(raw: sys::nalloc_kind) -> Kind {
         match raw {
             sys::NALLOC_KIND_WITNESS => Kind::Witness,

@@ -99,8 +99,9 @@ pub struct Stats {
     /// Bytes that threads' private chunks hold and have not handed out yet (the thread cache,
     /// and the chunks routed blocks come from): taken from the arena, not counted in `used`.
     pub cached: usize,
-    /// Bytes of freed routed blocks that wait for the blocks above them to be freed before
-    /// they can be reused; not counted in `used`.
+    /// Bytes free below the arena's offset that cannot be reused yet: freed routed blocks that
+    /// wait for the blocks above them to be freed, and free stretches later chunks reuse; not
+    /// counted in `used`.
     pub deferred: usize,
     /// Routed blocks (the global allocator's, and C's malloc family's) allocated here and not
     /// freed yet. While there are any, [`Arena::reset`](crate::Arena::reset) and
@@ -108,6 +109,23 @@ pub struct Stats {
     pub live_blocks: usize,
     /// Routed requests this arena had no room for, served by the fallback allocator instead.
     pub fallbacks: usize,
+    /// Bytes the prefault helper thread faulted in ahead of the allocating threads
+    /// ([`Flags::PREFAULT_AHEAD`]); some may have been resident already.
+    pub prefaulted: usize,
+    /// Bytes the prefault helper had the kernel collapse into transparent huge pages.
+    pub collapsed: usize,
+    /// [`Arena::stats_resident`](crate::Arena::stats_resident) only: bytes of the arena's
+    /// memory that are resident now (the kernel's Rss for its mapping). Meaningful only when
+    /// `resident_known` is true.
+    pub resident_bytes: usize,
+    /// [`Arena::stats_resident`](crate::Arena::stats_resident) only: of those, bytes in
+    /// transparent huge pages (AnonHugePages).
+    pub huge_bytes: usize,
+    /// `resident_bytes` and `huge_bytes` were read from the kernel: false from
+    /// [`Arena::stats`](crate::Arena::stats), and from `stats_resident` where the kernel cannot
+    /// say for this arena alone (lanes, whose memory is a slice of their parent's mapping;
+    /// device arenas; /proc not mounted).
+    pub resident_known: bool,
 }
 
 impl Stats {
@@ -159,6 +177,11 @@ impl Stats {
             deferred: s.deferred,
             live_blocks: s.live_blocks,
             fallbacks: s.fallbacks,
+            prefaulted: s.prefaulted,
+            collapsed: s.collapsed,
+            resident_bytes: s.resident_bytes,
+            huge_bytes: s.huge_bytes,
+            resident_known: s.resident_known,
         }
     }
 }

@@ -242,3 +242,31 @@ fn the_panic_message_names_the_arena_and_the_cause() {
     // The arena is unharmed.
     assert_eq!(*arena.alloc(7u8), 7);
 }
+
+#[test]
+fn resident_statistics_count_the_pages_touched_and_only_stats_resident_reads_them() {
+    let mut arena = ArenaConfig::new(Kind::Scratch, Memory::Host, 8 << 20)
+        .disable(Flags::HUGEPAGES | Flags::PREFAULT_AHEAD | Flags::POPULATE)
+        .build()
+        .unwrap();
+    let plain = arena.stats();
+    assert!(!plain.resident_known);
+    assert_eq!((plain.resident_bytes, plain.huge_bytes), (0, 0));
+    // No prefault helper: nothing faulted in ahead.
+    assert_eq!((plain.prefaulted, plain.collapsed), (0, 0));
+    // 1 MiB written: at least that much is resident (the kernel may fault in more around it).
+    arena.alloc_slice_fill_with(1 << 20, |i| i as u8);
+    let s = arena.stats_resident();
+    if std::path::Path::new("/proc/self/smaps").exists() {
+        assert!(s.resident_known);
+        assert!(s.resident_bytes >= 1 << 20, "{}", s.resident_bytes);
+        assert!(s.resident_bytes <= s.reserved);
+        assert!(s.huge_bytes <= s.resident_bytes);
+    }
+    // The rest of the snapshot is the one `stats` gives.
+    assert_eq!((s.used, s.allocations), (plain.used + (1 << 20), 1));
+    // A lane's memory is a slice of its parent's mapping: the kernel cannot say for it alone.
+    let lanes = arena.split(2, 0).unwrap();
+    lanes[0].alloc_slice_fill_with(4096, |_| 1u8);
+    assert!(!lanes[0].stats_resident().resident_known);
+}

@@ -56,7 +56,11 @@ fn proofs_run_back_to_back_in_one_context() {
 
 #[test]
 fn a_context_arena_swapped_out_keeps_its_memory_after_the_context_is_dropped() {
-    let mut ctx = Context::new(Memory::Host, 1 << 20, 0, 0).unwrap();
+    let mut ctx = ContextConfig::new(Memory::Host, 1 << 20, 0, 0)
+        .omit(Kind::Witness)
+        .omit(Kind::Scratch)
+        .build()
+        .unwrap();
     let mut standalone = Arena::new(Kind::Scratch, 4096).unwrap();
     std::mem::swap(ctx.arena_mut(Kind::Poly).unwrap(), &mut standalone);
     // `standalone` is now the context's polynomial arena, and the context holds the other.
@@ -69,10 +73,72 @@ fn a_context_arena_swapped_out_keeps_its_memory_after_the_context_is_dropped() {
 }
 
 #[test]
-fn arenas_of_capacity_zero_are_not_created() {
-    let ctx = Context::new(Memory::Host, 0, 1 << 20, 0).unwrap();
+fn omitted_kinds_are_not_created() {
+    let ctx = ContextConfig::new(Memory::Host, 0, 1 << 20, 0)
+        .omit(Kind::Poly)
+        .omit(Kind::Scratch)
+        .build()
+        .unwrap();
     assert!(ctx.poly().is_none() && ctx.scratch().is_none());
     assert!(ctx.witness().is_some());
+    // An omitted kind's configuration is ignored, whatever it says.
+    let mut config = ContextConfig::new(Memory::Host, 1 << 20, 1 << 20, 1 << 20);
+    config
+        .arena_mut(Kind::Scratch)
+        .default_align(3)
+        .name("bad\0name");
+    let ctx = config.omit(Kind::Scratch).build().unwrap();
+    assert!(ctx.scratch().is_none() && ctx.poly().is_some() && ctx.witness().is_some());
+    // Included again, it is built, and checked.
+    assert_eq!(
+        config.include(Kind::Scratch).build().unwrap_err().status(),
+        Status::Invalid
+    );
+}
+
+#[test]
+fn a_capacity_of_zero_is_refused_unless_the_kind_is_omitted() {
+    for kind in Kind::ALL {
+        let mut caps = [1 << 20; 3];
+        caps[kind.index()] = 0;
+        let err = Context::new(Memory::Host, caps[0], caps[1], caps[2]).unwrap_err();
+        assert_eq!(err.status(), Status::Invalid, "{kind:?}");
+        assert!(err.to_string().contains("capacity 0"), "{err}");
+        assert!(err.to_string().contains("ContextConfig::omit"), "{err}");
+        let mut config = ContextConfig::new(Memory::Host, caps[0], caps[1], caps[2]);
+        assert!(!config.is_omitted(kind));
+        let ctx = config.omit(kind).build().unwrap();
+        for other in Kind::ALL {
+            assert_eq!(
+                ctx.arena(other).is_some(),
+                other != kind,
+                "{kind:?} {other:?}"
+            );
+        }
+    }
+    // C refuses it too, for code that goes around the safe API.
+    let config = ContextConfig::new(Memory::Host, 1 << 20, 0, 1 << 20);
+    let mut raw = nalloc::sys::nalloc_ctx_config {
+        arenas: Kind::ALL.map(|k| config.arena(k).as_raw()),
+        omit: 0,
+        reserved: 0,
+    };
+    let mut ctx = std::ptr::null_mut();
+    let st = unsafe { nalloc::sys::nalloc_ctx_create(&raw, &mut ctx) };
+    assert_eq!(st, nalloc::sys::NALLOC_ERR_INVALID);
+    assert!(ctx.is_null());
+    assert_eq!(
+        unsafe { nalloc::sys::nalloc_ctx_config_omit(&mut raw, nalloc::sys::NALLOC_KIND_WITNESS) },
+        nalloc::sys::NALLOC_OK
+    );
+    assert_eq!(
+        unsafe { nalloc::sys::nalloc_ctx_create(&raw, &mut ctx) },
+        nalloc::sys::NALLOC_OK
+    );
+    assert_eq!(
+        unsafe { nalloc::sys::nalloc_ctx_destroy(ctx) },
+        nalloc::sys::NALLOC_OK
+    );
 }
 
 #[test]
@@ -158,6 +224,9 @@ fn a_profile_is_plain_data_that_round_trips() {
         profile.lanes,
     );
     let mut restored = Profile::default();
+    // The dry run had all three kinds, so nothing is omitted.
+    let sized = ContextConfig::from_profile(Memory::Host, &profile, 0.0).unwrap();
+    assert!(Kind::ALL.iter().all(|&k| !sized.is_omitted(k)));
     (
         restored.kinds,
         restored.high_water,
@@ -189,7 +258,7 @@ fn sizing_refuses_a_bad_headroom() {
 
 #[test]
 fn lanes_of_a_context_arena_are_destroyed_when_dropped() {
-    let mut ctx = Context::new(Memory::Host, 1 << 20, 1 << 20, 0).unwrap();
+    let mut ctx = Context::new(Memory::Host, 1 << 20, 1 << 20, 1 << 20).unwrap();
     for kind in [Kind::Poly, Kind::Witness] {
         let arena = ctx.arena_mut(kind).unwrap();
         let lanes = arena.split(2, 0).unwrap();
@@ -198,4 +267,26 @@ fn lanes_of_a_context_arena_are_destroyed_when_dropped() {
         // The parent refuses a reset while any lane lives: this one succeeds, so both are gone.
         arena.reset().unwrap();
     }
+}
+
+#[test]
+fn a_profile_without_a_kind_sizes_a_context_that_omits_it() {
+    let mut dry = ContextConfig::dry_run(Memory::Host, 1 << 28)
+        .omit(Kind::Witness)
+        .build()
+        .unwrap();
+    assert!(dry.witness().is_none());
+    dry.arena_mut(Kind::Poly)
+        .unwrap()
+        .alloc_slice_zeroed::<u64>(1000);
+    let profile = dry.profile().unwrap();
+    assert_eq!(profile.kinds, [true, false, true]);
+    let config = ContextConfig::from_profile(Memory::Host, &profile, 0.1).unwrap();
+    assert!(config.is_omitted(Kind::Witness));
+    assert!(!config.is_omitted(Kind::Poly) && !config.is_omitted(Kind::Scratch));
+    let ctx = config.build().unwrap();
+    assert!(ctx.witness().is_none());
+    assert!(ctx.poly().unwrap().capacity() >= 8800);
+    // The scratch arena allocated nothing in the dry run: C still gives it a page.
+    assert!(ctx.scratch().unwrap().capacity() >= 4096);
 }

@@ -125,10 +125,59 @@ fn an_error_carries_the_c_message_of_its_own_failure() {
     );
     assert!(err.to_string().starts_with(Status::NoMem.description()));
     assert_eq!(err.code(), sys::NALLOC_ERR_NOMEM);
+    // The message names the call and the cause.
+    let message = err.message().unwrap();
+    assert!(message.starts_with("nalloc_alloc"), "{message}");
+    assert!(message.contains("8192 bytes requested"), "{message}");
+    assert!(err.to_string().contains(message), "{err}");
     // A later failure on this thread does not change the error already made.
     let later = Arena::new(Kind::Scratch, 0).unwrap_err();
     assert_eq!(err.status(), Status::NoMem);
+    assert_eq!(err.message(), Some(message));
     assert_eq!(later.status(), Status::Invalid);
+    assert!(
+        later
+            .message()
+            .unwrap()
+            .starts_with("nalloc_arena_create: "),
+        "{later}"
+    );
+}
+
+#[test]
+fn every_failure_from_c_carries_the_message_of_its_call() {
+    // One failure of each shape: a status return, a NULL return, a refused phase boundary.
+    let mut arena = Arena::new(Kind::Scratch, 4096).unwrap();
+    let stale = arena.mark();
+    arena.alloc(1u8);
+    arena.reset().unwrap();
+    let rollback = arena.rollback(stale).unwrap_err();
+    let alloc = arena.try_alloc_layout(Layout::from_size_align(1 << 20, 1).unwrap());
+    let split = arena.split(2, 1 << 20).unwrap_err();
+    for (err, call) in [
+        (rollback, "nalloc_rollback: "),
+        (alloc.unwrap_err(), "nalloc_alloc"),
+        (split, "nalloc_arena_split: "),
+    ] {
+        let message = err.message().unwrap_or_else(|| panic!("no message: {err}"));
+        assert!(message.starts_with(call), "{call}: {message}");
+    }
+}
+
+#[test]
+fn a_success_between_the_failure_and_the_error_changes_nothing() {
+    // The error model: successful calls never touch the thread's last error, so an error made
+    // from it names its own failure even when other calls ran in between (statistics here).
+    let arena = Arena::new(Kind::Scratch, 4096).unwrap();
+    assert!(unsafe { sys::nalloc_alloc(arena.as_raw(), 1 << 20) }.is_null());
+    let _ = arena.stats();
+    let _ = arena.alloc(1u8);
+    assert_eq!(unsafe { sys::nalloc_last_error() }, sys::NALLOC_ERR_NOMEM);
+    // ...and clearing it is the caller's (nalloc_last_error_clear).
+    unsafe { sys::nalloc_last_error_clear() };
+    assert_eq!(unsafe { sys::nalloc_last_error() }, sys::NALLOC_OK);
+    let message = unsafe { std::ffi::CStr::from_ptr(sys::nalloc_last_error_message()) };
+    assert!(message.to_bytes().is_empty());
 }
 
 #[test]

@@ -571,12 +571,10 @@ fn a_witness_arena_dropped_under_a_routed_block_is_destroyed_when_the_block_goes
     assert_eq!(owned_by_an_arena(at), !deferred);
 }
 
-/// Fails: the C library prints no statistics for an arena that nalloc_arena_destroy_deferred
-/// destroyed (NALLOC_VERBOSE=1): na_arena_destroy prints them with nalloc_arena_print_stats,
-/// which refuses the arena because it is doomed, not alive. So the destroy-time wipe of a witness
-/// arena dropped under a routed block cannot be seen from outside; C's tests check the wipe.
+/// The destroy-time wipe of a witness arena dropped under a routed block, seen from outside: the
+/// statistics NALLOC_VERBOSE=1 makes the C library print when it destroys the arena, in the free
+/// of the block.
 #[test]
-#[ignore = "C: no NALLOC_VERBOSE statistics for an arena destroyed by nalloc_arena_destroy_deferred"]
 fn a_witness_arena_dropped_under_a_routed_block_is_wiped_when_the_block_goes() {
     if !deferred_destroy_works() {
         eprintln!("no membarrier(2): a dropped arena with live blocks is kept, not destroyed");
@@ -680,6 +678,9 @@ fn a_seventeenth_route_is_refused_and_routes_nothing() {
             let err = try_route(a, || ()).unwrap_err();
             // SAFETY: always safe.
             assert_eq!(unsafe { sys::nalloc_route_depth() }, 16);
+            // C's message, naming the call that refused.
+            let message = err.message().unwrap_or_default();
+            assert!(message.starts_with("nalloc_route_push: 16 routes"), "{err}");
             return err.status();
         }
         route(a, || nest(a, depth + 1))
@@ -901,11 +902,10 @@ fn unrouted_allocation_works_after_every_arena_is_gone() {
 
 // ---- The C library's side ----------------------------------------------------------------------
 
-/// Fails: `nalloc_arena_destroy` of a parent destroys its lanes first, without asking whether a
-/// lane has live malloc-family blocks, and unmaps their memory. `route` refuses lanes, so safe
-/// Rust cannot get there; C callers (and `as_raw`) can.
+/// `nalloc_arena_destroy` of a parent refuses while a lane has live malloc-family blocks, rather
+/// than unmapping them. `route` refuses lanes, so safe Rust cannot get there; C callers (and
+/// `as_raw`) can.
 #[test]
-#[ignore = "C: a parent's destroy takes the memory of its lanes' live malloc-family blocks"]
 fn c_a_parent_is_not_destroyed_while_a_lane_has_live_blocks() {
     use std::mem::MaybeUninit;
     // SAFETY: the C API used as documented; the block is freed only if the parent's destroy was
