@@ -29,6 +29,7 @@
 #include "track.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,13 @@
 static void print_stats(const nalloc_arena *a, FILE *out);
 static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size,
                                    const char **why);
+static nalloc_status zero_dirty(nalloc_arena *a, size_t end, void *stream, size_t *zeroed);
+static void lane_born(nalloc_arena *a);
+static void release_memory(nalloc_arena *a);
+static void lanes_release(nalloc_arena *a, size_t target);
+static bool lanes_hold(nalloc_arena *a, size_t target);
+static void lanes_destroy_all(nalloc_arena *a);
+static void release_thread_slots(size_t token);
 
 /* ---------------------------------------------------------------------------------------------
  * Configuration
@@ -147,7 +155,7 @@ static void wipe_one_at_exit(void *handle, void *pid)
     if (end > 0) {
         na_track_wipe_begin(a, end);
         size_t zeroed;
-        na_lanes_zero_dirty(a, end, NULL, &zeroed);
+        zero_dirty(a, end, NULL, &zeroed);
     }
 }
 
@@ -157,12 +165,28 @@ static void wipe_all_at_exit(void)
     na_handle_foreach(wipe_one_at_exit, &pid);
 }
 
-void na_arena_after_fork(void *handle, void *unused)
+/* In a forked child, for every handle slot: an arena whose memory the child has no mapping of
+ * (secret memory is MADV_DONTFORK) is marked destroyed there, so calls on it are refused instead
+ * of handing out, zeroing or wiping addresses the child does not have. */
+static void retire_after_fork(void *handle, void *unused)
 {
     nalloc_arena *a = handle;
     (void)unused;
     if (na_arena_mapped(a) && (a->in_force & NALLOC_FLAG_SECRET)) /* lanes inherit in_force */
         __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
+}
+
+static void child_after_fork(void)
+{
+    na_handle_foreach(retire_after_fork, NULL);
+}
+
+/* Installed after the first handle slot was taken, so after handle.c's own handlers: in the
+ * child, the handle lock is released before this runs (child handlers run in the order they were
+ * installed). */
+static void install_fork_handler(void)
+{
+    (void)pthread_atfork(NULL, NULL, child_after_fork);
 }
 
 static void register_exit_wipe(void)
@@ -245,6 +269,10 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
         na_cause("mmap of a handle slot: %s", na_errno_text(errno));
         return NALLOC_ERR_OS;
     }
+    static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+    pthread_once(&fork_once, install_fork_handler);
+    /* Threads claim slots in this arena from here on: their exit must give them back. */
+    na_thread_at_exit(NA_THREAD_EXIT_SLOTS, release_thread_slots);
     na_trace_push("nalloc_arena_create", NULL);
     a->config = *config;
     snprintf(a->name, sizeof a->name, "%s", na_config_name(config));
@@ -282,11 +310,13 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
         errno = err;
         return st;
     }
+    if (parent != NULL)
+        lane_born(a);
     int err = na_prefault_register(a);
     if (err != 0) { /* no helper thread: the flag is missing, or creation fails if strict */
         a->in_force &= ~(unsigned)NALLOC_FLAG_PREFAULT_AHEAD;
         if (config->flags & NALLOC_FLAG_STRICT) {
-            backing->destroy(a);
+            release_memory(a);
             na_handle_free(a);
             na_trace_pop();
             na_cause("NALLOC_FLAG_STRICT, and no prefault helper thread: %s", strerror(err));
@@ -299,14 +329,14 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
         int err = errno;
         na_cause("no room to enter the arena in the ownership table");
         na_prefault_unregister(a);
-        backing->destroy(a);
+        release_memory(a);
         na_handle_free(a);
         na_trace_pop();
         errno = err;
         return st;
     }
-    /* Memory that is not fresh (device memory) is dirty from the start. (A lane's create sets
-     * its dirty extent from its parent's.) */
+    /* Memory that is not fresh (device memory) is dirty from the start. (A lane's dirty extent
+     * comes from its parent's: lane_born.) */
     if (!backing->fresh_is_zero)
         a->dirty_end = a->bump.capacity;
     na_track_create(a);
@@ -316,13 +346,6 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
         warn_refused_protections(a);
     *out = a;
     return NALLOC_OK;
-}
-
-void na_arena_fold(nalloc_arena *a, size_t offset)
-{
-    nalloc_atomic_max(&a->high_water, offset);
-    nalloc_atomic_max(&a->dirty_end, offset);
-    na_lanes_settle(a, offset);
 }
 
 /* Fold the current offset into the lazy peaks; returns the offset. */
@@ -345,7 +368,7 @@ static void release_to(nalloc_arena *a, size_t target, size_t from)
     na_stretch_boundary(a, target);
     na_tcache_boundary(a, target);
     na_blocks_boundary(a, target);
-    na_lanes_release(a, target);
+    lanes_release(a, target);
     if (a->backing->on_release)
         a->backing->on_release(a, target);
 }
@@ -370,7 +393,7 @@ static nalloc_status wipe_locked(nalloc_arena *a, void *stream)
          * the wipe kernel's stores to padding and released bytes are not reported. */
         if (a->on_alloc)
             a->on_alloc(a, 0, end);
-        nalloc_status st = na_lanes_zero_dirty(a, end, stream, &zeroed);
+        nalloc_status st = zero_dirty(a, end, stream, &zeroed);
         if (st != NALLOC_OK)
             return st;
     }
@@ -391,7 +414,7 @@ static void retire(void *handle)
         na_owner_unregister(a);
     na_stretch_destroy(a);
     na_track_destroy(a);
-    a->backing->destroy(a);
+    release_memory(a);
 }
 
 /* Is the arena zeroed before its memory is released? The flag says so, or the memory holds
@@ -421,7 +444,7 @@ nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid)
     na_prefault_unregister(a);
     nalloc_status st = NALLOC_OK;
     if (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0)
-        na_lanes_destroy_all(a);
+        lanes_destroy_all(a);
     if (wipes_on_destroy(a))
         st = wipe_locked(a, NULL);
     if (na_option_get(NA_OPTION_VERBOSE))
@@ -457,7 +480,7 @@ nalloc_status nalloc_arena_destroy(nalloc_arena *a)
                        "arena \"%s\" belongs to a context: nalloc_ctx_destroy releases it",
                        a->name);
     size_t live = na_blocks_live(a);
-    if (live > 0 || na_lanes_blocks_live(a)) /* in it, or in a lane it would destroy with it */
+    if (live > 0 || na_arena_lane_blocks_live(a)) /* in it, or in a lane it would destroy with it */
         return na_fail(NALLOC_ERR_STATE, call,
                        "arena \"%s\" has malloc-family blocks alive (%zu here): free them first, "
                        "or use nalloc_arena_destroy_deferred", a->name, live);
@@ -465,6 +488,13 @@ nalloc_status nalloc_arena_destroy(nalloc_arena *a)
     uint64_t uid = a->uid;
     nalloc_status st = na_arena_destroy(a, uid);
     return st == NALLOC_OK ? st : na_fail_cause(st, call, NULL);
+}
+
+void na_arena_doomed_free(nalloc_arena *a)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (na_blocks_live(a) == 0)
+        (void)na_arena_destroy(a, 0); /* a racing last free gets NALLOC_ERR_STATE: fine */
 }
 
 nalloc_status nalloc_arena_destroy_deferred(nalloc_arena *a)
@@ -476,7 +506,7 @@ nalloc_status nalloc_arena_destroy_deferred(nalloc_arena *a)
         return na_fail(NALLOC_ERR_STATE, call,
                        "arena \"%s\" belongs to a context: nalloc_ctx_destroy releases it",
                        a->name);
-    if (na_lanes_blocks_live(a)) /* they would die with it: their lanes are destroyed first */
+    if (na_arena_lane_blocks_live(a)) /* they would die with it: their lanes are destroyed first */
         return na_fail(NALLOC_ERR_STATE, call,
                        "arena \"%s\" has lanes with malloc-family blocks alive", a->name);
     pthread_mutex_lock(&a->control);
@@ -919,7 +949,7 @@ nalloc_status nalloc_rollback(nalloc_arena *a, nalloc_mark m)
         why = "stale mark: taken before a reset or wipe";
     else if (m.offset > offset || mark_released(a, m))
         why = "stale mark: an earlier rollback released its position";
-    else if (na_lanes_hold(a, m.offset))
+    else if (lanes_hold(a, m.offset))
         why = "lanes split from the arena hold memory above the mark: destroy them first";
     else if (blocks_alive(a, false))
         why = "malloc-family blocks are alive: free them first";
@@ -944,7 +974,7 @@ static nalloc_status reset_arena(nalloc_arena *a, bool forget_blocks, const char
     pthread_mutex_lock(&a->control);
     if (!na_arena_alive(a)) {
         why = "arena already destroyed";
-    } else if (na_lanes_hold(a, 0)) {
+    } else if (lanes_hold(a, 0)) {
         why = "lanes split from the arena are alive: destroy them first";
     } else if (blocks_alive(a, forget_blocks)) {
         why = "malloc-family blocks are alive: free them first (or nalloc_reset_unchecked)";
@@ -976,7 +1006,7 @@ static nalloc_status wipe_arena(nalloc_arena *a, void *stream, bool forget_block
     nalloc_status st = NALLOC_ERR_STATE;
     if (!na_arena_alive(a))
         na_cause("arena already destroyed");
-    else if (na_lanes_hold(a, 0))
+    else if (lanes_hold(a, 0))
         na_cause("lanes split from the arena are alive: destroy them first");
     else if (blocks_alive(a, forget_blocks))
         na_cause("malloc-family blocks are alive: free them first (or nalloc_wipe_unchecked)");
@@ -1010,6 +1040,274 @@ nalloc_status nalloc_wipe_unchecked(nalloc_arena *a)
 nalloc_status nalloc_wipe(nalloc_arena *a)
 {
     return wipe_public(a, false, "nalloc_wipe");
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Lanes: the parent's side
+ *
+ * A lane (lane.c) is an arena whose memory is one block of its parent's, handed out by the
+ * parent as an ordinary allocation. The invariant lanes add is the parent's to keep: while a lane
+ * is alive its parent never releases the lane's memory. The parent counts its live lanes and
+ * remembers where its highest lane block ends; a rollback below that, a reset and a wipe are
+ * refused while any lane lives, free_last cannot reach below it (the mark floor is raised over
+ * the block), and destroying the parent destroys its lanes first.
+ *
+ * Wipes. Each lane wipes its own memory (its flags are the parent's), up to its own high-water
+ * mark. The parent must not wipe the block as well: to the parent the whole block was handed out,
+ * and in a dry run the block is tens of GiB of which the lanes touched a few MiB, so zeroing it
+ * would commit all of it. So the parent keeps one "clean" range, the lane block whose lanes keep
+ * it clean, and its own wipes (nalloc_wipe, destroy, exit) skip it. (The split zeroes the bytes
+ * between two lanes, which belong to no lane, so the block is then clean once its lanes are.) A
+ * lane that dies with dirty memory (it does not wipe on destroy) spoils the range, and the parent
+ * then zeroes the whole block, which is always correct. When the parent later releases the block,
+ * its dirty extent drops back to what it was below the block, if nothing above the block was
+ * dirtied meanwhile.
+ *
+ * Sizing. A dry run splits a parent reserved far larger than needed, so its lanes get far more
+ * room than they use and the parent's high-water mark says nothing about what it needed. So the
+ * parent also keeps `lent` (bytes of lane blocks below its offset), from which offset.c keeps
+ * own_peak, its need without its lanes; a split or a release changes lent under the control lock.
+ * The largest lane high-water mark and the most lanes per split complete what nalloc_ctx_profile
+ * reports.
+ * ------------------------------------------------------------------------------------------- */
+
+/* A lane's memory was given to it (its parent's control lock held, by the split): bytes the parent
+ * handed out before and has not wiped since are dirty in the lane too. The split settled the
+ * parent's extent under that lock. */
+static void lane_born(nalloc_arena *a)
+{
+    nalloc_arena *p = a->parent;
+    size_t dirty = nalloc_atomic_load(&p->dirty_end);
+    if (dirty > a->parent_offset) {
+        size_t d = dirty - a->parent_offset;
+        a->dirty_end = d < a->bump.capacity ? d : a->bump.capacity;
+    }
+    __atomic_fetch_add(&p->lanes_alive, 1, __ATOMIC_RELAXED);
+}
+
+/* Give the arena's memory back to its backing; a lane's goes back to its parent, which learns its
+ * peak and whether it left dirty memory behind. */
+static void release_memory(nalloc_arena *a)
+{
+    a->backing->destroy(a);
+    nalloc_arena *p = a->parent;
+    if (p == NULL)
+        return;
+    nalloc_atomic_max(&p->lane_peak, na_arena_peak(a));
+    /* Not wiped: the parent must zero the block itself. */
+    if (nalloc_atomic_load(&a->bump.offset) > 0 || nalloc_atomic_load(&a->dirty_end) > 0)
+        nalloc_atomic_store(&p->clean_end, 0);
+    /* Release: the parent reads the lane's last bookkeeping after it sees the count drop. */
+    __atomic_fetch_sub(&p->lanes_alive, 1, __ATOMIC_RELEASE);
+}
+
+void na_arena_lend(nalloc_arena *p, size_t begin, size_t size, size_t count, size_t dirty)
+{
+    size_t end = begin + size;
+    if (end > p->lanes_end)
+        p->lanes_end = end;
+    if (nalloc_atomic_load(&p->clean_end) == 0) { /* one clean range at a time */
+        p->clean_below = dirty < begin ? dirty : begin;
+        nalloc_atomic_store(&p->clean_start, begin);
+        nalloc_atomic_store(&p->clean_end, end);
+    }
+    nalloc_atomic_max(&p->mark_floor, end); /* free_last never reaches into the lanes */
+    nalloc_atomic_store(&p->lent, nalloc_atomic_load(&p->lent) + size);
+    nalloc_atomic_max(&p->lanes_peak, count);
+}
+
+/* True when a live lane of `a` still owns memory at or above `target`, so nothing from `target`
+ * up may be released (control lock held). */
+static bool lanes_hold(nalloc_arena *a, size_t target)
+{
+    return __atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0 && target < a->lanes_end;
+}
+
+typedef struct blocks_search {
+    const nalloc_arena *ancestor;
+    bool live; /* a lane below `ancestor` has live malloc-family blocks */
+} blocks_search;
+
+static void find_live_blocks(void *handle, void *arg)
+{
+    const nalloc_arena *a = handle;
+    blocks_search *s = arg;
+    if (s->live || !na_arena_mapped(a)) /* contexts and free slots included */
+        return;
+    for (const nalloc_arena *p = a->parent; p != NULL; p = p->parent)
+        if (p == s->ancestor) {
+            s->live = na_blocks_live(a) > 0;
+            return;
+        }
+}
+
+bool na_arena_lane_blocks_live(const nalloc_arena *a)
+{
+    if (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) == 0)
+        return false;
+    blocks_search s = {a, false};
+    na_handle_foreach(find_live_blocks, &s);
+    return s.live;
+}
+
+typedef struct lane_search {
+    const nalloc_arena *parent;
+    nalloc_arena *found; /* a live lane of parent, or NULL */
+    uint64_t found_uid;  /* its uid, read under the handle lock */
+} lane_search;
+
+static void find_lane(void *handle, void *arg)
+{
+    nalloc_arena *a = handle;
+    lane_search *s = arg;
+    /* Doomed lanes too (nalloc_arena_destroy_deferred): they count in lanes_alive. */
+    if (s->found == NULL && na_arena_mapped(a) && a->parent == s->parent) {
+        s->found = a;
+        s->found_uid = a->uid;
+    }
+}
+
+#if defined(NALLOC_TEST_SEAMS)
+void (*na_seam_lane_found)(nalloc_arena *lane);
+#endif
+
+/* Destroy every live lane of `a`, waiting for lanes another thread is destroying (control lock of
+ * `a` held). */
+static void lanes_destroy_all(nalloc_arena *a)
+{
+    while (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0) {
+        lane_search s = {a, NULL, 0};
+        na_handle_foreach(find_lane, &s);
+        if (s.found == NULL) { /* another thread retired the last one since the count was read */
+            sched_yield();
+            continue;
+        }
+        NA_SEAM(na_seam_lane_found, s.found);
+        /* The handle lock is released: another thread may destroy the lane meanwhile, and a third
+         * create an arena in its slot, whose parent field then still points here until creation
+         * sets it. So the lane is destroyed only if its slot still holds the arena found (same
+         * uid, checked under its control lock); a lane destroyed first, or one whose wipe failed
+         * (it spoils the parent's clean range, so the parent's wipe covers it), is no failure of
+         * the parent's destroy. */
+        (void)na_arena_destroy(s.found, s.found_uid);
+    }
+    na_cause_clear(); /* what a lane's destroy noted is not the parent's failure */
+}
+
+/* The offset moves down to `target` (control lock held; if that is below the lanes, every lane is
+ * destroyed): lane blocks above it become ordinary memory of `a` again. */
+static void lanes_release(nalloc_arena *a, size_t target)
+{
+    /* Only reached with every lane of `a` destroyed (lanes_hold refused it otherwise). The
+     * released blocks are no longer lent; any older block still below target is counted as the
+     * parent's own from now on, which can only make its recorded need larger, never smaller. */
+    if (target < a->lanes_end) {
+        a->lanes_end = 0;
+        nalloc_atomic_store(&a->lent, 0);
+    }
+    size_t clean_end = nalloc_atomic_load(&a->clean_end);
+    if (clean_end != 0 && target < clean_end) {
+        /* The block becomes free space of the parent. Dirty below it: what was dirty at the split;
+         * above it: what settle folded in past its end, if anything (then the block is counted
+         * dirty too, conservatively, since one extent cannot leave a hole). */
+        if (nalloc_atomic_load(&a->dirty_end) <= clean_end)
+            nalloc_atomic_store(&a->dirty_end, a->clean_below);
+        nalloc_atomic_store(&a->clean_end, 0);
+        nalloc_atomic_store(&a->clean_start, 0);
+    }
+}
+
+/* Zero [0, end) of `a` through its backing, except a lane block its lanes keep clean; *zeroed is
+ * the number of bytes zeroed. */
+static nalloc_status zero_dirty(nalloc_arena *a, size_t end, void *stream, size_t *zeroed)
+{
+    size_t clean_start = nalloc_atomic_load(&a->clean_start);
+    size_t clean_end = nalloc_atomic_load(&a->clean_end);
+    if (clean_end == 0 || clean_start >= end) {
+        *zeroed = end;
+        return a->backing->zero(a, 0, end, stream);
+    }
+    *zeroed = 0;
+    nalloc_status st = NALLOC_OK;
+    if (clean_start > 0) {
+        st = a->backing->zero(a, 0, clean_start, stream);
+        *zeroed = clean_start;
+    }
+    if (st == NALLOC_OK && end > clean_end) {
+        st = a->backing->zero(a, clean_end, end - clean_end, stream);
+        *zeroed += end - clean_end;
+    }
+    return st;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Thread exit: a thread's slots and chunks in every live arena
+ * ------------------------------------------------------------------------------------------- */
+
+static void release_in(void *handle, void *arg)
+{
+    nalloc_arena *a = handle;
+    size_t token = *(const size_t *)arg;
+    if (!na_arena_mapped(a))
+        return;
+    for (unsigned i = 0; i < NA_STAT_SLOTS; i++)
+        if (__atomic_load_n(&a->slots[i].owner, __ATOMIC_RELAXED) == token)
+            __atomic_store_n(&a->slots[i].owner, 0, __ATOMIC_RELEASE);
+}
+
+/* An arena where the exiting thread still holds a chunk (found under the handle lock). */
+typedef struct held_chunk {
+    size_t token;
+    nalloc_arena *arena; /* NULL: none found */
+    uint64_t uid;
+    na_stat_slot *slot;
+} held_chunk;
+
+static void find_held_chunk(void *handle, void *arg)
+{
+    nalloc_arena *a = handle;
+    held_chunk *h = arg;
+    if (h->arena != NULL || !na_arena_mapped(a))
+        return;
+    for (unsigned i = 0; i < NA_STAT_SLOTS; i++) {
+        na_stat_slot *s = &a->slots[i];
+        if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == h->token &&
+            (nalloc_atomic_load(&s->plain.end) != 0 || nalloc_atomic_load(&s->blocks.end) != 0)) {
+            h->arena = a;
+            h->uid = a->uid;
+            h->slot = s;
+            return;
+        }
+    }
+}
+
+/* The exit of the thread with `token` (thread.c): its chunks go back to their arenas and its slots
+ * are freed for other threads. */
+static void release_thread_slots(size_t token)
+{
+    if (token == 0)
+        return;
+    /* Chunks first, one arena at a time, each under its control lock but outside the handle lock
+     * (destroy takes them the other way round): the plain chunk's remainder goes back or to the
+     * orphans, the malloc family's chunk is abandoned to its last free. */
+    for (;;) {
+        held_chunk h = {token, NULL, 0, NULL};
+        na_handle_foreach(find_held_chunk, &h);
+        if (h.arena == NULL)
+            break;
+        pthread_mutex_lock(&h.arena->control);
+        if (na_arena_mapped(h.arena) && h.arena->uid == h.uid) {
+            na_tcache_thread_exit(h.arena, h.slot);
+            na_blocks_thread_exit(h.arena, h.slot);
+        } else { /* destroyed meanwhile: the slot's chunks died with it */
+            nalloc_atomic_store(&h.slot->plain.end, 0);
+            nalloc_atomic_store(&h.slot->blocks.end, 0);
+        }
+        pthread_mutex_unlock(&h.arena->control);
+    }
+    na_handle_foreach(release_in, &token);
+    for (unsigned i = 0; i < NA_SLOT_CACHE; i++)
+        na_slot_cache[i].uid = 0;
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -404,22 +404,11 @@ bool na_block_size(nalloc_arena *a, const void *ptr, size_t *size)
     return !(v & NA_BLOCK_FREED);
 }
 
-void na_blocks_doomed_free(nalloc_arena *a)
-{
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (na_blocks_live(a) == 0)
-        (void)na_arena_destroy(a, 0); /* a racing last free gets NALLOC_ERR_STATE: fine */
-}
-
-/* Count a free in the freeing thread's slot, and destroy a doomed arena whose last block it was. */
+/* Count a free in the freeing thread's slot. The caller then looks for a doomed arena
+ * (na_blocks_freed). */
 static void count_free(nalloc_arena *a, na_stat_slot *s)
 {
     na_slot_add_release(&s->frees, 1, s == &a->shared_slot);
-    /* Between the count and this load only the compiler must keep order: the membarrier in
-     * nalloc_arena_destroy_deferred is the fence for both sides. */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (na_unlikely(__atomic_load_n(&a->magic, __ATOMIC_RELAXED) == NA_MAGIC_DOOMED))
-        na_blocks_doomed_free(a);
 }
 
 nalloc_status na_block_free(nalloc_arena *a, const void *ptr)
@@ -603,7 +592,7 @@ void na_blocks_thread_exit(nalloc_arena *a, na_stat_slot *s)
 nalloc_status na_blocks_doom(nalloc_arena *a)
 {
     /* The heavy side of an asymmetric fence: after the barrier, every thread's count of a free
-     * is visible to us, or that thread sees the arena doomed (count_free). */
+     * is visible to us, or that thread sees the arena doomed (na_blocks_freed). */
     if (na_prim_membarrier_ready() != 0)
         return NALLOC_ERR_UNSUPPORTED;
     __atomic_store_n(&a->magic, NA_MAGIC_DOOMED, __ATOMIC_SEQ_CST);

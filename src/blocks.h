@@ -84,6 +84,17 @@ static inline size_t block_align(const nalloc_arena *a, size_t size, size_t alig
     return na_track_align(align < NA_BLOCK_MIN_ALIGN ? NA_BLOCK_MIN_ALIGN : align);
 }
 
+/* After a free was counted in the freeing thread's slot (na_block_free, na_block_free_fast): the
+ * last free of a doomed arena's blocks destroys it (nalloc_arena_destroy_deferred). */
+static inline void na_blocks_freed(nalloc_arena *a)
+{
+    /* Between the count and this load only the compiler must keep order: the membarrier in
+     * nalloc_arena_destroy_deferred is the fence for both sides. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (na_unlikely(__atomic_load_n(&a->magic, __ATOMIC_RELAXED) == NA_MAGIC_DOOMED))
+        na_arena_doomed_free(a);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * The fast paths, inlined into the malloc family (route.c): a block in the calling thread's
  * current chunk, and the free of that thread's newest block. Everything else (a new chunk, a
@@ -160,10 +171,7 @@ static inline bool na_block_free_fast(nalloc_arena *a, na_stat_slot *s, void *pt
     nalloc_atomic_store(&c->cursor, below);
     nalloc_atomic_store(&c->top, link);
     na_slot_add_release(&s->frees, 1, false);
-    /* As count_free in blocks.c: the membarrier of a deferred destroy orders the other side. */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (na_unlikely(__atomic_load_n(&a->magic, __ATOMIC_RELAXED) == NA_MAGIC_DOOMED))
-        na_blocks_doomed_free(a);
+    na_blocks_freed(a);
     return true;
 }
 

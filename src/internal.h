@@ -52,10 +52,10 @@
 /* Thread-locals are read on the allocation path; initial-exec avoids __tls_get_addr (mimalloc does
  * the same). A library that uses initial-exec anywhere has its whole TLS block placed in glibc's
  * static TLS surplus when it is loaded with dlopen, a few hundred bytes shared by every such
- * library, so every thread-local of nalloc counts: they are the slot cache, the thread token and
- * claim flag (stats.c), the last status and a pointer to the thread's error text (status.c), 156
- * bytes of libnalloc's PT_TLS segment. Larger per-thread data goes elsewhere: the error text is a
- * page mapped on a thread's first failure (status.c). */
+ * library, so every thread-local of nalloc counts: they are the route stack (route.c), the thread
+ * token (thread.c), the slot cache and claim flag (stats.c), the last status and a pointer to the
+ * thread's error text (status.c), 444 bytes of libnalloc's PT_TLS segment (readelf -l). Larger
+ * per-thread data goes elsewhere: the error text is a page mapped on a thread's first failure. */
 #define NA_THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
 
 /* ---- Assertions in tiers, free in release builds (NALLOC_DEBUG unset or 0) ----
@@ -124,7 +124,7 @@ const char *na_config_name(const nalloc_arena_config *config);
  * library's sources) runs code of its own, to force an interleaving that threads would hit only
  * by chance. Nothing in the library's own build. */
 #if defined(NALLOC_TEST_SEAMS)
-extern void (*na_seam_lane_found)(nalloc_arena *lane); /* lane.c, na_lanes_destroy_all */
+extern void (*na_seam_lane_found)(nalloc_arena *lane); /* arena.c, lanes_destroy_all */
 #define NA_SEAM(hook, arg)                                                                       \
     do {                                                                                         \
         if (hook != NULL)                                                                        \
@@ -319,7 +319,8 @@ struct nalloc_arena {
     void *nvtx;              /* NVTX memory-heap state (cuda/nvtx.c): NULL without a tool */
     int pid;                 /* getpid() at creation: only that process wipes it at exit */
 
-    /* -- Lanes (lane.c). A lane is an arena whose memory is a block of its parent's. -- */
+    /* -- Lanes (lane.c makes them; arena.c keeps the parent's side). A lane is an arena whose
+     *    memory is a block of its parent's. -- */
     nalloc_arena *parent;    /* the arena this lane was carved from; NULL for other arenas */
     size_t parent_offset;    /* lane: bytes from the parent's base to the lane's base */
     size_t lanes_alive;      /* lanes carved from this arena and not destroyed yet (atomic) */
@@ -385,9 +386,12 @@ static inline nalloc_status na_arena_check(const nalloc_arena *a)
 }
 
 /* Fold `offset`, the arena's offset now or one it had until just now, into the lazily kept
- * high-water mark, dirty extent and own peak (lane.c). Called wherever the offset is about to
- * move down (or the peaks are read); between two such moves it only grows. arena.c. */
+ * high-water mark, dirty extent and own peak. Called wherever the offset is about to move down
+ * (or the peaks are read); between two such moves it only grows. offset.c. */
 void na_arena_fold(nalloc_arena *a, size_t offset);
+/* Move the offset from `to` down to `from` if it is still `to` and no mark forbids it (folding
+ * the lazy peaks first); false otherwise. offset.c. */
+bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to);
 
 /* The high-water mark as it stands now: the folded peak, or the offset if that is higher. */
 static inline size_t na_arena_peak(const nalloc_arena *a)
@@ -402,6 +406,10 @@ static inline size_t na_arena_peak(const nalloc_arena *a)
  * taken (NALLOC_ERR_STATE then, with the cause noted, as for an arena already destroyed). Records
  * no error: a failed wipe's status is returned with its cause noted, the arena released anyway. */
 nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid);
+
+/* A free of a doomed arena's block was counted (blocks.h, na_blocks_freed): destroy the arena
+ * if it was the last. arena.c. */
+void na_arena_doomed_free(nalloc_arena *a);
 
 /* Record the refusal of public call `call` on an arena that na_arena_check refused: NULL
  * (NALLOC_ERR_INVALID) or destroyed (NALLOC_ERR_STATE). Returns the status. arena.c. */
@@ -420,11 +428,6 @@ nalloc_status na_free_last(nalloc_arena *a, void *ptr, size_t size);
  * cause noted. arena.c; nalloc_wipe and the CUDA layer's nalloc_wipe_async. */
 nalloc_status na_arena_wipe(nalloc_arena *a, void *stream);
 
-/* In a forked child, for every handle slot (handle.c): an arena whose memory the child has no
- * mapping of (secret memory is MADV_DONTFORK) is marked destroyed there, so calls on it are refused
- * instead of handing out, zeroing or wiping addresses the child does not have. arena.c. */
-void na_arena_after_fork(void *handle, void *unused);
-
 /* ---- Prefault-ahead (prefault.c) ---- */
 
 /* Hand a live arena whose backing put NALLOC_FLAG_PREFAULT_AHEAD in force to the helper thread,
@@ -442,7 +445,7 @@ void na_prefault_unregister(nalloc_arena *a);
  * arena since (a forked child, or the kernel refused a stretch); 0 otherwise. */
 unsigned na_prefault_lost(const nalloc_arena *a);
 
-/* ---- Lanes (lane.c) ---- */
+/* ---- Lanes (lane.c) and their parents (arena.c) ---- */
 
 /* Create an arena as `config` asks, with `backing` giving it memory; `parent` and
  * `parent_offset` are stored in the header before backing->create runs (NULL and 0 but for
@@ -451,30 +454,18 @@ unsigned na_prefault_lost(const nalloc_arena *a);
 nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_backing *backing,
                                    nalloc_arena *parent, size_t parent_offset, nalloc_arena **out);
 
-/* True when a live lane of `a` still owns memory at or above `target`, so nothing from `target`
- * up may be released (control lock held). */
-bool na_lanes_hold(nalloc_arena *a, size_t target);
+/* The parent's side of a split (control lock of `p` held): the lanes of `count` were made in
+ * [begin, begin + size), a block of `p` handed out while `p`'s dirty extent was `dirty`. `p` keeps
+ * it from being released while they live, and skips it in its wipes. arena.c. */
+void na_arena_lend(nalloc_arena *p, size_t begin, size_t size, size_t count, size_t dirty);
 
 /* True when a live (or doomed) lane split from `a`, directly or not, has malloc-family blocks
- * alive: destroying `a` would destroy their memory. */
-bool na_lanes_blocks_live(const nalloc_arena *a);
+ * alive: destroying `a` would destroy their memory. arena.c. */
+bool na_arena_lane_blocks_live(const nalloc_arena *a);
 
-/* Destroy every live lane of `a`, waiting for lanes another thread is destroying (control lock of
- * `a` held). */
-void na_lanes_destroy_all(nalloc_arena *a);
-
-/* Zero [0, end) of `a` through its backing, except a lane block its lanes keep clean; *zeroed is
- * the number of bytes zeroed. */
-nalloc_status na_lanes_zero_dirty(nalloc_arena *a, size_t end, void *stream, size_t *zeroed);
-
-/* The alignment of lane blocks for a parent with this alignment policy: bytes, a power of two. */
+/* The alignment of lane blocks for a parent with this alignment policy: bytes, a power of two.
+ * lane.c. */
 size_t na_lane_align(size_t default_align, size_t large_align);
-
-/* Fold `offset` into own_peak (sizing), wherever the offset's peak is folded into high_water. */
-void na_lanes_settle(nalloc_arena *a, size_t offset);
-/* The offset moves down to `target` (control lock held; if that is below the lanes, every lane is
- * destroyed): lane blocks above it become ordinary memory of `a` again. */
-void na_lanes_release(nalloc_arena *a, size_t target);
 
 /* ---- Contexts (ctx.c) ---- */
 
@@ -495,6 +486,25 @@ void na_handle_foreach(void (*fn)(void *handle, void *arg), void *arg);
 /* Call fn(handle) under the handle lock, so that no na_handle_foreach callback runs meanwhile: an
  * arena is retired this way, so the exit-time wipe never zeroes memory being unmapped. */
 void na_handle_exclusive(void (*fn)(void *handle), void *handle);
+
+/* ---- Threads (thread.c) ---- */
+
+/* What a thread's exit does, step by step in this order. */
+typedef enum na_thread_exit_step {
+    NA_THREAD_EXIT_SLOTS, /* arena.c: the thread's chunks go back, its slots are freed */
+    NA_THREAD_EXIT_TEXT,  /* status.c: the page of its error text is unmapped */
+    NA_THREAD_EXIT_STEPS
+} na_thread_exit_step;
+
+/* Have every thread whose exit is armed run fn(its token) at `step` when it exits. Set before
+ * handing out what it cleans up; setting it again (to the same function) is harmless. Async-
+ * signal-safe. */
+void na_thread_at_exit(na_thread_exit_step step, void (*fn)(size_t token));
+
+/* The calling thread's token: never 0, never reused. The first call arms the thread's exit
+ * (pthread calls, not async-signal-safe); later ones are a thread-local load. A thread whose
+ * exit ran gets a new token, and its exit armed again, on its next call. */
+size_t na_thread_token(void);
 
 /* ---- Statistics (stats.c) ---- */
 
@@ -623,9 +633,6 @@ void na_tcache_give_back(nalloc_arena *a, na_chunk *c);
  * the largest chunk (the block had grown past its chunk) goes back to the offset if nothing lies
  * above it, so that a thread caches at most about one chunk. */
 void na_tcache_trim(nalloc_arena *a, na_chunk *c);
-/* Move the offset from `to` down to `from` if it is still `to` and no mark forbids it (folding
- * the lazy peaks first); false otherwise. */
-bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to);
 /* True when [begin, end) overlaps the unused remainder of some thread's current chunk: not a
  * block, whatever a caller says (free_last and resize_last refuse it). */
 bool na_tcache_covers(const nalloc_arena *a, size_t begin, size_t end);
@@ -644,7 +651,8 @@ void na_tcache_thread_exit(nalloc_arena *a, na_stat_slot *s);
  * left to the caller). The caller checked that the arena is alive. */
 void *na_block_alloc(nalloc_arena *a, size_t size, size_t align);
 /* Free the block at `ptr` of arena `a` (NALLOC_ERR_INVALID: not a block; NALLOC_ERR_STATE:
- * freed already). The arena may be doomed; its last free destroys it. */
+ * freed already). The arena may be doomed: after a free, the caller calls na_blocks_freed
+ * (blocks.h), which destroys it if that was its last block. */
 nalloc_status na_block_free(nalloc_arena *a, const void *ptr);
 /* Resize in place, if the block is its chunk's newest or the arena's last stretch. */
 nalloc_status na_block_resize(nalloc_arena *a, void *ptr, size_t new_size);
@@ -652,8 +660,6 @@ nalloc_status na_block_resize(nalloc_arena *a, void *ptr, size_t new_size);
 void na_block_zero(nalloc_arena *a, void *ptr, size_t size);
 /* *size: the block's size; false if ptr is no live block of `a`. */
 bool na_block_size(nalloc_arena *a, const void *ptr, size_t *size);
-/* A free of a doomed arena's block was counted: destroy the arena if it was the last. */
-void na_blocks_doomed_free(nalloc_arena *a);
 /* Blocks allocated and not freed (a snapshot; never less than the truth at its end). */
 size_t na_blocks_live(const nalloc_arena *a);
 /* Bytes of the malloc family's chunks not used by blocks. */
@@ -741,13 +747,6 @@ void na_owner_unregister(nalloc_arena *a);
 void *na_sys_malloc(size_t size);
 void na_sys_free(void *ptr);
 
-/* Release every private slot owned by the calling thread in every live arena (thread exit). */
-void na_stats_release_thread_slots(void);
-
-/* Make sure the calling thread's exit runs stats.c's hook, which releases its slots and its
- * error text (status.c, na_thread_text_release). Not async-signal-safe on a thread's first call. */
-void na_thread_exit_hook(void);
-void na_thread_text_release(void);
 
 /* ---- Tracing (NVTX ranges; cuda/nvtx.c when built, nothing otherwise) ---- */
 

@@ -360,7 +360,9 @@ static void arena_free(nalloc_arena *a, void *ptr)
     if (na_likely(na_block_free_fast(a, s, ptr)))
         return;
     nalloc_status st = na_block_free(a, ptr);
-    if (st != NALLOC_OK) /* reported, never passed on to the system allocator */
+    if (st == NALLOC_OK)
+        na_blocks_freed(a);
+    else /* reported, never passed on to the system allocator */
         block_refused(st, "nalloc_free", a, ptr);
 }
 

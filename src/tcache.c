@@ -39,20 +39,8 @@
 #define NA_TCACHE_BYPASS (NA_TCACHE_MAX / 4) /* larger requests take the offset directly */
 
 /* ---------------------------------------------------------------------------------------------
- * Giving a remainder back
+ * Giving a remainder back (to the offset through offset.c, or as a free stretch)
  * ------------------------------------------------------------------------------------------- */
-
-bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to)
-{
-    if (from < nalloc_atomic_load(&a->mark_floor))
-        return false; /* a mark was taken above it */
-    /* The offset was `to` just now: fold it into the lazy peaks before it moves down, and
-     * release, so that whoever is handed these bytes next sees everything done with them. */
-    na_arena_fold(a, to);
-    size_t seen = to;
-    return __atomic_compare_exchange_n(&a->bump.offset, &seen, from, false, __ATOMIC_SEQ_CST,
-                                       __ATOMIC_RELAXED);
-}
 
 void na_tcache_give_back(nalloc_arena *a, na_chunk *c)
 {
