@@ -21,5 +21,6 @@ nalloc_status nalloc_wipe_async(nalloc_arena *arena, cudaStream_t stream)
     /* NULL means "synchronous" to the backings; stream 0 is the legacy default stream. */
     nalloc_status st =
         na_arena_wipe(arena, stream != NULL ? (void *)stream : (void *)cudaStreamLegacy);
-    return st == NALLOC_OK ? st : na_fail_cause(st, call, "arena \"%s\"", arena->name);
+    return st == NALLOC_OK ? st
+                           : na_fail_cause(st, call, "arena \"%s\"", na_arena_memory(arena)->name);
 }

@@ -114,22 +114,6 @@ static nalloc_status check_config(const nalloc_arena_config *c)
     return NALLOC_ERR_INVALID;
 }
 
-const na_backing *na_backing_for(nalloc_memory memory)
-{
-    switch (memory) {
-    case NALLOC_MEMORY_HOST:
-        return &na_backing_host;
-#if NALLOC_HAVE_CUDA
-    case NALLOC_MEMORY_PINNED:
-        return &na_backing_pinned;
-    case NALLOC_MEMORY_DEVICE:
-        return &na_backing_device;
-#endif
-    default:
-        return NULL;
-    }
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Creation and destruction
  * ------------------------------------------------------------------------------------------- */
@@ -146,7 +130,7 @@ static void wipe_one_at_exit(void *handle, void *pid)
      * absent (secret arenas are not inherited) or copies the parent still holds, and zeroing them
      * would fault in or copy every page, or crash. */
     if (!na_arena_mapped(a) || !(a->config.flags & NALLOC_FLAG_WIPE_AT_EXIT) ||
-        !a->backing->host_accessible || a->pid != *(const int *)pid)
+        !a->memory.backing->host_accessible || a->pid != *(const int *)pid)
         return;
     size_t end = nalloc_atomic_load(&a->dirty_end);
     size_t offset = nalloc_atomic_load(&a->bump.offset);
@@ -172,7 +156,7 @@ static void retire_after_fork(void *handle, void *unused)
 {
     nalloc_arena *a = handle;
     (void)unused;
-    if (na_arena_mapped(a) && (a->in_force & NALLOC_FLAG_SECRET)) /* lanes inherit in_force */
+    if (na_arena_mapped(a) && (a->memory.in_force & NALLOC_FLAG_SECRET)) /* lanes inherit it */
         __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
 }
 
@@ -222,7 +206,7 @@ const char *na_config_name(const nalloc_arena_config *config)
 static void warn_refused_protections(const nalloc_arena *a)
 {
     const unsigned protections = NALLOC_FLAG_LOCK | NALLOC_FLAG_NODUMP | NALLOC_FLAG_SECRET;
-    unsigned refused = a->config.flags & protections & ~a->in_force;
+    unsigned refused = a->config.flags & protections & ~a->memory.in_force;
     if (refused == 0 || na_option_get(NA_OPTION_QUIET_PROTECTIONS))
         return;
     char line[512];
@@ -277,17 +261,21 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     a->config = *config;
     snprintf(a->name, sizeof a->name, "%s", na_config_name(config));
     a->config.name = a->name;
-    a->backing = backing;
-    a->on_alloc = backing->on_alloc;
     a->default_align = config->default_align;
     a->large_threshold = config->large_threshold;
     a->large_align = config->large_align;
     a->uid = na_next_uid();
     a->check_salt = na_layout_mix(a->uid, 0, UINT64_C(0x636865636b)); /* blocks.h */
-    a->secret_fd = -1;
     a->pid = (int)getpid();
     a->parent = parent;
-    a->parent_offset = parent_offset;
+    na_memory *m = &a->memory;
+    m->backing = backing;
+    m->config = &a->config;
+    m->name = a->name;
+    m->parent = parent != NULL ? &parent->memory : NULL;
+    m->parent_offset = parent_offset;
+    m->offset = &a->bump.offset;
+    m->secret_fd = -1;
     a->shared_slot.owner = NA_SLOT_SHARED;
     /* A slot's mutexes are destroyed when the slot is taken again, not when its arena dies (a
      * racing destroy may still be waiting on the control lock then): this forgets whatever the
@@ -302,7 +290,12 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     /* Device arenas are fed by one host thread at a time: no cache (docs/performance.md). */
     a->thread_cache = (config->flags & NALLOC_FLAG_THREAD_CACHE) != 0 && backing->host_accessible;
 
-    st = backing->create(a);
+    st = backing->create(m);
+    if (st == NALLOC_OK && !nalloc_bump_init(&a->bump, m->base, m->capacity)) {
+        backing->destroy(m);
+        na_cause("the memory would end past the top of the address space");
+        st = NALLOC_ERR_INVALID;
+    }
     if (st != NALLOC_OK) {
         int err = errno;
         na_handle_free(a);
@@ -310,11 +303,12 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
         errno = err;
         return st;
     }
+    a->on_alloc = m->on_alloc;
     if (parent != NULL)
         lane_born(a);
     int err = na_prefault_register(a);
     if (err != 0) { /* no helper thread: the flag is missing, or creation fails if strict */
-        a->in_force &= ~(unsigned)NALLOC_FLAG_PREFAULT_AHEAD;
+        m->in_force &= ~(unsigned)NALLOC_FLAG_PREFAULT_AHEAD;
         if (config->flags & NALLOC_FLAG_STRICT) {
             release_memory(a);
             na_handle_free(a);
@@ -369,8 +363,8 @@ static void release_to(nalloc_arena *a, size_t target, size_t from)
     na_tcache_boundary(a, target);
     na_blocks_boundary(a, target);
     lanes_release(a, target);
-    if (a->backing->on_release)
-        a->backing->on_release(a, target);
+    if (a->memory.on_release)
+        a->memory.on_release(&a->memory, target);
 }
 
 /* Everything from the generation on is forgotten: marks, history, offset (control lock held). */
@@ -392,7 +386,7 @@ static nalloc_status wipe_locked(nalloc_arena *a, void *stream)
         /* Tools told of each block (NVTX on device arenas) see the wipe's range as one block, so
          * the wipe kernel's stores to padding and released bytes are not reported. */
         if (a->on_alloc)
-            a->on_alloc(a, 0, end);
+            a->on_alloc(&a->memory, 0, end);
         nalloc_status st = zero_dirty(a, end, stream, &zeroed);
         if (st != NALLOC_OK)
             return st;
@@ -410,7 +404,7 @@ static void retire(void *handle)
 {
     nalloc_arena *a = handle;
     __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
-    if (a->backing->host_accessible)
+    if (a->memory.backing->host_accessible)
         na_owner_unregister(a);
     na_stretch_destroy(a);
     na_track_destroy(a);
@@ -425,12 +419,12 @@ static bool wipes_on_destroy(const nalloc_arena *a)
 {
     const unsigned secret = NALLOC_FLAG_LOCK | NALLOC_FLAG_NODUMP | NALLOC_FLAG_SECRET;
     return (a->config.flags & NALLOC_FLAG_WIPE_ON_DESTROY) ||
-           a->config.kind == NALLOC_KIND_WITNESS || ((a->config.flags | a->in_force) & secret);
+           a->config.kind == NALLOC_KIND_WITNESS || ((a->config.flags | a->memory.in_force) & secret);
 }
 
 nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid)
 {
-    na_trace_push("nalloc_arena_destroy", a);
+    na_trace_push("nalloc_arena_destroy", a->name);
     pthread_mutex_lock(&a->control);
     /* Lost a race with another destroy, or (uid) the slot holds another arena by now. A doomed
      * arena (nalloc_arena_destroy_deferred) is destroyed by the free of its last block. */
@@ -461,6 +455,11 @@ nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid)
     na_handle_free(a);
     na_trace_pop();
     return st;
+}
+
+const na_memory *na_arena_memory(const nalloc_arena *a)
+{
+    return &a->memory;
 }
 
 nalloc_status na_arena_refuse(const nalloc_arena *a, const char *call)
@@ -606,7 +605,7 @@ static inline void *alloc_at(nalloc_arena *a, size_t size, size_t align, const c
     na_assert_internal(((a->bump.base + begin) & (align - 1)) == 0);
     na_stats_count(a, s, begin, size, pad);
     if (a->on_alloc)
-        a->on_alloc(a, begin, size);
+        a->on_alloc(&a->memory, begin, size);
     void *p = (void *)(a->bump.base + begin);
     na_track_alloc(a, p, size, extent);
     return p;
@@ -665,7 +664,7 @@ void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t ali
     if (begin < dirty) {
         size_t len = dirty - begin < bytes ? dirty - begin : bytes;
         na_cause_clear();
-        nalloc_status st = a->backing->zero(a, begin, len, NULL);
+        nalloc_status st = a->memory.backing->zero(&a->memory, begin, len, NULL);
         if (st != NALLOC_OK) {
             const char *why;
             (void)move_last_end(a, p, bytes, 0, &why); /* best effort: the block is unusable */
@@ -730,23 +729,23 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
     if (new_end < old_end)
         na_tcache_trim(a, c);
     if (new_end > old_end && a->on_alloc)
-        a->on_alloc(a, begin, new_size);
+        a->on_alloc(&a->memory, begin, new_size);
     return NALLOC_OK;
 }
 
 /* Move the end of the block at [begin, begin + old_size) to begin + new_size, if it is the last.
  * On refusal *why says why, for the caller's message (nothing is recorded here: realloc recovers
- * from a refusal). */
-static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size,
-                                   const char **why)
+ * from a refusal). Inlined into free_last, which is on the allocation path that signal handlers
+ * may take (nalloc.h, "Signals"), so that it costs what it costs with the code in place; the other
+ * callers take it out of line (move_last_end). */
+static inline __attribute__((always_inline)) nalloc_status
+move_last_end_inline(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size, const char **why)
 {
-    uintptr_t p = (uintptr_t)ptr;
-    size_t capacity = a->bump.capacity;
-    if (ptr == NULL || p < a->bump.base || p - a->bump.base > capacity) {
+    size_t capacity = a->bump.capacity, begin;
+    if (!na_range_inside(a->bump.base, capacity, ptr, 0, &begin)) {
         *why = "ptr is not in the arena";
         return NALLOC_ERR_INVALID;
     }
-    size_t begin = (size_t)(p - a->bump.base);
     size_t old_extent, new_extent; /* sizes plus redzones in checker builds (track.h) */
     if (!na_track_extent(a, old_size, &old_extent) || old_extent > capacity - begin) {
         *why = "the block's size runs past the arena's end";
@@ -801,17 +800,23 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
     }
     if (!shrink)
         na_track_resize(a, ptr, old_size, new_size);
-    if (shrink && a->backing->on_release)
-        a->backing->on_release(a, new_end);
+    if (shrink && a->memory.on_release)
+        a->memory.on_release(&a->memory, new_end);
     else if (new_end > old_end && a->on_alloc)
-        a->on_alloc(a, begin, new_size); /* a block grown in place is handed out anew */
+        a->on_alloc(&a->memory, begin, new_size); /* a block grown in place is handed out anew */
     return NALLOC_OK;
+}
+
+static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size,
+                                   const char **why)
+{
+    return move_last_end_inline(a, ptr, old_size, new_size, why);
 }
 
 nalloc_status na_free_last(nalloc_arena *a, void *ptr, size_t size)
 {
     const char *why;
-    return move_last_end(a, ptr, size, 0, &why);
+    return move_last_end_inline(a, ptr, size, 0, &why);
 }
 
 nalloc_status nalloc_free_last(nalloc_arena *a, void *ptr, size_t size)
@@ -820,7 +825,7 @@ nalloc_status nalloc_free_last(nalloc_arena *a, void *ptr, size_t size)
     if (na_arena_check(a) != NALLOC_OK)
         return na_arena_refuse(a, call);
     const char *why;
-    nalloc_status st = move_last_end(a, ptr, size, 0, &why);
+    nalloc_status st = move_last_end_inline(a, ptr, size, 0, &why);
     if (na_unlikely(st != NALLOC_OK))
         return na_fail(st, call, "%s (arena \"%s\")", why, a->name);
     return NALLOC_OK;
@@ -845,7 +850,7 @@ void *nalloc_realloc(nalloc_arena *a, void *ptr, size_t old_size, size_t new_siz
     static const char call[] = "nalloc_realloc";
     if (na_arena_check(a) != NALLOC_OK)
         return refused(a, NALLOC_ERR_STATE, call, NULL);
-    if (!a->backing->host_accessible)
+    if (!a->memory.backing->host_accessible)
         return refused(a, NALLOC_ERR_UNSUPPORTED, call,
                        "the CPU cannot copy device memory: use nalloc_resize_last");
     if (new_size == 0)
@@ -859,9 +864,8 @@ void *nalloc_realloc(nalloc_arena *a, void *ptr, size_t old_size, size_t new_siz
     if ((align == 0 || (uintptr_t)ptr % align == 0) &&
         move_last_end(a, ptr, old_size, new_size, &why) == NALLOC_OK)
         return ptr;
-    uintptr_t p = (uintptr_t)ptr;
-    if (p < a->bump.base || p - a->bump.base > a->bump.capacity ||
-        old_size > a->bump.capacity - (p - a->bump.base))
+    size_t offset;
+    if (!na_range_inside(a->bump.base, a->bump.capacity, ptr, old_size, &offset))
         return refused(a, NALLOC_ERR_INVALID, call, "ptr (with old_size) is not in the arena");
     void *q = alloc_at(a, new_size, use, call, shown != 0);
     if (q != NULL)
@@ -970,7 +974,7 @@ static nalloc_status reset_arena(nalloc_arena *a, bool forget_blocks, const char
     if (na_arena_check(a) != NALLOC_OK)
         return na_arena_refuse(a, call);
     const char *why = NULL;
-    na_trace_push("nalloc_reset", a);
+    na_trace_push("nalloc_reset", a->name);
     pthread_mutex_lock(&a->control);
     if (!na_arena_alive(a)) {
         why = "arena already destroyed";
@@ -1001,7 +1005,7 @@ nalloc_status nalloc_reset_unchecked(nalloc_arena *a)
 
 static nalloc_status wipe_arena(nalloc_arena *a, void *stream, bool forget_blocks)
 {
-    na_trace_push("nalloc_wipe", a);
+    na_trace_push("nalloc_wipe", a->name);
     pthread_mutex_lock(&a->control);
     nalloc_status st = NALLOC_ERR_STATE;
     if (!na_arena_alive(a))
@@ -1078,8 +1082,8 @@ static void lane_born(nalloc_arena *a)
 {
     nalloc_arena *p = a->parent;
     size_t dirty = nalloc_atomic_load(&p->dirty_end);
-    if (dirty > a->parent_offset) {
-        size_t d = dirty - a->parent_offset;
+    if (dirty > a->memory.parent_offset) {
+        size_t d = dirty - a->memory.parent_offset;
         a->dirty_end = d < a->bump.capacity ? d : a->bump.capacity;
     }
     __atomic_fetch_add(&p->lanes_alive, 1, __ATOMIC_RELAXED);
@@ -1089,7 +1093,7 @@ static void lane_born(nalloc_arena *a)
  * peak and whether it left dirty memory behind. */
 static void release_memory(nalloc_arena *a)
 {
-    a->backing->destroy(a);
+    a->memory.backing->destroy(&a->memory);
     nalloc_arena *p = a->parent;
     if (p == NULL)
         return;
@@ -1225,16 +1229,16 @@ static nalloc_status zero_dirty(nalloc_arena *a, size_t end, void *stream, size_
     size_t clean_end = nalloc_atomic_load(&a->clean_end);
     if (clean_end == 0 || clean_start >= end) {
         *zeroed = end;
-        return a->backing->zero(a, 0, end, stream);
+        return a->memory.backing->zero(&a->memory, 0, end, stream);
     }
     *zeroed = 0;
     nalloc_status st = NALLOC_OK;
     if (clean_start > 0) {
-        st = a->backing->zero(a, 0, clean_start, stream);
+        st = a->memory.backing->zero(&a->memory, 0, clean_start, stream);
         *zeroed = clean_start;
     }
     if (st == NALLOC_OK && end > clean_end) {
-        st = a->backing->zero(a, clean_end, end - clean_end, stream);
+        st = a->memory.backing->zero(&a->memory, clean_end, end - clean_end, stream);
         *zeroed += end - clean_end;
     }
     return st;
@@ -1322,6 +1326,7 @@ static void release_thread_slots(size_t token)
 /* Fill a whole nalloc_stats of this build with a snapshot of `a` (alive). */
 static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
 {
+    const na_memory *m = &a->memory;
     memset(s, 0, sizeof *s);
     s->version = NALLOC_STATS_VERSION;
     s->struct_size = sizeof *s;
@@ -1343,22 +1348,22 @@ static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
     s->rollbacks = __atomic_load_n(&a->rollbacks, __ATOMIC_RELAXED);
     s->wipes = __atomic_load_n(&a->wipes, __ATOMIC_RELAXED);
     s->wiped_bytes = __atomic_load_n(&a->wiped_bytes, __ATOMIC_RELAXED);
-    s->reserved = a->reserved;
-    s->guard_size = a->guard_size;
+    s->reserved = m->reserved;
+    s->guard_size = m->guard_size;
     s->base = a->bump.base;
-    s->pin_seconds = a->pin_seconds;
+    s->pin_seconds = m->pin_seconds;
     s->requested = a->config.flags;
-    s->missing = a->config.flags & NA_FEATURE_FLAGS & (~a->in_force | na_prefault_lost(a));
-    s->guard_pages = a->guard_pages;
-    s->populated = (a->in_force & NALLOC_FLAG_POPULATE) != 0;
-    s->huge_pages = (a->in_force & NALLOC_FLAG_HUGEPAGES) != 0;
-    s->locked = (a->in_force & NALLOC_FLAG_LOCK) != 0 || a->pinned;
-    s->no_dump = (a->in_force & NALLOC_FLAG_NODUMP) != 0;
-    s->wipe_on_fork = (a->in_force & NALLOC_FLAG_WIPEONFORK) != 0;
+    s->missing = a->config.flags & NA_FEATURE_FLAGS & (~m->in_force | na_prefault_lost(a));
+    s->guard_pages = m->guard_pages;
+    s->populated = (m->in_force & NALLOC_FLAG_POPULATE) != 0;
+    s->huge_pages = (m->in_force & NALLOC_FLAG_HUGEPAGES) != 0;
+    s->locked = (m->in_force & NALLOC_FLAG_LOCK) != 0 || m->pinned;
+    s->no_dump = (m->in_force & NALLOC_FLAG_NODUMP) != 0;
+    s->wipe_on_fork = (m->in_force & NALLOC_FLAG_WIPEONFORK) != 0;
     s->wipe_on_destroy = wipes_on_destroy(a);
-    s->secret = (a->in_force & NALLOC_FLAG_SECRET) != 0;
-    s->pinned = a->pinned;
-    s->pin_fallback = a->pin_fallback;
+    s->secret = (m->in_force & NALLOC_FLAG_SECRET) != 0;
+    s->pinned = m->pinned;
+    s->pin_fallback = m->pin_fallback;
     s->checkers = a->track_checkers;
     s->redzone = a->track_redzone;
     s->redzone_bytes = __atomic_load_n(&a->track_redzone_bytes, __ATOMIC_RELAXED);
@@ -1383,7 +1388,7 @@ static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
  * stays mapped while we read: destroying it meanwhile is the caller's race, as for every call. */
 static void fill_resident(const nalloc_arena *a, nalloc_stats *s)
 {
-    if (a->backing->host_accessible && a->parent == NULL && a->map_start != NULL) {
+    if (a->memory.backing->host_accessible && a->parent == NULL && a->memory.map_start != NULL) {
         size_t page = na_prim_page_size();
         size_t size = (a->bump.capacity + page - 1) / page * page;
         s->resident_known = na_prim_resident((void *)a->bump.base, size, &s->resident_bytes,
@@ -1453,7 +1458,7 @@ static void print_stats(const nalloc_arena *a, FILE *out)
     fill_stats(a, &s);
     fill_resident(a, &s);
     char in_force[160], missing[160];
-    flag_names((a->in_force & ~na_prefault_lost(a)) | (s.requested & ~(unsigned)NA_FEATURE_FLAGS),
+    flag_names((a->memory.in_force & ~na_prefault_lost(a)) | (s.requested & ~(unsigned)NA_FEATURE_FLAGS),
                in_force, sizeof in_force);
     flag_names(s.missing, missing, sizeof missing);
     fprintf(out,

@@ -316,7 +316,7 @@ found:;
 
 void *na_block_alloc(nalloc_arena *a, size_t size, size_t align)
 {
-    if (!a->backing->host_accessible)
+    if (!a->memory.backing->host_accessible)
         return NULL;
     align = block_align(a, size, align);
     size_t extent;
@@ -383,7 +383,7 @@ void na_block_zero(nalloc_arena *a, void *ptr, size_t size)
 {
     size_t hoff, dirty_bytes = size;
     na_block *h = block_find(a, ptr, &hoff);
-    if (h != NULL && h->chunk == NA_BLOCK_SHARED && a->backing->fresh_is_zero) {
+    if (h != NULL && h->chunk == NA_BLOCK_SHARED && a->memory.backing->fresh_is_zero) {
         /* Taken from the offset: bytes at or above the dirty extent were never handed out since
          * the last wipe (read after the allocation, as nalloc_alloc_zeroed does). */
         size_t begin = hoff + NA_BLOCK_HEADER, dirty = nalloc_atomic_load(&a->dirty_end);

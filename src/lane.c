@@ -36,29 +36,29 @@
  * The lane backing
  * ------------------------------------------------------------------------------------------- */
 
-static nalloc_status lane_create(nalloc_arena *a)
+static nalloc_status lane_create(na_memory *m)
 {
-    nalloc_arena *p = a->parent;
-    if (!nalloc_bump_init(&a->bump, p->bump.base + a->parent_offset, a->config.capacity))
-        return NALLOC_ERR_INVALID;
+    const na_memory *p = m->parent;
+    m->base = p->base + m->parent_offset;
+    m->capacity = m->config->capacity;
     /* The memory is the parent's, and so are the protections in force on it. */
-    a->in_force = p->in_force;
-    a->pinned = p->pinned;
-    a->pin_fallback = p->pin_fallback;
+    m->in_force = p->in_force;
+    m->pinned = p->pinned;
+    m->pin_fallback = p->pin_fallback;
     return NALLOC_OK;
 }
 
 /* Nothing to give back: the block stays allocated in the parent until the parent moves its
  * offset below it. (What the parent learns of a dying lane is arena.c's business.) */
-static void lane_destroy(nalloc_arena *a)
+static void lane_destroy(na_memory *m)
 {
-    (void)a;
+    (void)m;
 }
 
-static nalloc_status lane_zero(nalloc_arena *a, size_t offset, size_t length, void *stream)
+static nalloc_status lane_zero(const na_memory *m, size_t offset, size_t length, void *stream)
 {
-    nalloc_arena *p = a->parent;
-    return p->backing->zero(p, a->parent_offset + offset, length, stream);
+    const na_memory *p = m->parent;
+    return p->backing->zero(p, m->parent_offset + offset, length, stream);
 }
 
 /* A lane's dirty extent comes from its parent (arena.c, lane_born), not from fresh_is_zero. */
@@ -149,7 +149,8 @@ static nalloc_status zero_gaps(nalloc_arena *p, size_t begin, size_t count, cons
         size_t from = begin + i * plan->stride + plan->capacity;
         if (from >= dirty)
             break;
-        nalloc_status st = p->backing->zero(p, from, dirty - from < gap ? dirty - from : gap, NULL);
+        nalloc_status st =
+            p->memory.backing->zero(&p->memory, from, dirty - from < gap ? dirty - from : gap, NULL);
         if (st != NALLOC_OK)
             return st;
     }
@@ -204,7 +205,7 @@ nalloc_status nalloc_arena_split(nalloc_arena *p, size_t count, size_t lane_capa
         /* Only now is count known to be sane (at least a page of the parent per lane). */
         for (size_t i = 0; i < count; i++)
             lanes[i] = NULL;
-        const na_backing *backing = p->backing->host_accessible ? &lane_host : &lane_device;
+        const na_backing *backing = p->memory.backing->host_accessible ? &lane_host : &lane_device;
         nalloc_arena_config config = p->config;
         config.capacity = plan.capacity;
         config.fixed_address = NULL;

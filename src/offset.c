@@ -14,6 +14,10 @@
  *    reports (sizing.c). lent changes only under the control lock, where the offset is folded
  *    first.
  *
+ * The fold is inline (internal.h, na_arena_fold), since free_last runs it on its path; only its
+ * part for own_peak is here, out of line, which keeps free_last's code as small as it was when
+ * that part lived with the lanes.
+ *
  * The offset moves down at phase boundaries (rollback, reset, wipe: arena.c, under the control
  * lock) and, between them, whenever the last thing below it is given back: nalloc_free_last, the
  * unused rest of a thread's chunk (tcache.c), a freed block or chunk of the malloc family
@@ -23,10 +27,8 @@
  */
 #include "internal.h"
 
-void na_arena_fold(nalloc_arena *a, size_t offset)
+void na_arena_fold_own_peak(nalloc_arena *a, size_t offset)
 {
-    nalloc_atomic_max(&a->high_water, offset);
-    nalloc_atomic_max(&a->dirty_end, offset);
     size_t lent = nalloc_atomic_load(&a->lent);
     if (offset > lent)
         nalloc_atomic_max(&a->own_peak, offset - lent);

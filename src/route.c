@@ -127,7 +127,7 @@ nalloc_status nalloc_route_push(nalloc_arena *arena)
     if (arena != NULL) {
         if (na_arena_check(arena) != NALLOC_OK)
             return na_arena_refuse(arena, call);
-        if (!arena->backing->host_accessible) /* blocks carry headers: host or pinned only */
+        if (!arena->memory.backing->host_accessible) /* blocks carry headers: host or pinned only */
             return na_fail(NALLOC_ERR_INVALID, call,
                            "arena \"%s\" is a device arena: routes serve host memory", arena->name);
         slot = na_stat_slot_of(arena); /* claimed now, not on the first allocation */
@@ -177,7 +177,7 @@ nalloc_status nalloc_route_set_default(nalloc_arena *arena)
     if (arena != NULL) {
         if (na_arena_check(arena) != NALLOC_OK)
             return na_arena_refuse(arena, call);
-        if (!arena->backing->host_accessible)
+        if (!arena->memory.backing->host_accessible)
             return na_fail(NALLOC_ERR_INVALID, call,
                            "arena \"%s\" is a device arena: routes serve host memory", arena->name);
     }
@@ -213,7 +213,7 @@ void *nalloc_arena_malloc(nalloc_arena *arena, size_t size, size_t align)
         na_fail(NALLOC_ERR_INVALID, call, "alignment %zu is not a power of two", align);
         return NULL;
     }
-    if (!arena->backing->host_accessible) {
+    if (!arena->memory.backing->host_accessible) {
         na_fail(NALLOC_ERR_INVALID, call, "arena \"%s\" is a device arena: malloc-family blocks "
                                           "carry host-side headers", arena->name);
         return NULL;

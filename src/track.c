@@ -51,10 +51,11 @@ static char *base_of(const nalloc_arena *a)
  * mapping, whose tail past the capacity is poisoned too. */
 static size_t mapped_of(const nalloc_arena *a)
 {
+    const na_memory *m = &a->memory;
     size_t capacity = a->bump.capacity;
-    if (a->map_start != NULL && (uintptr_t)a->map_start + a->guard_size == a->bump.base &&
-        a->reserved / 2 >= a->guard_size && a->reserved - 2 * a->guard_size >= capacity)
-        return a->reserved - 2 * a->guard_size;
+    if (m->map_start != NULL && (uintptr_t)m->map_start + m->guard_size == a->bump.base &&
+        m->reserved / 2 >= m->guard_size && m->reserved - 2 * m->guard_size >= capacity)
+        return m->reserved - 2 * m->guard_size;
     return capacity;
 }
 
@@ -123,7 +124,7 @@ static void poison(nalloc_arena *a, size_t from, size_t to)
 
 void na_track_create(nalloc_arena *a)
 {
-    if (!a->backing->host_accessible)
+    if (!a->memory.backing->host_accessible)
         return;
     unsigned checkers = 0;
 #if NA_TRACK_ASAN
