@@ -314,7 +314,7 @@ void na_nvtx_heap_release(const na_memory *m, size_t offset)
         return;
     pthread_mutex_lock(&h->lock);
     /* Blocks allocated since the offset moved down are live even if they lie above `offset`. */
-    size_t now = nalloc_atomic_load(m->offset);
+    size_t now = na_atomic_load(m->offset);
     if (!h->disabled)
         carve(m, h, offset > now ? offset : now, SIZE_MAX);
     pthread_mutex_unlock(&h->lock);

@@ -75,7 +75,7 @@ static nalloc_status pinned_create(na_memory *m)
      * whole pages, 0 meaning the NALLOC_PIN_CHUNK default (and a default of 0: one chunk). */
     size_t page = na_prim_page_size();
     size_t chunk = c->pin_chunk ? c->pin_chunk : na_option_get(NA_OPTION_PIN_CHUNK);
-    if (chunk == 0 || !nalloc_round_up(chunk, page, &chunk))
+    if (chunk == 0 || !na_round_up(chunk, page, &chunk))
         chunk = SIZE_MAX - (SIZE_MAX % page);
     c->pin_chunk = chunk;
 

@@ -34,7 +34,7 @@ static nalloc_status check_side(const na_memory *m, nalloc_memory want, const vo
         return m->pin_fallback ? NALLOC_ERR_NO_DEVICE : NALLOC_ERR_INVALID;
     }
     size_t offset;
-    if (!na_range_inside(m->base, nalloc_atomic_load(m->offset), p, size, &offset)) {
+    if (!na_range_inside(m->base, na_atomic_load(m->offset), p, size, &offset)) {
         na_cause("the %s range of %zu bytes is not inside what arena \"%s\" handed out", side,
                  size, m->name);
         return NALLOC_ERR_INVALID;

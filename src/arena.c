@@ -132,8 +132,8 @@ static void wipe_one_at_exit(void *handle, void *pid)
     if (!na_arena_mapped(a) || !(a->config.flags & NALLOC_FLAG_WIPE_AT_EXIT) ||
         !a->memory.backing->host_accessible || a->pid != *(const int *)pid)
         return;
-    size_t end = nalloc_atomic_load(&a->dirty_end);
-    size_t offset = nalloc_atomic_load(&a->bump.offset);
+    size_t end = na_atomic_load(&a->dirty_end);
+    size_t offset = na_atomic_load(&a->bump.offset);
     if (offset > end)
         end = offset;
     if (end > 0) {
@@ -345,7 +345,7 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
 /* Fold the current offset into the lazy peaks; returns the offset. */
 static size_t settle(nalloc_arena *a)
 {
-    size_t offset = nalloc_atomic_load(&a->bump.offset);
+    size_t offset = na_atomic_load(&a->bump.offset);
     na_arena_fold(a, offset);
     return offset;
 }
@@ -355,8 +355,8 @@ static size_t settle(nalloc_arena *a)
 static void release_to(nalloc_arena *a, size_t target, size_t from)
 {
     na_track_release(a, target, from);
-    nalloc_atomic_store(&a->bump.offset, target);
-    nalloc_atomic_store(&a->mark_floor, target);
+    na_atomic_store(&a->bump.offset, target);
+    na_atomic_store(&a->mark_floor, target);
     /* Free stretches above the target went with it; retired chunks below it are free now (the
      * mark floor keeps them from going below the target). */
     na_stretch_boundary(a, target);
@@ -380,7 +380,7 @@ static void reset_locked(nalloc_arena *a)
 static nalloc_status wipe_locked(nalloc_arena *a, void *stream)
 {
     settle(a);
-    size_t end = nalloc_atomic_load(&a->dirty_end), zeroed = 0;
+    size_t end = na_atomic_load(&a->dirty_end), zeroed = 0;
     if (end > 0) {
         na_track_wipe_begin(a, end);
         /* Tools told of each block (NVTX on device arenas) see the wipe's range as one block, so
@@ -393,7 +393,7 @@ static nalloc_status wipe_locked(nalloc_arena *a, void *stream)
     }
     reset_locked(a);
     na_track_release(a, 0, end); /* the reset released [0, offset); the wipe touched [0, end) */
-    nalloc_atomic_store(&a->dirty_end, 0);
+    na_atomic_store(&a->dirty_end, 0);
     __atomic_fetch_add(&a->wipes, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&a->wiped_bytes, zeroed, __ATOMIC_RELAXED);
     return NALLOC_OK;
@@ -418,8 +418,8 @@ static void retire(void *handle)
 static bool wipes_on_destroy(const nalloc_arena *a)
 {
     const unsigned secret = NALLOC_FLAG_LOCK | NALLOC_FLAG_NODUMP | NALLOC_FLAG_SECRET;
-    return (a->config.flags & NALLOC_FLAG_WIPE_ON_DESTROY) ||
-           a->config.kind == NALLOC_KIND_WITNESS || ((a->config.flags | a->memory.in_force) & secret);
+    return (a->config.flags & NALLOC_FLAG_WIPE_ON_DESTROY) || a->config.kind == NALLOC_KIND_WITNESS ||
+           ((a->config.flags | a->memory.in_force) & secret);
 }
 
 nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid)
@@ -553,7 +553,7 @@ static __attribute__((cold, noinline)) void *refused(nalloc_arena *a, nalloc_sta
 static __attribute__((cold, noinline)) void *no_room(nalloc_arena *a, const char *call,
                                                      size_t size, size_t align)
 {
-    size_t offset = nalloc_atomic_load(&a->bump.offset);
+    size_t offset = na_atomic_load(&a->bump.offset);
     size_t room = a->bump.capacity > offset ? a->bump.capacity - offset : 0;
     if (call == NULL) { /* na_alloc_block */
         na_cause("%zu bytes needed at alignment %zu, %zu free in arena \"%s\"", size, align,
@@ -659,7 +659,7 @@ void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t ali
      * before its release CAS moves the offset down, and our acquire CAS in nalloc_bump_reserve
      * orders that fold before this read whenever our block reuses those bytes. Read before, it
      * could miss them. */
-    size_t dirty = nalloc_atomic_load(&a->dirty_end);
+    size_t dirty = na_atomic_load(&a->dirty_end);
     size_t begin = (size_t)((uintptr_t)p - a->bump.base);
     if (begin < dirty) {
         size_t len = dirty - begin < bytes ? dirty - begin : bytes;
@@ -693,23 +693,23 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
 {
     na_stat_slot *s = na_stat_slot_of(a);
     na_chunk *c = &s->plain;
-    size_t begin = (size_t)((uintptr_t)ptr - a->bump.base), end = nalloc_atomic_load(&c->end);
+    size_t begin = (size_t)((uintptr_t)ptr - a->bump.base), end = na_atomic_load(&c->end);
     if (s == &a->shared_slot || end == 0 || c->epoch != __atomic_load_n(&a->epoch, __ATOMIC_RELAXED))
         return NALLOC_ERR_NOT_IN_CHUNK;
-    size_t cursor = nalloc_atomic_load(&c->cursor);
+    size_t cursor = na_atomic_load(&c->cursor);
     /* A range that ends inside the chunk's unused remainder, or at its end (the arena's offset,
      * when the chunk is the last thing in it), is no block of this thread's: a wrong size.
      * Without this, the end of the chunk passes the offset test below, and the offset would move
      * under a remainder the chunk still hands out. */
     if (cursor != old_end)
         return old_end > cursor && old_end <= end ? NALLOC_ERR_STATE : NALLOC_ERR_NOT_IN_CHUNK;
-    if (begin < nalloc_atomic_load(&c->begin)) {
+    if (begin < na_atomic_load(&c->begin)) {
         /* The block ends where the thread's chunk begins, and the chunk is empty (the block was
          * too big for a chunk, or the chunk began at a mark): the block is the thread's newest
          * all the same. If nothing lies above the chunk, the chunk goes back, and the block is
          * the arena's last, as it would be without the cache. */
         if (na_offset_give_back(a, old_end, end))
-            nalloc_atomic_store(&c->end, 0);
+            na_atomic_store(&c->end, 0);
         return NALLOC_ERR_NOT_IN_CHUNK;
     }
     if (new_end > end) { /* grow the chunk with it, if nothing lies above the chunk */
@@ -720,12 +720,12 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
         if (!__atomic_compare_exchange_n(&a->bump.offset, &seen, new_end, false, __ATOMIC_ACQUIRE,
                                          __ATOMIC_RELAXED))
             return NALLOC_ERR_STATE;
-        nalloc_atomic_store(&c->end, new_end);
+        na_atomic_store(&c->end, new_end);
     }
     if (new_end < old_end)
         na_arena_fold(a, old_end); /* these bytes were handed out: dirty from now on */
     na_track_resize(a, ptr, old_size, new_size);
-    nalloc_atomic_store(&c->cursor, new_end);
+    na_atomic_store(&c->cursor, new_end);
     if (new_end < old_end)
         na_tcache_trim(a, c);
     if (new_end > old_end && a->on_alloc)
@@ -771,12 +771,12 @@ move_last_end_inline(nalloc_arena *a, void *ptr, size_t old_size, size_t new_siz
             return NALLOC_ERR_STATE;
         }
     }
-    if (begin < nalloc_atomic_load(&a->mark_floor)) {
+    if (begin < na_atomic_load(&a->mark_floor)) {
         *why = "a mark was taken after the block";
         return NALLOC_ERR_STATE;
     }
     static const char not_last[] = "not the most recent block (or not its size)";
-    size_t seen = nalloc_atomic_load(&a->bump.offset);
+    size_t seen = na_atomic_load(&a->bump.offset);
     if (seen != old_end) {
         *why = not_last; /* checkers are told nothing */
         return NALLOC_ERR_STATE;
@@ -893,8 +893,8 @@ nalloc_mark nalloc_mark_get(nalloc_arena *a)
     m.arena_uid = a->uid;
     m.generation = __atomic_load_n(&a->generation, __ATOMIC_RELAXED);
     m.epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
-    m.offset = nalloc_atomic_load(&a->bump.offset);
-    nalloc_atomic_max(&a->mark_floor, m.offset);
+    m.offset = na_atomic_load(&a->bump.offset);
+    na_atomic_max(&a->mark_floor, m.offset);
     return m;
 }
 
@@ -1081,7 +1081,7 @@ nalloc_status nalloc_wipe(nalloc_arena *a)
 static void lane_born(nalloc_arena *a)
 {
     nalloc_arena *p = a->parent;
-    size_t dirty = nalloc_atomic_load(&p->dirty_end);
+    size_t dirty = na_atomic_load(&p->dirty_end);
     if (dirty > a->memory.parent_offset) {
         size_t d = dirty - a->memory.parent_offset;
         a->dirty_end = d < a->bump.capacity ? d : a->bump.capacity;
@@ -1097,10 +1097,10 @@ static void release_memory(nalloc_arena *a)
     nalloc_arena *p = a->parent;
     if (p == NULL)
         return;
-    nalloc_atomic_max(&p->lane_peak, na_arena_peak(a));
+    na_atomic_max(&p->lane_peak, na_arena_peak(a));
     /* Not wiped: the parent must zero the block itself. */
-    if (nalloc_atomic_load(&a->bump.offset) > 0 || nalloc_atomic_load(&a->dirty_end) > 0)
-        nalloc_atomic_store(&p->clean_end, 0);
+    if (na_atomic_load(&a->bump.offset) > 0 || na_atomic_load(&a->dirty_end) > 0)
+        na_atomic_store(&p->clean_end, 0);
     /* Release: the parent reads the lane's last bookkeeping after it sees the count drop. */
     __atomic_fetch_sub(&p->lanes_alive, 1, __ATOMIC_RELEASE);
 }
@@ -1110,14 +1110,14 @@ void na_arena_lend(nalloc_arena *p, size_t begin, size_t size, size_t count, siz
     size_t end = begin + size;
     if (end > p->lanes_end)
         p->lanes_end = end;
-    if (nalloc_atomic_load(&p->clean_end) == 0) { /* one clean range at a time */
+    if (na_atomic_load(&p->clean_end) == 0) { /* one clean range at a time */
         p->clean_below = dirty < begin ? dirty : begin;
-        nalloc_atomic_store(&p->clean_start, begin);
-        nalloc_atomic_store(&p->clean_end, end);
+        na_atomic_store(&p->clean_start, begin);
+        na_atomic_store(&p->clean_end, end);
     }
-    nalloc_atomic_max(&p->mark_floor, end); /* free_last never reaches into the lanes */
-    nalloc_atomic_store(&p->lent, nalloc_atomic_load(&p->lent) + size);
-    nalloc_atomic_max(&p->lanes_peak, count);
+    na_atomic_max(&p->mark_floor, end); /* free_last never reaches into the lanes */
+    na_atomic_store(&p->lent, na_atomic_load(&p->lent) + size);
+    na_atomic_max(&p->lanes_peak, count);
 }
 
 /* True when a live lane of `a` still owns memory at or above `target`, so nothing from `target`
@@ -1207,17 +1207,17 @@ static void lanes_release(nalloc_arena *a, size_t target)
      * parent's own from now on, which can only make its recorded need larger, never smaller. */
     if (target < a->lanes_end) {
         a->lanes_end = 0;
-        nalloc_atomic_store(&a->lent, 0);
+        na_atomic_store(&a->lent, 0);
     }
-    size_t clean_end = nalloc_atomic_load(&a->clean_end);
+    size_t clean_end = na_atomic_load(&a->clean_end);
     if (clean_end != 0 && target < clean_end) {
         /* The block becomes free space of the parent. Dirty below it: what was dirty at the split;
          * above it: what settle folded in past its end, if anything (then the block is counted
          * dirty too, conservatively, since one extent cannot leave a hole). */
-        if (nalloc_atomic_load(&a->dirty_end) <= clean_end)
-            nalloc_atomic_store(&a->dirty_end, a->clean_below);
-        nalloc_atomic_store(&a->clean_end, 0);
-        nalloc_atomic_store(&a->clean_start, 0);
+        if (na_atomic_load(&a->dirty_end) <= clean_end)
+            na_atomic_store(&a->dirty_end, a->clean_below);
+        na_atomic_store(&a->clean_end, 0);
+        na_atomic_store(&a->clean_start, 0);
     }
 }
 
@@ -1225,8 +1225,8 @@ static void lanes_release(nalloc_arena *a, size_t target)
  * the number of bytes zeroed. */
 static nalloc_status zero_dirty(nalloc_arena *a, size_t end, void *stream, size_t *zeroed)
 {
-    size_t clean_start = nalloc_atomic_load(&a->clean_start);
-    size_t clean_end = nalloc_atomic_load(&a->clean_end);
+    size_t clean_start = na_atomic_load(&a->clean_start);
+    size_t clean_end = na_atomic_load(&a->clean_end);
     if (clean_end == 0 || clean_start >= end) {
         *zeroed = end;
         return a->memory.backing->zero(&a->memory, 0, end, stream);
@@ -1276,7 +1276,7 @@ static void find_held_chunk(void *handle, void *arg)
     for (unsigned i = 0; i < NA_STAT_SLOTS; i++) {
         na_stat_slot *s = &a->slots[i];
         if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == h->token &&
-            (nalloc_atomic_load(&s->plain.end) != 0 || nalloc_atomic_load(&s->blocks.end) != 0)) {
+            (na_atomic_load(&s->plain.end) != 0 || na_atomic_load(&s->blocks.end) != 0)) {
             h->arena = a;
             h->uid = a->uid;
             h->slot = s;
@@ -1304,8 +1304,8 @@ static void release_thread_slots(size_t token)
             na_tcache_thread_exit(h.arena, h.slot);
             na_blocks_thread_exit(h.arena, h.slot);
         } else { /* destroyed meanwhile: the slot's chunks died with it */
-            nalloc_atomic_store(&h.slot->plain.end, 0);
-            nalloc_atomic_store(&h.slot->blocks.end, 0);
+            na_atomic_store(&h.slot->plain.end, 0);
+            na_atomic_store(&h.slot->blocks.end, 0);
         }
         pthread_mutex_unlock(&h.arena->control);
     }
@@ -1334,7 +1334,7 @@ static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
     s->kind = a->config.kind;
     s->memory = a->config.memory;
     s->capacity = a->bump.capacity;
-    s->used = nalloc_atomic_load(&a->bump.offset);
+    s->used = na_atomic_load(&a->bump.offset);
     s->high_water = na_arena_peak(a);
     for (int i = -1; i < NA_STAT_SLOTS; i++) {
         const na_stat_slot *slot = i < 0 ? &a->shared_slot : &a->slots[i];
@@ -1376,8 +1376,8 @@ static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
     if (s->high_water < offset)
         s->high_water = offset;
     s->cached = na_tcache_cached(a) + na_blocks_cached(a);
-    s->deferred = nalloc_atomic_load((size_t *)&a->stretch_bytes) +
-                  nalloc_atomic_load((size_t *)&a->freed_bytes);
+    s->deferred = na_atomic_load((size_t *)&a->stretch_bytes) +
+                  na_atomic_load((size_t *)&a->freed_bytes);
     s->used = offset > s->cached + s->deferred ? offset - s->cached - s->deferred : 0;
     s->live_blocks = na_blocks_live(a);
     s->fallbacks = __atomic_load_n(&a->fallbacks, __ATOMIC_RELAXED);
@@ -1458,7 +1458,8 @@ static void print_stats(const nalloc_arena *a, FILE *out)
     fill_stats(a, &s);
     fill_resident(a, &s);
     char in_force[160], missing[160];
-    flag_names((a->memory.in_force & ~na_prefault_lost(a)) | (s.requested & ~(unsigned)NA_FEATURE_FLAGS),
+    flag_names((a->memory.in_force & ~na_prefault_lost(a)) |
+                   (s.requested & ~(unsigned)NA_FEATURE_FLAGS),
                in_force, sizeof in_force);
     flag_names(s.missing, missing, sizeof missing);
     fprintf(out,

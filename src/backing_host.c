@@ -82,11 +82,11 @@ static nalloc_status host_create(na_memory *m)
     const nalloc_arena_config *c = m->config;
     size_t page = na_prim_page_size();
     size_t size, guard;
-    if (!nalloc_round_up(c->capacity, page, &size)) {
+    if (!na_round_up(c->capacity, page, &size)) {
         na_cause("capacity %zu does not round up to whole pages", c->capacity);
         return NALLOC_ERR_INVALID;
     }
-    if (!nalloc_round_up(c->guard_size ? c->guard_size : page, page, &guard)) {
+    if (!na_round_up(c->guard_size ? c->guard_size : page, page, &guard)) {
         na_cause("guard_size %zu does not round up to whole pages", c->guard_size);
         return NALLOC_ERR_INVALID;
     }
@@ -171,7 +171,8 @@ static nalloc_status host_create(na_memory *m)
               "MADV_DONTDUMP", &first_what);
     if (want & NALLOC_FLAG_WIPEONFORK)
         apply(m, NALLOC_FLAG_WIPEONFORK,
-              secret ? na_prim_dontfork(map.base, map.size) : na_prim_wipeonfork(map.base, map.size),
+              secret ? na_prim_dontfork(map.base, map.size)
+                     : na_prim_wipeonfork(map.base, map.size),
               &first_err, secret ? "MADV_DONTFORK" : "MADV_WIPEONFORK", &first_what);
     else if (secret) /* shared pages: a child must never write the parent's secret */
         (void)na_prim_dontfork(map.base, map.size);

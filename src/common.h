@@ -52,6 +52,15 @@
  * per-thread data goes elsewhere: the error text is a page mapped on a thread's first failure. */
 #define NA_THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
 
+/* The shim of the public headers (nalloc/detail/shim.h), under the library's own prefix: relaxed
+ * atomics on size_t words, and checked rounding to a power of two. */
+#define na_atomic_load nalloc_detail_atomic_load
+#define na_atomic_store nalloc_detail_atomic_store
+#define na_atomic_cas nalloc_detail_atomic_cas
+#define na_atomic_fetch_add nalloc_detail_atomic_fetch_add
+#define na_atomic_max nalloc_detail_atomic_max
+#define na_round_up nalloc_detail_round_up
+
 /* ---- Assertions in tiers, free in release builds (NALLOC_DEBUG unset or 0) ----
  * na_assert:           cheap checks of internal invariants (NALLOC_DEBUG >= 1)
  * na_assert_internal:  checks on hot paths (NALLOC_DEBUG >= 2)

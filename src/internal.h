@@ -193,8 +193,8 @@ _Static_assert(offsetof(struct nalloc_arena, magic) == 0, "an arena header start
 void na_arena_fold_own_peak(nalloc_arena *a, size_t offset); /* offset.c */
 static inline void na_arena_fold(nalloc_arena *a, size_t offset)
 {
-    nalloc_atomic_max(&a->high_water, offset);
-    nalloc_atomic_max(&a->dirty_end, offset);
+    na_atomic_max(&a->high_water, offset);
+    na_atomic_max(&a->dirty_end, offset);
     na_arena_fold_own_peak(a, offset);
 }
 /* Move the offset from `to` down to `from` if it is still `to` and no mark forbids it (folding
@@ -204,7 +204,7 @@ bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to);
 /* The high-water mark as it stands now: the folded peak, or the offset if that is higher. */
 static inline size_t na_arena_peak(const nalloc_arena *a)
 {
-    size_t peak = nalloc_atomic_load(&a->high_water), offset = nalloc_atomic_load(&a->bump.offset);
+    size_t peak = na_atomic_load(&a->high_water), offset = na_atomic_load(&a->bump.offset);
     return peak > offset ? peak : offset;
 }
 
@@ -402,13 +402,13 @@ static inline void na_stats_count(nalloc_arena *a, na_stat_slot *s, size_t offse
 static inline bool na_tcache_take(nalloc_arena *a, na_chunk *c, size_t size, size_t align,
                                   size_t *begin, size_t *pad)
 {
-    size_t end = nalloc_atomic_load(&c->end), cursor = nalloc_atomic_load(&c->cursor), last;
+    size_t end = na_atomic_load(&c->end), cursor = na_atomic_load(&c->cursor), last;
     if (na_unlikely(end == 0 || __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) !=
                                     __atomic_load_n(&a->epoch, __ATOMIC_RELAXED)))
         return false;
     if (na_unlikely(!nalloc_bump_fit(a->bump.base, end, cursor, size, align, begin, &last)))
         return false;
-    nalloc_atomic_store(&c->cursor, last);
+    na_atomic_store(&c->cursor, last);
     *pad = *begin - cursor;
     return true;
 }

@@ -109,7 +109,7 @@ static nalloc_status plan_split(const nalloc_arena *p, size_t count, size_t lane
 {
     plan->align = na_lane_align(p->default_align, p->large_align);
     size_t first, end;
-    size_t offset = nalloc_atomic_load(&p->bump.offset);
+    size_t offset = na_atomic_load(&p->bump.offset);
     if (!nalloc_bump_fit(p->bump.base, p->bump.capacity, offset, 1, plan->align, &first, &end))
         return NALLOC_ERR_NOMEM;
     size_t room = p->bump.capacity - first;
@@ -123,7 +123,7 @@ static nalloc_status plan_split(const nalloc_arena *p, size_t count, size_t lane
         if (plan->stride == 0)
             return NALLOC_ERR_NOMEM;
     } else {
-        if (!nalloc_round_up(lane_capacity, plan->align, &plan->stride))
+        if (!na_round_up(lane_capacity, plan->align, &plan->stride))
             return NALLOC_ERR_NOMEM;
         plan->capacity = lane_capacity;
     }
@@ -149,8 +149,8 @@ static nalloc_status zero_gaps(nalloc_arena *p, size_t begin, size_t count, cons
         size_t from = begin + i * plan->stride + plan->capacity;
         if (from >= dirty)
             break;
-        nalloc_status st =
-            p->memory.backing->zero(&p->memory, from, dirty - from < gap ? dirty - from : gap, NULL);
+        size_t length = dirty - from < gap ? dirty - from : gap;
+        nalloc_status st = p->memory.backing->zero(&p->memory, from, length, NULL);
         if (st != NALLOC_OK)
             return st;
     }
@@ -182,15 +182,15 @@ nalloc_status nalloc_arena_split(nalloc_arena *p, size_t count, size_t lane_capa
         na_cause("arena already destroyed");
     else if ((st = plan_split(p, count, lane_capacity, &plan)) != NALLOC_OK)
         na_cause("%zu bytes free, too few for %zu lanes of %zu bytes (0: a share of at least %zu)",
-                 p->bump.capacity - nalloc_atomic_load(&p->bump.offset), count, lane_capacity,
+                 p->bump.capacity - na_atomic_load(&p->bump.offset), count, lane_capacity,
                  na_lane_align(p->default_align, p->large_align));
     char *block = NULL;
     size_t dirty = 0; /* bytes: the parent's dirty extent before the block */
     if (st == NALLOC_OK) {
         /* The parent's lazy extents, settled so the lanes see which of their bytes are dirty and
          * the own peak before the block is lent. */
-        na_arena_fold(p, nalloc_atomic_load(&p->bump.offset));
-        dirty = nalloc_atomic_load(&p->dirty_end);
+        na_arena_fold(p, na_atomic_load(&p->bump.offset));
+        dirty = na_atomic_load(&p->dirty_end);
         /* One ordinary allocation of the parent: counted, digested and shown to tools as such. It
          * cannot fail after plan_split unless another thread allocates from the parent during
          * the split, which the caller has ruled out (a phase boundary). */

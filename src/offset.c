@@ -29,14 +29,14 @@
 
 void na_arena_fold_own_peak(nalloc_arena *a, size_t offset)
 {
-    size_t lent = nalloc_atomic_load(&a->lent);
+    size_t lent = na_atomic_load(&a->lent);
     if (offset > lent)
-        nalloc_atomic_max(&a->own_peak, offset - lent);
+        na_atomic_max(&a->own_peak, offset - lent);
 }
 
 bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to)
 {
-    if (from < nalloc_atomic_load(&a->mark_floor))
+    if (from < na_atomic_load(&a->mark_floor))
         return false; /* a mark was taken above it */
     /* The offset was `to` just now: fold it into the lazy peaks before it moves down, and
      * release, so that whoever is handed these bytes next sees everything done with them. */

@@ -128,7 +128,7 @@ static bool next_stretch(nalloc_arena *a, size_t *begin, size_t *end)
 {
     na_prefault *p = &a->prefault;
     size_t page = na_prim_page_size(), stretch = stretch_size();
-    size_t offset = nalloc_atomic_load(&a->bump.offset), peak = na_arena_peak(a);
+    size_t offset = na_atomic_load(&a->bump.offset), peak = na_arena_peak(a);
     size_t max_ahead = na_option_get(NA_OPTION_PREFAULT_AHEAD) * NA_PREFAULT_GROWTH;
     if (offset > p->last_offset) {
         size_t grew = offset - p->last_offset;

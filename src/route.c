@@ -220,7 +220,7 @@ void *nalloc_arena_malloc(nalloc_arena *arena, size_t size, size_t align)
     }
     void *p = na_block_alloc_fast(arena, na_stat_slot_of(arena), size, align);
     if (p == NULL && (p = na_block_alloc(arena, size, align)) == NULL) {
-        size_t offset = nalloc_atomic_load(&arena->bump.offset);
+        size_t offset = na_atomic_load(&arena->bump.offset);
         na_fail(NALLOC_ERR_NOMEM, call, "%zu bytes requested, %zu free in arena \"%s\"", size,
                 arena->bump.capacity - offset, arena->name);
     }
@@ -374,8 +374,8 @@ static inline bool in_route_chunk(const void *ptr)
     if (a == NULL || routes.slot == NULL)
         return false;
     const na_chunk *c = &routes.slot->blocks;
-    size_t at = (size_t)((uintptr_t)ptr - a->bump.base), begin = nalloc_atomic_load((size_t *)&c->begin);
-    return at - begin < nalloc_atomic_load((size_t *)&c->end) - begin && na_arena_alive(a);
+    size_t at = (size_t)((uintptr_t)ptr - a->bump.base), begin = na_atomic_load((size_t *)&c->begin);
+    return at - begin < na_atomic_load((size_t *)&c->end) - begin && na_arena_alive(a);
 }
 
 /* The arena half of nalloc_free, out of line for the same reason as routed_malloc: the block of

@@ -67,7 +67,7 @@ static inline bool na_track_extent(const nalloc_arena *a, size_t size, size_t *e
 #if NA_TRACK
     size_t redzone = a->track_redzone;
     if (na_unlikely(redzone != 0) && size != 0)
-        return size <= SIZE_MAX - redzone && nalloc_round_up(size + redzone, NA_TRACK_GRANULE, extent);
+        return size <= SIZE_MAX - redzone && na_round_up(size + redzone, NA_TRACK_GRANULE, extent);
 #else
     (void)a;
 #endif
