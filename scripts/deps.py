@@ -8,9 +8,11 @@ defines it, and prints the picture: one line per file with the files it uses, th
 (a strongly connected group of files), if any. Calls to static inline functions of headers are
 not calls between files and do not show.
 
-Usage: scripts/deps.py <build dir> [--fail-on-cycles] [--dot]
-  <build dir>       a configured and built nalloc build tree (its CMakeFiles/nalloc.dir objects)
-  --fail-on-cycles  exit 1 when any cycle exists
+Usage: scripts/deps.py <build dir> | <object>... [--nm <nm>] [--fail-on-cycles] [--dot]
+  <build dir>       a built nalloc build tree (its CMakeFiles/nalloc.dir objects), or
+  <object>...       the library's object files (tests/CMakeLists.txt passes $<TARGET_OBJECTS>)
+  --nm <nm>         the nm to run (default: nm on PATH)
+  --fail-on-cycles  exit 1 when any cycle exists (the ctest "file_layers" runs it so)
   --dot             print a Graphviz digraph instead of the text picture
 """
 import os
@@ -18,22 +20,35 @@ import subprocess
 import sys
 
 
-def objects(build):
-    root = os.path.join(build, "CMakeFiles", "nalloc.dir")
+def source_of(obj):
+    """The source file an object of the nalloc target was compiled from: src/arena.c for
+    .../CMakeFiles/nalloc.dir/src/arena.c.o."""
+    path = obj.replace(os.sep, "/")
+    marker = "/nalloc.dir/"
+    name = path[path.index(marker) + len(marker):] if marker in path else os.path.basename(path)
+    return name[:-2] if name.endswith(".o") else name
+
+
+def objects(paths):
     found = {}
-    for dirpath, _, files in os.walk(root):
-        for f in files:
-            if f.endswith(".o"):
-                src = os.path.relpath(os.path.join(dirpath, f[:-2]), root)
-                found[src] = os.path.join(dirpath, f)
+    for path in paths:
+        if os.path.isdir(path):
+            root = os.path.join(path, "CMakeFiles", "nalloc.dir")
+            for dirpath, _, files in os.walk(root):
+                for f in files:
+                    if f.endswith(".o"):
+                        obj = os.path.join(dirpath, f)
+                        found[source_of(obj)] = obj
+        else:
+            found[source_of(path)] = path
     if not found:
-        sys.exit(f"deps.py: no object files under {root}: build the library first")
+        sys.exit(f"deps.py: no object files in {' '.join(paths)}: build the library first")
     return found
 
 
-def symbols(obj):
+def symbols(nm, obj):
     """(defined, used): global symbols the object defines, and those it needs from elsewhere."""
-    out = subprocess.run(["nm", "-P", obj], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([nm, "-P", obj], check=True, capture_output=True, text=True).stdout
     defined, used = set(), set()
     for line in out.splitlines():
         parts = line.split()
@@ -80,11 +95,17 @@ def strongly_connected(graph):
 
 
 def main(argv):
-    args = [a for a in argv[1:] if not a.startswith("--")]
-    if len(args) != 1:
+    args, nm, rest = [], "nm", argv[1:]
+    while rest:
+        a = rest.pop(0)
+        if a == "--nm" and rest:
+            nm = rest.pop(0)
+        elif not a.startswith("--"):
+            args.extend(p for p in a.split(";") if p)  # a CMake list arrives as one argument
+    if not args:
         sys.exit(__doc__)
-    objs = objects(args[0])
-    table = {src: symbols(obj) for src, obj in objs.items()}
+    objs = objects(args)
+    table = {src: symbols(nm, obj) for src, obj in objs.items()}
     owner = {}
     for src, (defined, _) in table.items():
         for name in defined:

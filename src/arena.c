@@ -10,7 +10,7 @@
  *  - The high-water mark and the dirty extent (bytes handed out since the last wipe) are kept
  *    lazily. Between two downward moves the offset only grows, so its peak is the value just
  *    before a downward move; we fold that value in at each downward move (and when reading
- *    statistics) instead of on every allocation.
+ *    statistics) instead of on every allocation (offset.c).
  *
  *  - A mark is (arena uid, generation, epoch, offset). Reset and wipe bump the generation, so
  *    older marks are refused; every phase boundary (rollback, reset, wipe) bumps the epoch, which
@@ -23,6 +23,13 @@
  *    oldest merge into one that answers conservatively: a very old mark may be refused, never a
  *    stale one obeyed. free_last and resize_last may not move the offset below the newest mark
  *    (mark_floor), so marks stay meaningful without recording them.
+ *
+ * This file is the top of the arena code: it calls the files that manage parts of an arena
+ * (offset.c, tcache.c, blocks.c, stretch.c, stats.c, track.c, prefault.c, owner.c) and none of
+ * them calls it. It also keeps what a parent knows of the lanes split from it (lane.c makes
+ * them: "Lanes: the parent's side" below) and gives back a thread's slots and chunks when the
+ * thread exits. The memory under an arena is its backing's (backing.h), reached only through the
+ * header's na_memory: this file names no backing and makes no OS or CUDA call.
  */
 #include "internal.h"
 #include "prim.h"
