@@ -5,7 +5,8 @@
  * which holds the arena header) above those, and the CUDA layer's public calls (cuda/) on top.
  * This header is the bottom one: compiler helpers, assertions, errors, options, tracing, and the
  * few things the layers above arena logic may do with an arena they cannot see inside. A file
- * includes the highest of these headers it needs, and calls only down (scripts/deps.py checks).
+ * includes the highest of these headers it needs and calls only down: no two files call each
+ * other, directly or through others (scripts/deps.py; the ctest file_layers checks it).
  *
  * Everything here is prefixed na_. Functions are hidden: only nalloc_* is exported.
  */

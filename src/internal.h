@@ -127,7 +127,7 @@ struct nalloc_arena {
     size_t track_redzone;       /* bytes kept poisoned after each block: config.redzone while a
                                    checker watches, else 0 (read by allocations in checker builds) */
     size_t track_redzone_bytes; /* redzone bytes reserved by allocations since creation */
-    size_t track_frontier;      /* bytes: ASan shadow of [0, frontier) is set by track.h; grows
+    size_t track_frontier;      /* bytes: ASan shadow of [0, frontier) is set by track.c; grows
                                    in steps (track_lock), never shrinks */
     pthread_mutex_t track_lock; /* serializes frontier moves; its own lock, because allocations
                                    that move it can run under the control lock (a lane split) */
@@ -181,6 +181,7 @@ struct nalloc_arena {
 /* common.h tells a live arena by the magic number in its first word, as every handle's. */
 _Static_assert(offsetof(struct nalloc_arena, magic) == 0, "an arena header starts with its magic");
 
+/* Every NALLOC_FLAG_* this build knows: the features (backing.h) and the behaviours. */
 #define NA_KNOWN_FLAGS                                                                           \
     (NA_FEATURE_FLAGS | NALLOC_FLAG_WIPE_ON_DESTROY | NALLOC_FLAG_WIPE_AT_EXIT |                 \
      NALLOC_FLAG_STRICT | NALLOC_FLAG_PIN_FALLBACK | NALLOC_FLAG_NORESERVE |                    \
