@@ -11,7 +11,7 @@
  * figure for an allocator that ran out is not reported.
  *
  * Targets (issue 3): nalloc >= 100x device malloc on a full grid; warp-aggregated >= 5x plain
- * when all lanes allocate.
+ * when all threads of a warp allocate.
  */
 #include "bench_device_common.h"
 

@@ -1,7 +1,8 @@
 /* bench/bench_nvtx_hooks.c - what the NVTX memory annotations cost when no tool is attached.
  *
- * A device arena built with NVTX (the default) calls na_nvtx_region_alloc on every allocation and
- * na_nvtx_heap_release on every rollback, reset and wipe. Without a tool they must cost nothing
+ * A device arena built with NVTX (the default) describes its blocks to a memory tool through
+ * hooks: na_nvtx_region_alloc on every allocation and na_nvtx_heap_release on every rollback,
+ * reset and wipe, installed by na_nvtx_heap_register. Without a tool they must cost nothing
  * measurable. This runs the host-side allocation path of a device arena without needing a GPU:
  * a host arena with the device's 256-byte alignment and the device backing's hooks installed
  * (cuda/nvtx.c is compiled in, as in tests/test_nvtx.c), against the same arena without hooks,
@@ -11,6 +12,7 @@
  * Usage: bench_nvtx_hooks [--allocs N] [--rounds N]. Prints a table and `csv,...` lines.
  */
 #include "cuda_internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,12 +49,10 @@ static nalloc_arena *device_like(bool hooks, na_backing *storage)
         exit(1);
     }
     if (hooks) {
-        *storage = *a->backing;
-        storage->on_alloc = NA_NVTX_ON_ALLOC;
-        storage->on_release = NA_NVTX_ON_RELEASE;
-        a->backing = storage;
-        a->on_alloc = storage->on_alloc;
-        na_nvtx_heap_register(a);
+        *storage = *a->memory.backing;
+        a->memory.backing = storage;
+        na_nvtx_heap_register(&a->memory); /* as the device backing's create does */
+        a->on_alloc = a->memory.on_alloc;  /* as arena creation does after it */
     }
     return a;
 }
@@ -79,7 +79,7 @@ static double ns_per_hook_call(nalloc_arena *a, long calls)
 {
     double t0 = now();
     for (long i = 0; i < calls; i++) {
-        na_nvtx_region_alloc(a, (size_t)(i & 1023) * 256, 64);
+        na_nvtx_region_alloc(&a->memory, (size_t)(i & 1023) * 256, 64);
         __asm__ volatile("" : : : "memory");
     }
     return (now() - t0) * 1e9 / (double)calls;
@@ -108,7 +108,7 @@ int main(int argc, char **argv)
     na_backing storage;
     nalloc_arena *plain = device_like(false, NULL);
     nalloc_arena *hooked = device_like(true, &storage);
-    bool tool = hooked->nvtx != NULL;
+    bool tool = hooked->memory.tool != NULL;
     printf("bench_nvtx_hooks: device-arena allocation path, NVTX hooks vs none (%s)\n",
            tool ? "A TOOL IS ATTACHED: these are the tool's costs" : "no tool attached");
     printf("# build   %s\n", BENCH_BUILD);
@@ -139,7 +139,7 @@ int main(int argc, char **argv)
            100.0 * (w1 - w0) / w0);
     printf("csv,nvtx_hooks,%s,%ld,%.3f,%.3f,%.3f\n", tool ? "tool" : "no_tool", allocs, w0, w1, h);
 
-    na_nvtx_heap_unregister(hooked);
+    na_nvtx_heap_unregister(&hooked->memory);
     nalloc_arena_destroy(hooked);
     nalloc_arena_destroy(plain);
     return 0;

@@ -71,15 +71,3 @@ nalloc_status nalloc_cuda_available(void)
     nalloc_status st = na_cuda_ready();
     return st == NALLOC_OK ? st : na_fail_cause(st, "nalloc_cuda_available", NULL);
 }
-
-nalloc_status nalloc_wipe_async(nalloc_arena *arena, cudaStream_t stream)
-{
-    static const char call[] = "nalloc_wipe_async";
-    if (na_arena_check(arena) != NALLOC_OK)
-        return na_arena_refuse(arena, call);
-    na_cause_clear();
-    /* NULL means "synchronous" to the backings; stream 0 is the legacy default stream. */
-    nalloc_status st =
-        na_arena_wipe(arena, stream != NULL ? (void *)stream : (void *)cudaStreamLegacy);
-    return st == NALLOC_OK ? st : na_fail_cause(st, call, "arena \"%s\"", arena->name);
-}

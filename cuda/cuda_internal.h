@@ -5,11 +5,15 @@
  * which turns "there is no driver or no device" into NALLOC_ERR_NO_DEVICE, anything else into
  * NALLOC_ERR_CUDA, and notes the CUDA error's name and text as the cause (status.c): the public
  * call that fails because of it carries the text in its message and nalloc_cuda_error_string().
+ *
+ * The backings here (pinned.c, device.c) see an arena only through backing.h's na_memory, and the
+ * public calls (window.c, staging.c, wipe_async.c) only through common.h's calls on arenas: no
+ * file of cuda/ sees the arena header.
  */
 #ifndef NALLOC_CUDA_INTERNAL_H
 #define NALLOC_CUDA_INTERNAL_H
 
-#include "internal.h"
+#include "backing.h"
 
 #include <cuda_runtime_api.h>
 
@@ -43,30 +47,28 @@ static inline void na_cuda_leave(int device, int previous)
         (void)cudaGetLastError();
 }
 
-/* NVTX memory annotations for device arenas (cuda/nvtx.c when NALLOC_HAVE_NVTX; no-ops and NULL
- * hooks otherwise). The device backing registers its block as a heap at create and unregisters it
- * at destroy, and installs NA_NVTX_ON_ALLOC / NA_NVTX_ON_RELEASE as its on_alloc / on_release
- * hooks, so every host-side sub-allocation becomes an NVTX region and every rollback, reset or
- * wipe resets the regions above the new offset. In-kernel windows register as one region. */
+/* NVTX memory annotations for device arenas (cuda/nvtx.c when NALLOC_HAVE_NVTX; no-ops
+ * otherwise). The device backing registers its block as a heap at create and unregisters it at
+ * destroy. While a tool listens, registering installs na_nvtx_region_alloc and
+ * na_nvtx_heap_release as the memory's on_alloc and on_release hooks, so every host-side
+ * sub-allocation becomes an NVTX region and every rollback, reset or wipe resets the regions above
+ * the new offset; without a tool it installs nothing, and allocations run exactly as in a build
+ * without NVTX. In-kernel windows register as one region. */
 #if NALLOC_HAVE_NVTX
-void na_nvtx_heap_register(nalloc_arena *a);
-void na_nvtx_heap_unregister(nalloc_arena *a);
-void na_nvtx_region_alloc(nalloc_arena *a, size_t offset, size_t size);
-void na_nvtx_heap_release(nalloc_arena *a, size_t offset);
-void na_nvtx_window_register(nalloc_arena *a, const void *base, size_t size);
-#define NA_NVTX_ON_ALLOC na_nvtx_region_alloc
-#define NA_NVTX_ON_RELEASE na_nvtx_heap_release
+void na_nvtx_heap_register(na_memory *m);
+void na_nvtx_heap_unregister(na_memory *m);
+void na_nvtx_region_alloc(const na_memory *m, size_t offset, size_t size);
+void na_nvtx_heap_release(const na_memory *m, size_t offset);
+void na_nvtx_window_register(const na_memory *m, const void *base, size_t size);
 #else
-static inline void na_nvtx_heap_register(nalloc_arena *a) { (void)a; }
-static inline void na_nvtx_heap_unregister(nalloc_arena *a) { (void)a; }
-static inline void na_nvtx_window_register(nalloc_arena *a, const void *base, size_t size)
+static inline void na_nvtx_heap_register(na_memory *m) { (void)m; }
+static inline void na_nvtx_heap_unregister(na_memory *m) { (void)m; }
+static inline void na_nvtx_window_register(const na_memory *m, const void *base, size_t size)
 {
-    (void)a;
+    (void)m;
     (void)base;
     (void)size;
 }
-#define NA_NVTX_ON_ALLOC NULL
-#define NA_NVTX_ON_RELEASE NULL
 #endif
 
 #endif /* NALLOC_CUDA_INTERNAL_H */

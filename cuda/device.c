@@ -67,10 +67,10 @@ static CUresult buffer_id_of(uintptr_t p, unsigned long long *id)
     return pointer_attribute(id, CU_POINTER_ATTRIBUTE_BUFFER_ID, (CUdeviceptr)p);
 }
 
-/* a->cuda holds the block's buffer id (0: unknown, nothing is checked). */
-static unsigned long long block_id(const nalloc_arena *a)
+/* The memory's state is the block's buffer id (0: unknown, nothing is checked). */
+static unsigned long long block_id(const na_memory *m)
 {
-    return (unsigned long long)(uintptr_t)a->cuda;
+    return (unsigned long long)(uintptr_t)m->state;
 }
 
 /* Does the arena's base address still belong to the block it allocated? NALLOC_OK: yes, or no id
@@ -78,12 +78,12 @@ static unsigned long long block_id(const nalloc_arena *a)
  * again). NALLOC_ERR_CUDA: the driver could not say (*call failed with *err: a context with a
  * sticky error, say); the address may then be somebody else's just as well, so the caller writes
  * and frees nothing there either. */
-static nalloc_status block_alive(const nalloc_arena *a, cudaError_t *err, const char **call)
+static nalloc_status block_alive(const na_memory *m, cudaError_t *err, const char **call)
 {
     unsigned long long id = 0;
-    if (block_id(a) == 0)
+    if (block_id(m) == 0)
         return NALLOC_OK;
-    CUresult res = buffer_id_of(a->bump.base, &id);
+    CUresult res = buffer_id_of(m->base, &id);
     if (res == CUDA_ERROR_INVALID_CONTEXT) {
         /* A reset left this thread without a current context: the runtime makes its primary
          * context current again on its next call (cudaFree(NULL) frees nothing). */
@@ -93,9 +93,9 @@ static nalloc_status block_alive(const nalloc_arena *a, cudaError_t *err, const 
             (void)cudaGetLastError();
             return NALLOC_ERR_CUDA;
         }
-        res = buffer_id_of(a->bump.base, &id);
+        res = buffer_id_of(m->base, &id);
     }
-    if (res == CUDA_ERROR_INVALID_VALUE || (res == CUDA_SUCCESS && id != block_id(a)))
+    if (res == CUDA_ERROR_INVALID_VALUE || (res == CUDA_SUCCESS && id != block_id(m)))
         return NALLOC_ERR_STATE;
     if (res != CUDA_SUCCESS) {
         *err = (cudaError_t)res; /* the runtime numbers the errors both APIs share alike */
@@ -130,9 +130,9 @@ static nalloc_status fractional_capacity(const nalloc_arena_config *c, size_t *c
     return NALLOC_OK;
 }
 
-static nalloc_status device_create(nalloc_arena *a)
+static nalloc_status device_create(na_memory *m)
 {
-    nalloc_arena_config *c = &a->config;
+    nalloc_arena_config *c = m->config;
     if (c->device < 0) {
         na_cause("device %d is not a device ordinal", c->device);
         return NALLOC_ERR_INVALID;
@@ -170,11 +170,6 @@ static nalloc_status device_create(nalloc_arena *a)
     void *base = NULL;
     if (st == NALLOC_OK)
         st = na_cuda_status(cudaMalloc(&base, capacity), "cudaMalloc");
-    if (st == NALLOC_OK && !nalloc_bump_init(&a->bump, (uintptr_t)base, capacity)) {
-        (void)cudaFree(base);
-        na_cause("the block would end past the top of the address space");
-        st = NALLOC_ERR_INVALID;
-    }
     unsigned long long id = 0;
     if (st == NALLOC_OK && buffer_id_of((uintptr_t)base, &id) != CUDA_SUCCESS)
         id = 0; /* unknown: wipes and destroy will not check */
@@ -182,70 +177,70 @@ static nalloc_status device_create(nalloc_arena *a)
     if (st != NALLOC_OK)
         return st;
 
+    /* No guards, no page-level protections: those fields of the memory stay zero. */
     c->capacity = capacity;
-    a->reserved = capacity;
-    a->guard_size = 0;
-    a->guard_pages = false;
-    a->in_force = 0;
-    a->cuda = (void *)(uintptr_t)id;
-    na_nvtx_heap_register(a);
+    m->base = (uintptr_t)base;
+    m->capacity = capacity;
+    m->reserved = capacity;
+    m->state = (void *)(uintptr_t)id;
+    na_nvtx_heap_register(m);
     return NALLOC_OK;
 }
 
-static void device_destroy(nalloc_arena *a)
+static void device_destroy(na_memory *m)
 {
-    na_nvtx_heap_unregister(a);
+    na_nvtx_heap_unregister(m);
     /* Destroy reports no failure to release the block (the arena is released whatever CUDA says),
      * so CUDA's refusals here are not this thread's last error either: only the runtime's error
      * state is cleared. Without its device current the block cannot be freed, and stays. */
-    int previous = a->config.device;
+    int device = m->config->device, previous = device;
     if (cudaGetDevice(&previous) != cudaSuccess ||
-        (previous != a->config.device && cudaSetDevice(a->config.device) != cudaSuccess)) {
+        (previous != device && cudaSetDevice(device) != cudaSuccess)) {
         (void)cudaGetLastError();
         return;
     }
     /* Not known to be alive: its context may have taken it, and the address be another's. */
     cudaError_t why;
     const char *call;
-    if (block_alive(a, &why, &call) == NALLOC_OK && cudaFree((void *)a->bump.base) != cudaSuccess)
+    if (block_alive(m, &why, &call) == NALLOC_OK && cudaFree((void *)m->base) != cudaSuccess)
         (void)cudaGetLastError();
-    na_cuda_leave(a->config.device, previous);
-    a->bump.base = 0;
-    a->reserved = 0;
-    a->cuda = NULL;
+    na_cuda_leave(device, previous);
+    m->base = 0;
+    m->reserved = 0;
+    m->state = NULL;
 }
 
 /* stream == NULL: the legacy default stream, then wait for it (see nalloc_wipe_async in
  * nalloc/cuda.h for what that orders against). A stream-ordered wipe also waits when a memory
- * tool watches the arena (a->nvtx: cuda/nvtx.c found one): the wipe registers its range as a
+ * tool watches the arena (m->tool: cuda/nvtx.c found one): the wipe registers its range as a
  * region only until the arena is reset, right after this returns, and a kernel still running
- * then would be checked against a heap with no regions and reported. Without a tool, a->nvtx is
+ * then would be checked against a heap with no regions and reported. Without a tool, m->tool is
  * NULL and nothing waits. */
-static nalloc_status device_zero(nalloc_arena *a, size_t offset, size_t length, void *stream)
+static nalloc_status device_zero(const na_memory *m, size_t offset, size_t length, void *stream)
 {
     if (length == 0)
         return NALLOC_OK;
-    int previous;
-    nalloc_status st = na_cuda_enter(a->config.device, &previous);
+    int device = m->config->device, previous;
+    nalloc_status st = na_cuda_enter(device, &previous);
     if (st != NALLOC_OK)
         return st;
     cudaError_t why;
     const char *call;
-    st = block_alive(a, &why, &call);
+    st = block_alive(m, &why, &call);
     if (st == NALLOC_ERR_CUDA)
         st = na_cuda_status(why, call);
     if (st != NALLOC_OK) {
-        na_cuda_leave(a->config.device, previous);
+        na_cuda_leave(device, previous);
         if (st == NALLOC_ERR_STATE)
             na_cause("the arena's device memory went with its CUDA context (cudaDeviceReset?)");
         return st;
     }
     cudaStream_t s = stream != NULL ? (cudaStream_t)stream : cudaStreamLegacy;
-    void *p = (void *)(a->bump.base + offset);
-    st = na_cuda_status(na_cuda_wipe(a->config.device, p, length, s), "nalloc wipe kernel launch");
-    if (st == NALLOC_OK && (stream == NULL || a->nvtx != NULL))
+    void *p = (void *)(m->base + offset);
+    st = na_cuda_status(na_cuda_wipe(device, p, length, s), "nalloc wipe kernel launch");
+    if (st == NALLOC_OK && (stream == NULL || m->tool != NULL))
         st = na_cuda_status(cudaStreamSynchronize(s), "cudaStreamSynchronize (wipe)");
-    na_cuda_leave(a->config.device, previous);
+    na_cuda_leave(device, previous);
     return st;
 }
 
@@ -254,8 +249,6 @@ const na_backing na_backing_device = {
     .create = device_create,
     .destroy = device_destroy,
     .zero = device_zero,
-    .on_alloc = NA_NVTX_ON_ALLOC,
-    .on_release = NA_NVTX_ON_RELEASE,
     .fresh_is_zero = false,
     .host_accessible = false,
 };

@@ -14,12 +14,12 @@
  *    live region: alignment padding between blocks, and everything above the offset.
  *
  * Without a tool attached (the normal case), NVTX's own functions are no-ops, nvtxMemHeapRegister
- * returns NULL, and nothing is kept: a->nvtx stays NULL and the arena's allocation hook is
- * removed, so an allocation runs exactly the instructions it runs in a build without NVTX
- * (bench/bench_nvtx_hooks measures both); the release hook, at phase boundaries only, returns
- * after one load. With a tool, each arena keeps its
- * regions in an array sorted by offset under a mutex; tools are slow anyway, and the array is
- * what lets a release unregister exactly the regions above the new offset.
+ * returns NULL, and nothing is kept: the memory's tool stays NULL and no hook is installed, so an
+ * allocation runs exactly the instructions it runs in a build without NVTX (bench/bench_nvtx_hooks
+ * measures both). With a tool, each arena keeps its regions in an array sorted by offset under a
+ * mutex; tools are slow anyway, and the array is what lets a release unregister exactly the
+ * regions above the new offset. All of it works on the arena's na_memory (backing.h), the only
+ * part of an arena the device backing sees.
  *
  * Releases and allocations can race: free_last moves the offset down with one CAS and calls the
  * release hook after it, by which time another thread may have allocated the freed bytes again
@@ -56,14 +56,14 @@ static nvtxDomainHandle_t nalloc_domain(void)
     return domain;
 }
 
-void na_trace_push(const char *what, const nalloc_arena *a)
+void na_trace_push(const char *what, const char *name)
 {
     nvtxDomainHandle_t d = nalloc_domain();
     if (d == NULL)
         return;
     char text[NA_NAME_MAX + 48];
-    if (a != NULL)
-        snprintf(text, sizeof text, "%s(%s)", what, a->name);
+    if (name != NULL)
+        snprintf(text, sizeof text, "%s(%s)", what, name);
     else
         snprintf(text, sizeof text, "%s", what);
     nvtxEventAttributes_t attr;
@@ -103,9 +103,9 @@ typedef struct na_nvtx_heap {
 
 #define NA_NVTX_BATCH 32 /* regions unregistered per NVTX call */
 
-static const void *address_of(const nalloc_arena *a, size_t offset)
+static const void *address_of(const na_memory *m, size_t offset)
 {
-    return (const void *)(a->bump.base + offset);
+    return (const void *)(m->base + offset);
 }
 
 /* Index of the first region that begins at or after `offset`. */
@@ -122,11 +122,11 @@ static size_t first_at_or_after(const na_nvtx_heap *h, size_t offset)
     return lo;
 }
 
-static void shrink_region(const nalloc_arena *a, na_nvtx_heap *h, size_t i, size_t end)
+static void shrink_region(const na_memory *m, na_nvtx_heap *h, size_t i, size_t end)
 {
     na_nvtx_region *r = &h->regions[i];
     r->end = end;
-    nvtxMemVirtualRangeDesc_t range = {.size = r->end - r->begin, .ptr = address_of(a, r->begin)};
+    nvtxMemVirtualRangeDesc_t range = {.size = r->end - r->begin, .ptr = address_of(m, r->begin)};
     nvtxMemRegionsResizeBatch_t batch = {
         .extCompatID = NVTX_EXT_COMPATID_MEM,
         .structSize = sizeof batch,
@@ -139,7 +139,7 @@ static void shrink_region(const nalloc_arena *a, na_nvtx_heap *h, size_t i, size
 }
 
 /* Unregister regions [i, j) and close the gap in the array. */
-static void drop_regions(const nalloc_arena *a, na_nvtx_heap *h, size_t i, size_t j)
+static void drop_regions(const na_memory *m, na_nvtx_heap *h, size_t i, size_t j)
 {
     if (i == j)
         return;
@@ -150,7 +150,7 @@ static void drop_regions(const nalloc_arena *a, na_nvtx_heap *h, size_t i, size_
         for (size_t k = i; k < j;) {
             size_t n = 0;
             while (k < j && n < NA_NVTX_BATCH)
-                refs[n++].pointer = address_of(a, h->regions[k++].begin);
+                refs[n++].pointer = address_of(m, h->regions[k++].begin);
             nvtxMemRegionsUnregisterBatch_t batch = {
                 .extCompatID = NVTX_EXT_COMPATID_MEM,
                 .structSize = sizeof batch,
@@ -169,15 +169,15 @@ static void drop_regions(const nalloc_arena *a, na_nvtx_heap *h, size_t i, size_
 /* Make [begin, end) free of regions: a region that starts inside it is dead and goes; one that
  * starts before it and reaches into it is cut at `begin` (its live part, if any, ends there).
  * Returns the index where a region beginning at `begin` belongs. */
-static size_t carve(const nalloc_arena *a, na_nvtx_heap *h, size_t begin, size_t end)
+static size_t carve(const na_memory *m, na_nvtx_heap *h, size_t begin, size_t end)
 {
     size_t i = first_at_or_after(h, begin);
     if (i > 0 && h->regions[i - 1].end > begin)
-        shrink_region(a, h, i - 1, begin);
+        shrink_region(m, h, i - 1, begin);
     size_t j = i;
     while (j < h->count && h->regions[j].begin < end)
         j++;
-    drop_regions(a, h, i, j);
+    drop_regions(m, h, i, j);
     return i;
 }
 
@@ -204,10 +204,10 @@ static bool reserve_slot(na_nvtx_heap *h)
 }
 
 /* Register [begin, end) as a region, replacing whatever was recorded there (heap lock held). */
-static void add_region(const nalloc_arena *a, na_nvtx_heap *h, size_t begin, size_t end,
+static void add_region(const na_memory *m, na_nvtx_heap *h, size_t begin, size_t end,
                        const char *name)
 {
-    size_t i = carve(a, h, begin, end);
+    size_t i = carve(m, h, begin, end);
     if (!reserve_slot(h)) {
         disable(h);
         return;
@@ -216,7 +216,7 @@ static void add_region(const nalloc_arena *a, na_nvtx_heap *h, size_t begin, siz
     h->regions[i] = (na_nvtx_region){begin, end};
     h->count++;
 
-    nvtxMemVirtualRangeDesc_t range = {.size = end - begin, .ptr = address_of(a, begin)};
+    nvtxMemVirtualRangeDesc_t range = {.size = end - begin, .ptr = address_of(m, begin)};
     nvtxMemRegionsRegisterBatch_t batch = {
         .extCompatID = NVTX_EXT_COMPATID_MEM,
         .structSize = sizeof batch,
@@ -246,11 +246,11 @@ static void add_region(const nalloc_arena *a, na_nvtx_heap *h, size_t begin, siz
     }
 }
 
-void na_nvtx_heap_register(nalloc_arena *a)
+void na_nvtx_heap_register(na_memory *m)
 {
-    na_assert(a != NULL && a->nvtx == NULL);
+    na_assert(m != NULL && m->tool == NULL);
     nvtxDomainHandle_t d = nalloc_domain();
-    nvtxMemVirtualRangeDesc_t range = {.size = a->bump.capacity, .ptr = address_of(a, 0)};
+    nvtxMemVirtualRangeDesc_t range = {.size = m->capacity, .ptr = address_of(m, 0)};
     nvtxMemHeapDesc_t desc;
     memset(&desc, 0, sizeof desc);
     desc.extCompatID = NVTX_EXT_COMPATID_MEM;
@@ -260,7 +260,7 @@ void na_nvtx_heap_register(nalloc_arena *a)
     desc.typeSpecificDescSize = sizeof range;
     desc.typeSpecificDesc = &range;
     desc.messageType = NVTX_MESSAGE_TYPE_ASCII;
-    desc.message.ascii = a->name;
+    desc.message.ascii = m->name;
     nvtxMemHeapHandle_t handle = nvtxMemHeapRegister(d, &desc);
     na_nvtx_heap *h = NULL;
     if (handle != NULL && handle != NVTX_MEM_HEAP_HANDLE_NO_TOOL) {
@@ -269,20 +269,23 @@ void na_nvtx_heap_register(nalloc_arena *a)
             nvtxMemHeapUnregister(d, handle); /* annotations are best effort */
     }
     if (h == NULL) {
-        /* No tool to describe the arena to: take the hook off the allocation path altogether,
-         * so allocations cost exactly what they cost without NVTX. */
-        a->on_alloc = NULL;
+        /* No tool to describe the arena to: no hook on the allocation path at all, so
+         * allocations cost exactly what they cost without NVTX. */
+        m->on_alloc = NULL;
+        m->on_release = NULL;
         return;
     }
     h->handle = handle;
-    h->name_regions = a->config.kind == NALLOC_KIND_WITNESS;
+    h->name_regions = m->config->kind == NALLOC_KIND_WITNESS;
     pthread_mutex_init(&h->lock, NULL);
-    a->nvtx = h;
+    m->tool = h;
+    m->on_alloc = na_nvtx_region_alloc;
+    m->on_release = na_nvtx_heap_release;
 }
 
-void na_nvtx_heap_unregister(nalloc_arena *a)
+void na_nvtx_heap_unregister(na_memory *m)
 {
-    na_nvtx_heap *h = a->nvtx;
+    na_nvtx_heap *h = m->tool;
     if (h == NULL)
         return;
     if (!h->disabled)
@@ -290,43 +293,41 @@ void na_nvtx_heap_unregister(nalloc_arena *a)
     pthread_mutex_destroy(&h->lock);
     free(h->regions);
     free(h);
-    a->nvtx = NULL;
+    m->tool = NULL;
 }
 
-void na_nvtx_region_alloc(nalloc_arena *a, size_t offset, size_t size)
+void na_nvtx_region_alloc(const na_memory *m, size_t offset, size_t size)
 {
-    na_nvtx_heap *h = a->nvtx;
-    if (na_likely(h == NULL))
+    na_nvtx_heap *h = m->tool;
+    if (na_unlikely(h == NULL))
         return; /* no tool: the whole cost of annotations on the allocation path */
     pthread_mutex_lock(&h->lock);
     if (!h->disabled)
-        add_region(a, h, offset, offset + size, h->name_regions ? a->name : NULL);
+        add_region(m, h, offset, offset + size, h->name_regions ? m->name : NULL);
     pthread_mutex_unlock(&h->lock);
 }
 
-void na_nvtx_heap_release(nalloc_arena *a, size_t offset)
+void na_nvtx_heap_release(const na_memory *m, size_t offset)
 {
-    na_nvtx_heap *h = a->nvtx;
+    na_nvtx_heap *h = m->tool;
     if (na_likely(h == NULL))
         return;
     pthread_mutex_lock(&h->lock);
     /* Blocks allocated since the offset moved down are live even if they lie above `offset`. */
-    size_t now = nalloc_atomic_load(&a->bump.offset);
+    size_t now = na_atomic_load(m->offset);
     if (!h->disabled)
-        carve(a, h, offset > now ? offset : now, SIZE_MAX);
+        carve(m, h, offset > now ? offset : now, SIZE_MAX);
     pthread_mutex_unlock(&h->lock);
 }
 
-void na_nvtx_window_register(nalloc_arena *a, const void *base, size_t size)
+void na_nvtx_window_register(const na_memory *m, const void *base, size_t size)
 {
-    na_nvtx_heap *h = a->nvtx;
-    uintptr_t p = (uintptr_t)base;
-    if (na_likely(h == NULL) || size == 0 || p < a->bump.base ||
-        p - a->bump.base > a->bump.capacity || size > a->bump.capacity - (p - a->bump.base))
+    na_nvtx_heap *h = m->tool;
+    size_t offset;
+    if (na_likely(h == NULL) || size == 0 || !na_range_inside(m->base, m->capacity, base, size, &offset))
         return;
-    size_t offset = (size_t)(p - a->bump.base);
     pthread_mutex_lock(&h->lock);
     if (!h->disabled)
-        add_region(a, h, offset, offset + size, "nalloc window");
+        add_region(m, h, offset, offset + size, "nalloc window");
     pthread_mutex_unlock(&h->lock);
 }

@@ -27,10 +27,10 @@
 #include "prim.h"
 
 /* The usable range of a host mapping: everything between the guards, a whole number of pages. */
-static void usable_range(const nalloc_arena *a, char **base, size_t *size)
+static void usable_range(const na_memory *m, char **base, size_t *size)
 {
-    *base = (char *)a->map_start + a->guard_size;
-    *size = a->reserved - 2 * a->guard_size;
+    *base = (char *)m->map_start + m->guard_size;
+    *size = m->reserved - 2 * m->guard_size;
 }
 
 /* Unregister the chunks covering [base, base + size), ignoring failures: it runs on teardown and
@@ -43,12 +43,12 @@ static void unregister_chunks(char *base, size_t size, size_t chunk)
 }
 
 /* Page-lock the arena's usable range in chunks; all or nothing. */
-static nalloc_status register_chunks(nalloc_arena *a)
+static nalloc_status register_chunks(na_memory *m)
 {
     char *base;
     size_t size;
-    usable_range(a, &base, &size);
-    size_t chunk = a->config.pin_chunk;
+    usable_range(m, &base, &size);
+    size_t chunk = m->config->pin_chunk;
     double start = na_prim_now();
     for (size_t done = 0; done < size; done += chunk) {
         size_t len = size - done < chunk ? size - done : chunk;
@@ -59,13 +59,14 @@ static nalloc_status register_chunks(nalloc_arena *a)
             return st;
         }
     }
-    a->pin_seconds = na_prim_now() - start;
+    m->pin_seconds = na_prim_now() - start;
     return NALLOC_OK;
 }
 
-static nalloc_status pinned_create(nalloc_arena *a)
+static nalloc_status pinned_create(na_memory *m)
 {
-    if (a->config.flags & NALLOC_FLAG_SECRET) { /* secretmem pages cannot be pinned by the driver */
+    nalloc_arena_config *c = m->config;
+    if (c->flags & NALLOC_FLAG_SECRET) { /* secretmem pages cannot be pinned by the driver */
         na_cause("NALLOC_FLAG_SECRET: memfd_secret memory cannot be registered with CUDA");
         return NALLOC_ERR_UNSUPPORTED;
     }
@@ -73,44 +74,44 @@ static nalloc_status pinned_create(nalloc_arena *a)
     /* The chunk actually used, kept in the config so that destroy unregisters the same chunks:
      * whole pages, 0 meaning the NALLOC_PIN_CHUNK default (and a default of 0: one chunk). */
     size_t page = na_prim_page_size();
-    size_t chunk = a->config.pin_chunk ? a->config.pin_chunk : na_option_get(NA_OPTION_PIN_CHUNK);
-    if (chunk == 0 || !nalloc_round_up(chunk, page, &chunk))
+    size_t chunk = c->pin_chunk ? c->pin_chunk : na_option_get(NA_OPTION_PIN_CHUNK);
+    if (chunk == 0 || !na_round_up(chunk, page, &chunk))
         chunk = SIZE_MAX - (SIZE_MAX % page);
-    a->config.pin_chunk = chunk;
+    c->pin_chunk = chunk;
 
     nalloc_status st = na_cuda_ready();
     if (st != NALLOC_OK) {
-        if (!(a->config.flags & NALLOC_FLAG_PIN_FALLBACK))
+        if (!(c->flags & NALLOC_FLAG_PIN_FALLBACK))
             return st;
         na_cause_clear(); /* recovered: the probe's NO_DEVICE explains nothing that follows */
-        a->config.flags |= NALLOC_FLAG_LOCK;
-        st = na_backing_host.create(a);
-        a->pin_fallback = st == NALLOC_OK;
+        c->flags |= NALLOC_FLAG_LOCK;
+        st = na_backing_host.create(m);
+        m->pin_fallback = st == NALLOC_OK;
         return st;
     }
 
-    st = na_backing_host.create(a);
+    st = na_backing_host.create(m);
     if (st != NALLOC_OK)
         return st;
-    st = register_chunks(a);
+    st = register_chunks(m);
     if (st != NALLOC_OK) {
-        na_backing_host.destroy(a);
+        na_backing_host.destroy(m);
         return st;
     }
-    a->pinned = true;
+    m->pinned = true;
     return NALLOC_OK;
 }
 
-static void pinned_destroy(nalloc_arena *a)
+static void pinned_destroy(na_memory *m)
 {
-    if (a->pinned) {
+    if (m->pinned) {
         char *base;
         size_t size;
-        usable_range(a, &base, &size);
-        unregister_chunks(base, size, a->config.pin_chunk);
-        a->pinned = false;
+        usable_range(m, &base, &size);
+        unregister_chunks(base, size, m->config->pin_chunk);
+        m->pinned = false;
     }
-    na_backing_host.destroy(a);
+    na_backing_host.destroy(m);
 }
 
 /* Copies into a pinned arena are DMA that the CPU's stores do not order against: a copy still
@@ -120,13 +121,13 @@ static void pinned_destroy(nalloc_arena *a)
  * and the failure is reported: the wipe was not ordered after the stream's copies. Synchronous
  * wipes (stream NULL: nalloc_wipe, destroy, exit, zeroed allocations) wait for nothing; their
  * callers have finished the copies, as for any host memory they hand back. */
-static nalloc_status pinned_zero(nalloc_arena *a, size_t offset, size_t length, void *stream)
+static nalloc_status pinned_zero(const na_memory *m, size_t offset, size_t length, void *stream)
 {
     nalloc_status waited = NALLOC_OK;
-    if (stream != NULL && a->pinned)
+    if (stream != NULL && m->pinned)
         waited = na_cuda_status(cudaStreamSynchronize((cudaStream_t)stream),
                                 "cudaStreamSynchronize (pinned wipe)");
-    nalloc_status st = na_backing_host.zero(a, offset, length, stream);
+    nalloc_status st = na_backing_host.zero(m, offset, length, stream);
     return st != NALLOC_OK ? st : waited;
 }
 

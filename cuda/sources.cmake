@@ -7,7 +7,8 @@ target_sources(nalloc PRIVATE
   cuda/pinned.c
   cuda/staging.c
   cuda/window.c
-  cuda/wipe.cu)
+  cuda/wipe.cu
+  cuda/wipe_async.c)
 # NALLOC_HAVE_CUDA and NALLOC_HAVE_NVTX reach the sources through nalloc/config.h (0 or 1).
 target_include_directories(nalloc PRIVATE cuda)
 target_link_libraries(nalloc PUBLIC CUDA::cudart)

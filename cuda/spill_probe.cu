@@ -27,7 +27,7 @@ __global__ void NA_PROBE_BOUNDS na_probe_window_alloc_warp(nalloc_window w, cons
                                                            void **out)
 {
     unsigned t = blockIdx.x * blockDim.x + threadIdx.x;
-    if (sizes[t] & 1) /* divergent: two groups of lanes, two aggregated reservations */
+    if (sizes[t] & 1) /* divergent: two groups of threads, two aggregated reservations */
         out[t] = nalloc_window_alloc_warp(w, sizes[t]);
     else
         out[t] = nalloc_window_alloc_warp(w, sizes[t] + 1);

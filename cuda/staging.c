@@ -8,7 +8,8 @@
  * arena has handed out, [base, base + offset), and that the arenas are a pinned one and a device
  * one. Those checks are a few loads and compares; the copy itself is the DMA engines' business.
  *
- * The handed-out part is read with one relaxed load of the arena's offset. Allocations racing
+ * The handed-out part is read with one relaxed load of the arena's offset (na_range_inside, the
+ * check every "does this range lie in the arena" question goes through). Allocations racing
  * with the check only raise it; a rollback or reset racing with it breaks the phase-boundary
  * contract of nalloc.h, as any use of the released block would.
  */
@@ -16,35 +17,26 @@
 
 #include "nalloc/cuda.h"
 
-/* Is [p, p + size) inside the part of `a` handed out so far? No arithmetic here can wrap. */
-static bool in_handed_out(const nalloc_arena *a, const void *p, size_t size)
+/* Check one side of a copy: the memory of a (live) arena of memory kind `want` whose block holds
+ * the range. `side` ("source", "destination") for the cause. */
+static nalloc_status check_side(const na_memory *m, nalloc_memory want, const void *p, size_t size,
+                                const char *side)
 {
-    uintptr_t addr = (uintptr_t)p;
-    size_t used = nalloc_atomic_load(&a->bump.offset);
-    if (p == NULL || addr < a->bump.base || addr - a->bump.base > used)
-        return false;
-    return size <= used - (addr - a->bump.base);
-}
-
-/* Check one side of a copy: a (live) arena of memory kind `want` whose block holds the range.
- * `side` ("source", "destination") for the cause. */
-static nalloc_status check_side(const nalloc_arena *a, nalloc_memory want, const void *p,
-                                size_t size, const char *side)
-{
-    if (a->config.memory != want) {
-        na_cause("the %s arena \"%s\" is not a %s arena", side, a->name,
+    if (m->config->memory != want) {
+        na_cause("the %s arena \"%s\" is not a %s arena", side, m->name,
                  want == NALLOC_MEMORY_PINNED ? "pinned" : "device");
         return NALLOC_ERR_INVALID;
     }
-    if (want == NALLOC_MEMORY_PINNED && !a->pinned) {
-        na_cause("the %s arena \"%s\" %s", side, a->name,
-                 a->pin_fallback ? "fell back to locked host memory (no CUDA driver)"
+    if (want == NALLOC_MEMORY_PINNED && !m->pinned) {
+        na_cause("the %s arena \"%s\" %s", side, m->name,
+                 m->pin_fallback ? "fell back to locked host memory (no CUDA driver)"
                                  : "is not registered with CUDA");
-        return a->pin_fallback ? NALLOC_ERR_NO_DEVICE : NALLOC_ERR_INVALID;
+        return m->pin_fallback ? NALLOC_ERR_NO_DEVICE : NALLOC_ERR_INVALID;
     }
-    if (!in_handed_out(a, p, size)) {
+    size_t offset;
+    if (!na_range_inside(m->base, na_atomic_load(m->offset), p, size, &offset)) {
         na_cause("the %s range of %zu bytes is not inside what arena \"%s\" handed out", side,
-                 size, a->name);
+                 size, m->name);
         return NALLOC_ERR_INVALID;
     }
     return NALLOC_OK;
@@ -62,9 +54,10 @@ nalloc_status nalloc_stage_async(const nalloc_arena *dst_arena, void *dst,
     na_cause_clear();
     nalloc_status st;
 
+    const na_memory *dst_m = na_arena_memory(dst_arena), *src_m = na_arena_memory(src_arena);
     enum cudaMemcpyKind kind;
     nalloc_memory dst_memory, src_memory;
-    if (src_arena->config.memory == NALLOC_MEMORY_PINNED) {
+    if (src_m->config->memory == NALLOC_MEMORY_PINNED) {
         kind = cudaMemcpyHostToDevice;
         src_memory = NALLOC_MEMORY_PINNED;
         dst_memory = NALLOC_MEMORY_DEVICE;
@@ -73,9 +66,9 @@ nalloc_status nalloc_stage_async(const nalloc_arena *dst_arena, void *dst,
         src_memory = NALLOC_MEMORY_DEVICE;
         dst_memory = NALLOC_MEMORY_PINNED;
     }
-    st = check_side(src_arena, src_memory, src, size, "source");
+    st = check_side(src_m, src_memory, src, size, "source");
     if (st == NALLOC_OK)
-        st = check_side(dst_arena, dst_memory, dst, size, "destination");
+        st = check_side(dst_m, dst_memory, dst, size, "destination");
     if (st == NALLOC_OK && size != 0)
         st = na_cuda_status(cudaMemcpyAsync(dst, src, size, kind, stream), "cudaMemcpyAsync");
     return st == NALLOC_OK ? st : na_fail_cause(st, call, NULL);

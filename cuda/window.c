@@ -35,8 +35,9 @@ static nalloc_status window_create(nalloc_arena *a, size_t capacity, size_t gran
         return na_fail_cause(st, call, NULL);
     if (na_arena_check(a) != NALLOC_OK)
         return na_arena_refuse(a, call);
-    if (a->config.memory != NALLOC_MEMORY_DEVICE)
-        return na_fail(NALLOC_ERR_INVALID, call, "arena \"%s\" is not a device arena", a->name);
+    const na_memory *m = na_arena_memory(a);
+    if (m->config->memory != NALLOC_MEMORY_DEVICE)
+        return na_fail(NALLOC_ERR_INVALID, call, "arena \"%s\" is not a device arena", m->name);
     if (capacity == 0 || capacity > NALLOC_WINDOW_MAX_CAPACITY)
         return na_fail(NALLOC_ERR_INVALID, call, "capacity %zu is not in 1..2^40", capacity);
     if (!nalloc_is_pow2(granule) || granule < NALLOC_WINDOW_GRANULE ||
@@ -50,7 +51,7 @@ static nalloc_status window_create(nalloc_arena *a, size_t capacity, size_t gran
     if (block == NULL)
         return na_fail_cause(NALLOC_ERR_NOMEM, call, "a window of %zu bytes", capacity);
 
-    int device = a->config.device, previous;
+    int device = m->config->device, previous;
     st = na_cuda_enter(device, &previous);
     if (st == NALLOC_OK) {
         /* The per-thread default stream does not wait for unrelated streams, as the legacy one
@@ -66,14 +67,14 @@ static nalloc_status window_create(nalloc_arena *a, size_t capacity, size_t gran
     if (st != NALLOC_OK) {
         /* Refused only if another thread allocated after the block (cuda.h says so). */
         (void)na_free_last(a, block, bytes);
-        return na_fail_cause(st, call, "arena \"%s\"", a->name);
+        return na_fail_cause(st, call, "arena \"%s\"", m->name);
     }
     out->base = block + align;
     out->capacity = capacity;
     out->granule = granule;
     out->state = (nalloc_window_state *)block;
     out->device = device;
-    na_nvtx_window_register(a, out->base, capacity);
+    na_nvtx_window_register(m, out->base, capacity);
     return NALLOC_OK;
 }
 

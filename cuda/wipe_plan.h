@@ -7,7 +7,7 @@
  * all head. Thread t of T zeroes head and tail bytes t, t + T, ... and body words t, t + T, ...
  * (grid-stride), so any grid covers the range, each byte exactly once.
  *
- * Everything here is NALLOC_HD and the store is a macro point: the host tests
+ * Everything here is NALLOC_DETAIL_HD and the store is a macro point: the host tests
  * (tests/test_device_math.c) run na_wipe_thread for every thread of a simulated grid, at every
  * start alignment and many lengths, and check that exactly the range was zeroed.
  */
@@ -25,7 +25,7 @@ typedef struct na_wipe_plan {
     size_t tail;  /* bytes after the body; < 16 */
 } na_wipe_plan;
 
-NALLOC_HD na_wipe_plan na_wipe_plan_of(uintptr_t p, size_t len)
+NALLOC_DETAIL_HD na_wipe_plan na_wipe_plan_of(uintptr_t p, size_t len)
 {
     na_wipe_plan plan;
     size_t to_boundary = (size_t)((0 - p) & (NA_WIPE_WORD - 1));
@@ -53,7 +53,7 @@ NALLOC_HD na_wipe_plan na_wipe_plan_of(uintptr_t p, size_t len)
 #endif
 
 /* Thread `thread` of `threads` (> 0) does its share of zeroing [p, p + len). */
-NALLOC_HD void na_wipe_thread(unsigned char *p, size_t len, size_t thread, size_t threads)
+NALLOC_DETAIL_HD void na_wipe_thread(unsigned char *p, size_t len, size_t thread, size_t threads)
 {
     na_wipe_plan plan = na_wipe_plan_of((uintptr_t)p, len);
     unsigned char *body = p + plan.head;
@@ -72,7 +72,7 @@ NALLOC_HD void na_wipe_thread(unsigned char *p, size_t len, size_t thread, size_
 /* The wipe kernel's body: thread `thread_in_block` of block `block` in a one-dimensional grid of
  * `grid_dim` blocks of `block_dim` threads (threadIdx.x, blockIdx.x, blockDim.x, gridDim.x). The
  * tests' host twin of the kernel (tests/cudastub) calls it for every thread of the grid. */
-NALLOC_HD void na_wipe_grid_thread(unsigned char *p, size_t len, unsigned block,
+NALLOC_DETAIL_HD void na_wipe_grid_thread(unsigned char *p, size_t len, unsigned block,
                                    unsigned block_dim, unsigned grid_dim, unsigned thread_in_block)
 {
     size_t threads = (size_t)grid_dim * block_dim;

@@ -10,7 +10,7 @@
  *  - The high-water mark and the dirty extent (bytes handed out since the last wipe) are kept
  *    lazily. Between two downward moves the offset only grows, so its peak is the value just
  *    before a downward move; we fold that value in at each downward move (and when reading
- *    statistics) instead of on every allocation.
+ *    statistics) instead of on every allocation (offset.c).
  *
  *  - A mark is (arena uid, generation, epoch, offset). Reset and wipe bump the generation, so
  *    older marks are refused; every phase boundary (rollback, reset, wipe) bumps the epoch, which
@@ -23,12 +23,20 @@
  *    oldest merge into one that answers conservatively: a very old mark may be refused, never a
  *    stale one obeyed. free_last and resize_last may not move the offset below the newest mark
  *    (mark_floor), so marks stay meaningful without recording them.
+ *
+ * This file is the top of the arena code: it calls the files that manage parts of an arena
+ * (offset.c, tcache.c, blocks.c, stretch.c, stats.c, track.c, prefault.c, owner.c) and none of
+ * them calls it. It also keeps what a parent knows of the lanes split from it (lane.c makes
+ * them: "Lanes: the parent's side" below) and gives back a thread's slots and chunks when the
+ * thread exits. The memory under an arena is its backing's (backing.h), reached only through the
+ * header's na_memory: this file names no backing and makes no OS or CUDA call.
  */
 #include "internal.h"
 #include "prim.h"
 #include "track.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +45,13 @@
 static void print_stats(const nalloc_arena *a, FILE *out);
 static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size,
                                    const char **why);
+static nalloc_status zero_dirty(nalloc_arena *a, size_t end, void *stream, size_t *zeroed);
+static void lane_born(nalloc_arena *a);
+static void release_memory(nalloc_arena *a);
+static void lanes_release(nalloc_arena *a, size_t target);
+static bool lanes_hold(nalloc_arena *a, size_t target);
+static void lanes_destroy_all(nalloc_arena *a);
+static void release_thread_slots(size_t token);
 
 /* ---------------------------------------------------------------------------------------------
  * Configuration
@@ -106,22 +121,6 @@ static nalloc_status check_config(const nalloc_arena_config *c)
     return NALLOC_ERR_INVALID;
 }
 
-const na_backing *na_backing_for(nalloc_memory memory)
-{
-    switch (memory) {
-    case NALLOC_MEMORY_HOST:
-        return &na_backing_host;
-#if NALLOC_HAVE_CUDA
-    case NALLOC_MEMORY_PINNED:
-        return &na_backing_pinned;
-    case NALLOC_MEMORY_DEVICE:
-        return &na_backing_device;
-#endif
-    default:
-        return NULL;
-    }
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Creation and destruction
  * ------------------------------------------------------------------------------------------- */
@@ -138,16 +137,16 @@ static void wipe_one_at_exit(void *handle, void *pid)
      * absent (secret arenas are not inherited) or copies the parent still holds, and zeroing them
      * would fault in or copy every page, or crash. */
     if (!na_arena_mapped(a) || !(a->config.flags & NALLOC_FLAG_WIPE_AT_EXIT) ||
-        !a->backing->host_accessible || a->pid != *(const int *)pid)
+        !a->memory.backing->host_accessible || a->pid != *(const int *)pid)
         return;
-    size_t end = nalloc_atomic_load(&a->dirty_end);
-    size_t offset = nalloc_atomic_load(&a->bump.offset);
+    size_t end = na_atomic_load(&a->dirty_end);
+    size_t offset = na_atomic_load(&a->bump.offset);
     if (offset > end)
         end = offset;
     if (end > 0) {
         na_track_wipe_begin(a, end);
         size_t zeroed;
-        na_lanes_zero_dirty(a, end, NULL, &zeroed);
+        zero_dirty(a, end, NULL, &zeroed);
     }
 }
 
@@ -157,12 +156,28 @@ static void wipe_all_at_exit(void)
     na_handle_foreach(wipe_one_at_exit, &pid);
 }
 
-void na_arena_after_fork(void *handle, void *unused)
+/* In a forked child, for every handle slot: an arena whose memory the child has no mapping of
+ * (secret memory is MADV_DONTFORK) is marked destroyed there, so calls on it are refused instead
+ * of handing out, zeroing or wiping addresses the child does not have. */
+static void retire_after_fork(void *handle, void *unused)
 {
     nalloc_arena *a = handle;
     (void)unused;
-    if (na_arena_mapped(a) && (a->in_force & NALLOC_FLAG_SECRET)) /* lanes inherit in_force */
+    if (na_arena_mapped(a) && (a->memory.in_force & NALLOC_FLAG_SECRET)) /* lanes inherit it */
         __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
+}
+
+static void child_after_fork(void)
+{
+    na_handle_foreach(retire_after_fork, NULL);
+}
+
+/* Installed after the first handle slot was taken, so after handle.c's own handlers: in the
+ * child, the handle lock is released before this runs (child handlers run in the order they were
+ * installed). */
+static void install_fork_handler(void)
+{
+    (void)pthread_atfork(NULL, NULL, child_after_fork);
 }
 
 static void register_exit_wipe(void)
@@ -198,7 +213,7 @@ const char *na_config_name(const nalloc_arena_config *config)
 static void warn_refused_protections(const nalloc_arena *a)
 {
     const unsigned protections = NALLOC_FLAG_LOCK | NALLOC_FLAG_NODUMP | NALLOC_FLAG_SECRET;
-    unsigned refused = a->config.flags & protections & ~a->in_force;
+    unsigned refused = a->config.flags & protections & ~a->memory.in_force;
     if (refused == 0 || na_option_get(NA_OPTION_QUIET_PROTECTIONS))
         return;
     char line[512];
@@ -245,21 +260,29 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
         na_cause("mmap of a handle slot: %s", na_errno_text(errno));
         return NALLOC_ERR_OS;
     }
+    static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+    pthread_once(&fork_once, install_fork_handler);
+    /* Threads claim slots in this arena from here on: their exit must give them back. */
+    na_thread_at_exit(NA_THREAD_EXIT_SLOTS, release_thread_slots);
     na_trace_push("nalloc_arena_create", NULL);
     a->config = *config;
     snprintf(a->name, sizeof a->name, "%s", na_config_name(config));
     a->config.name = a->name;
-    a->backing = backing;
-    a->on_alloc = backing->on_alloc;
     a->default_align = config->default_align;
     a->large_threshold = config->large_threshold;
     a->large_align = config->large_align;
     a->uid = na_next_uid();
     a->check_salt = na_layout_mix(a->uid, 0, UINT64_C(0x636865636b)); /* blocks.h */
-    a->secret_fd = -1;
     a->pid = (int)getpid();
     a->parent = parent;
-    a->parent_offset = parent_offset;
+    na_memory *m = &a->memory;
+    m->backing = backing;
+    m->config = &a->config;
+    m->name = a->name;
+    m->parent = parent != NULL ? &parent->memory : NULL;
+    m->parent_offset = parent_offset;
+    m->offset = &a->bump.offset;
+    m->secret_fd = -1;
     a->shared_slot.owner = NA_SLOT_SHARED;
     /* A slot's mutexes are destroyed when the slot is taken again, not when its arena dies (a
      * racing destroy may still be waiting on the control lock then): this forgets whatever the
@@ -274,7 +297,12 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     /* Device arenas are fed by one host thread at a time: no cache (docs/performance.md). */
     a->thread_cache = (config->flags & NALLOC_FLAG_THREAD_CACHE) != 0 && backing->host_accessible;
 
-    st = backing->create(a);
+    st = backing->create(m);
+    if (st == NALLOC_OK && !nalloc_bump_init(&a->bump, m->base, m->capacity)) {
+        backing->destroy(m);
+        na_cause("the memory would end past the top of the address space");
+        st = NALLOC_ERR_INVALID;
+    }
     if (st != NALLOC_OK) {
         int err = errno;
         na_handle_free(a);
@@ -282,11 +310,14 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
         errno = err;
         return st;
     }
+    a->on_alloc = m->on_alloc;
+    if (parent != NULL)
+        lane_born(a);
     int err = na_prefault_register(a);
     if (err != 0) { /* no helper thread: the flag is missing, or creation fails if strict */
-        a->in_force &= ~(unsigned)NALLOC_FLAG_PREFAULT_AHEAD;
+        m->in_force &= ~(unsigned)NALLOC_FLAG_PREFAULT_AHEAD;
         if (config->flags & NALLOC_FLAG_STRICT) {
-            backing->destroy(a);
+            release_memory(a);
             na_handle_free(a);
             na_trace_pop();
             na_cause("NALLOC_FLAG_STRICT, and no prefault helper thread: %s", strerror(err));
@@ -299,14 +330,14 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
         int err = errno;
         na_cause("no room to enter the arena in the ownership table");
         na_prefault_unregister(a);
-        backing->destroy(a);
+        release_memory(a);
         na_handle_free(a);
         na_trace_pop();
         errno = err;
         return st;
     }
-    /* Memory that is not fresh (device memory) is dirty from the start. (A lane's create sets
-     * its dirty extent from its parent's.) */
+    /* Memory that is not fresh (device memory) is dirty from the start. (A lane's dirty extent
+     * comes from its parent's: lane_born.) */
     if (!backing->fresh_is_zero)
         a->dirty_end = a->bump.capacity;
     na_track_create(a);
@@ -318,17 +349,10 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     return NALLOC_OK;
 }
 
-void na_arena_fold(nalloc_arena *a, size_t offset)
-{
-    nalloc_atomic_max(&a->high_water, offset);
-    nalloc_atomic_max(&a->dirty_end, offset);
-    na_lanes_settle(a, offset);
-}
-
 /* Fold the current offset into the lazy peaks; returns the offset. */
 static size_t settle(nalloc_arena *a)
 {
-    size_t offset = nalloc_atomic_load(&a->bump.offset);
+    size_t offset = na_atomic_load(&a->bump.offset);
     na_arena_fold(a, offset);
     return offset;
 }
@@ -338,16 +362,16 @@ static size_t settle(nalloc_arena *a)
 static void release_to(nalloc_arena *a, size_t target, size_t from)
 {
     na_track_release(a, target, from);
-    nalloc_atomic_store(&a->bump.offset, target);
-    nalloc_atomic_store(&a->mark_floor, target);
+    na_atomic_store(&a->bump.offset, target);
+    na_atomic_store(&a->mark_floor, target);
     /* Free stretches above the target went with it; retired chunks below it are free now (the
      * mark floor keeps them from going below the target). */
     na_stretch_boundary(a, target);
     na_tcache_boundary(a, target);
     na_blocks_boundary(a, target);
-    na_lanes_release(a, target);
-    if (a->backing->on_release)
-        a->backing->on_release(a, target);
+    lanes_release(a, target);
+    if (a->memory.on_release)
+        a->memory.on_release(&a->memory, target);
 }
 
 /* Everything from the generation on is forgotten: marks, history, offset (control lock held). */
@@ -363,20 +387,20 @@ static void reset_locked(nalloc_arena *a)
 static nalloc_status wipe_locked(nalloc_arena *a, void *stream)
 {
     settle(a);
-    size_t end = nalloc_atomic_load(&a->dirty_end), zeroed = 0;
+    size_t end = na_atomic_load(&a->dirty_end), zeroed = 0;
     if (end > 0) {
         na_track_wipe_begin(a, end);
         /* Tools told of each block (NVTX on device arenas) see the wipe's range as one block, so
          * the wipe kernel's stores to padding and released bytes are not reported. */
         if (a->on_alloc)
-            a->on_alloc(a, 0, end);
-        nalloc_status st = na_lanes_zero_dirty(a, end, stream, &zeroed);
+            a->on_alloc(&a->memory, 0, end);
+        nalloc_status st = zero_dirty(a, end, stream, &zeroed);
         if (st != NALLOC_OK)
             return st;
     }
     reset_locked(a);
     na_track_release(a, 0, end); /* the reset released [0, offset); the wipe touched [0, end) */
-    nalloc_atomic_store(&a->dirty_end, 0);
+    na_atomic_store(&a->dirty_end, 0);
     __atomic_fetch_add(&a->wipes, 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&a->wiped_bytes, zeroed, __ATOMIC_RELAXED);
     return NALLOC_OK;
@@ -387,11 +411,11 @@ static void retire(void *handle)
 {
     nalloc_arena *a = handle;
     __atomic_store_n(&a->magic, NA_MAGIC_DEAD, __ATOMIC_RELEASE);
-    if (a->backing->host_accessible)
+    if (a->memory.backing->host_accessible)
         na_owner_unregister(a);
     na_stretch_destroy(a);
     na_track_destroy(a);
-    a->backing->destroy(a);
+    release_memory(a);
 }
 
 /* Is the arena zeroed before its memory is released? The flag says so, or the memory holds
@@ -401,13 +425,13 @@ static void retire(void *handle)
 static bool wipes_on_destroy(const nalloc_arena *a)
 {
     const unsigned secret = NALLOC_FLAG_LOCK | NALLOC_FLAG_NODUMP | NALLOC_FLAG_SECRET;
-    return (a->config.flags & NALLOC_FLAG_WIPE_ON_DESTROY) ||
-           a->config.kind == NALLOC_KIND_WITNESS || ((a->config.flags | a->in_force) & secret);
+    return (a->config.flags & NALLOC_FLAG_WIPE_ON_DESTROY) || a->config.kind == NALLOC_KIND_WITNESS ||
+           ((a->config.flags | a->memory.in_force) & secret);
 }
 
 nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid)
 {
-    na_trace_push("nalloc_arena_destroy", a);
+    na_trace_push("nalloc_arena_destroy", a->name);
     pthread_mutex_lock(&a->control);
     /* Lost a race with another destroy, or (uid) the slot holds another arena by now. A doomed
      * arena (nalloc_arena_destroy_deferred) is destroyed by the free of its last block. */
@@ -421,7 +445,7 @@ nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid)
     na_prefault_unregister(a);
     nalloc_status st = NALLOC_OK;
     if (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0)
-        na_lanes_destroy_all(a);
+        lanes_destroy_all(a);
     if (wipes_on_destroy(a))
         st = wipe_locked(a, NULL);
     if (na_option_get(NA_OPTION_VERBOSE))
@@ -438,6 +462,11 @@ nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid)
     na_handle_free(a);
     na_trace_pop();
     return st;
+}
+
+const na_memory *na_arena_memory(const nalloc_arena *a)
+{
+    return &a->memory;
 }
 
 nalloc_status na_arena_refuse(const nalloc_arena *a, const char *call)
@@ -457,7 +486,7 @@ nalloc_status nalloc_arena_destroy(nalloc_arena *a)
                        "arena \"%s\" belongs to a context: nalloc_ctx_destroy releases it",
                        a->name);
     size_t live = na_blocks_live(a);
-    if (live > 0 || na_lanes_blocks_live(a)) /* in it, or in a lane it would destroy with it */
+    if (live > 0 || na_arena_lane_blocks_live(a)) /* in it, or in a lane it would destroy with it */
         return na_fail(NALLOC_ERR_STATE, call,
                        "arena \"%s\" has malloc-family blocks alive (%zu here): free them first, "
                        "or use nalloc_arena_destroy_deferred", a->name, live);
@@ -465,6 +494,13 @@ nalloc_status nalloc_arena_destroy(nalloc_arena *a)
     uint64_t uid = a->uid;
     nalloc_status st = na_arena_destroy(a, uid);
     return st == NALLOC_OK ? st : na_fail_cause(st, call, NULL);
+}
+
+void na_arena_doomed_free(nalloc_arena *a)
+{
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (na_blocks_live(a) == 0)
+        (void)na_arena_destroy(a, 0); /* a racing last free gets NALLOC_ERR_STATE: fine */
 }
 
 nalloc_status nalloc_arena_destroy_deferred(nalloc_arena *a)
@@ -476,7 +512,7 @@ nalloc_status nalloc_arena_destroy_deferred(nalloc_arena *a)
         return na_fail(NALLOC_ERR_STATE, call,
                        "arena \"%s\" belongs to a context: nalloc_ctx_destroy releases it",
                        a->name);
-    if (na_lanes_blocks_live(a)) /* they would die with it: their lanes are destroyed first */
+    if (na_arena_lane_blocks_live(a)) /* they would die with it: their lanes are destroyed first */
         return na_fail(NALLOC_ERR_STATE, call,
                        "arena \"%s\" has lanes with malloc-family blocks alive", a->name);
     pthread_mutex_lock(&a->control);
@@ -524,7 +560,7 @@ static __attribute__((cold, noinline)) void *refused(nalloc_arena *a, nalloc_sta
 static __attribute__((cold, noinline)) void *no_room(nalloc_arena *a, const char *call,
                                                      size_t size, size_t align)
 {
-    size_t offset = nalloc_atomic_load(&a->bump.offset);
+    size_t offset = na_atomic_load(&a->bump.offset);
     size_t room = a->bump.capacity > offset ? a->bump.capacity - offset : 0;
     if (call == NULL) { /* na_alloc_block */
         na_cause("%zu bytes needed at alignment %zu, %zu free in arena \"%s\"", size, align,
@@ -576,7 +612,7 @@ static inline void *alloc_at(nalloc_arena *a, size_t size, size_t align, const c
     na_assert_internal(((a->bump.base + begin) & (align - 1)) == 0);
     na_stats_count(a, s, begin, size, pad);
     if (a->on_alloc)
-        a->on_alloc(a, begin, size);
+        a->on_alloc(&a->memory, begin, size);
     void *p = (void *)(a->bump.base + begin);
     na_track_alloc(a, p, size, extent);
     return p;
@@ -630,12 +666,12 @@ void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t ali
      * before its release CAS moves the offset down, and our acquire CAS in nalloc_bump_reserve
      * orders that fold before this read whenever our block reuses those bytes. Read before, it
      * could miss them. */
-    size_t dirty = nalloc_atomic_load(&a->dirty_end);
+    size_t dirty = na_atomic_load(&a->dirty_end);
     size_t begin = (size_t)((uintptr_t)p - a->bump.base);
     if (begin < dirty) {
         size_t len = dirty - begin < bytes ? dirty - begin : bytes;
         na_cause_clear();
-        nalloc_status st = a->backing->zero(a, begin, len, NULL);
+        nalloc_status st = a->memory.backing->zero(&a->memory, begin, len, NULL);
         if (st != NALLOC_OK) {
             const char *why;
             (void)move_last_end(a, p, bytes, 0, &why); /* best effort: the block is unusable */
@@ -664,23 +700,23 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
 {
     na_stat_slot *s = na_stat_slot_of(a);
     na_chunk *c = &s->plain;
-    size_t begin = (size_t)((uintptr_t)ptr - a->bump.base), end = nalloc_atomic_load(&c->end);
+    size_t begin = (size_t)((uintptr_t)ptr - a->bump.base), end = na_atomic_load(&c->end);
     if (s == &a->shared_slot || end == 0 || c->epoch != __atomic_load_n(&a->epoch, __ATOMIC_RELAXED))
         return NALLOC_ERR_NOT_IN_CHUNK;
-    size_t cursor = nalloc_atomic_load(&c->cursor);
+    size_t cursor = na_atomic_load(&c->cursor);
     /* A range that ends inside the chunk's unused remainder, or at its end (the arena's offset,
      * when the chunk is the last thing in it), is no block of this thread's: a wrong size.
      * Without this, the end of the chunk passes the offset test below, and the offset would move
      * under a remainder the chunk still hands out. */
     if (cursor != old_end)
         return old_end > cursor && old_end <= end ? NALLOC_ERR_STATE : NALLOC_ERR_NOT_IN_CHUNK;
-    if (begin < nalloc_atomic_load(&c->begin)) {
+    if (begin < na_atomic_load(&c->begin)) {
         /* The block ends where the thread's chunk begins, and the chunk is empty (the block was
          * too big for a chunk, or the chunk began at a mark): the block is the thread's newest
          * all the same. If nothing lies above the chunk, the chunk goes back, and the block is
          * the arena's last, as it would be without the cache. */
         if (na_offset_give_back(a, old_end, end))
-            nalloc_atomic_store(&c->end, 0);
+            na_atomic_store(&c->end, 0);
         return NALLOC_ERR_NOT_IN_CHUNK;
     }
     if (new_end > end) { /* grow the chunk with it, if nothing lies above the chunk */
@@ -691,32 +727,32 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
         if (!__atomic_compare_exchange_n(&a->bump.offset, &seen, new_end, false, __ATOMIC_ACQUIRE,
                                          __ATOMIC_RELAXED))
             return NALLOC_ERR_STATE;
-        nalloc_atomic_store(&c->end, new_end);
+        na_atomic_store(&c->end, new_end);
     }
     if (new_end < old_end)
         na_arena_fold(a, old_end); /* these bytes were handed out: dirty from now on */
     na_track_resize(a, ptr, old_size, new_size);
-    nalloc_atomic_store(&c->cursor, new_end);
+    na_atomic_store(&c->cursor, new_end);
     if (new_end < old_end)
         na_tcache_trim(a, c);
     if (new_end > old_end && a->on_alloc)
-        a->on_alloc(a, begin, new_size);
+        a->on_alloc(&a->memory, begin, new_size);
     return NALLOC_OK;
 }
 
 /* Move the end of the block at [begin, begin + old_size) to begin + new_size, if it is the last.
  * On refusal *why says why, for the caller's message (nothing is recorded here: realloc recovers
- * from a refusal). */
-static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size,
-                                   const char **why)
+ * from a refusal). Inlined into free_last, which is on the allocation path that signal handlers
+ * may take (nalloc.h, "Signals"), so that it costs what it costs with the code in place; the other
+ * callers take it out of line (move_last_end). */
+static inline __attribute__((always_inline)) nalloc_status
+move_last_end_inline(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size, const char **why)
 {
-    uintptr_t p = (uintptr_t)ptr;
-    size_t capacity = a->bump.capacity;
-    if (ptr == NULL || p < a->bump.base || p - a->bump.base > capacity) {
+    size_t capacity = a->bump.capacity, begin;
+    if (!na_range_inside(a->bump.base, capacity, ptr, 0, &begin)) {
         *why = "ptr is not in the arena";
         return NALLOC_ERR_INVALID;
     }
-    size_t begin = (size_t)(p - a->bump.base);
     size_t old_extent, new_extent; /* sizes plus redzones in checker builds (track.h) */
     if (!na_track_extent(a, old_size, &old_extent) || old_extent > capacity - begin) {
         *why = "the block's size runs past the arena's end";
@@ -742,12 +778,12 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
             return NALLOC_ERR_STATE;
         }
     }
-    if (begin < nalloc_atomic_load(&a->mark_floor)) {
+    if (begin < na_atomic_load(&a->mark_floor)) {
         *why = "a mark was taken after the block";
         return NALLOC_ERR_STATE;
     }
     static const char not_last[] = "not the most recent block (or not its size)";
-    size_t seen = nalloc_atomic_load(&a->bump.offset);
+    size_t seen = na_atomic_load(&a->bump.offset);
     if (seen != old_end) {
         *why = not_last; /* checkers are told nothing */
         return NALLOC_ERR_STATE;
@@ -771,17 +807,23 @@ static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, 
     }
     if (!shrink)
         na_track_resize(a, ptr, old_size, new_size);
-    if (shrink && a->backing->on_release)
-        a->backing->on_release(a, new_end);
+    if (shrink && a->memory.on_release)
+        a->memory.on_release(&a->memory, new_end);
     else if (new_end > old_end && a->on_alloc)
-        a->on_alloc(a, begin, new_size); /* a block grown in place is handed out anew */
+        a->on_alloc(&a->memory, begin, new_size); /* a block grown in place is handed out anew */
     return NALLOC_OK;
+}
+
+static nalloc_status move_last_end(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size,
+                                   const char **why)
+{
+    return move_last_end_inline(a, ptr, old_size, new_size, why);
 }
 
 nalloc_status na_free_last(nalloc_arena *a, void *ptr, size_t size)
 {
     const char *why;
-    return move_last_end(a, ptr, size, 0, &why);
+    return move_last_end_inline(a, ptr, size, 0, &why);
 }
 
 nalloc_status nalloc_free_last(nalloc_arena *a, void *ptr, size_t size)
@@ -790,7 +832,7 @@ nalloc_status nalloc_free_last(nalloc_arena *a, void *ptr, size_t size)
     if (na_arena_check(a) != NALLOC_OK)
         return na_arena_refuse(a, call);
     const char *why;
-    nalloc_status st = move_last_end(a, ptr, size, 0, &why);
+    nalloc_status st = move_last_end_inline(a, ptr, size, 0, &why);
     if (na_unlikely(st != NALLOC_OK))
         return na_fail(st, call, "%s (arena \"%s\")", why, a->name);
     return NALLOC_OK;
@@ -815,7 +857,7 @@ void *nalloc_realloc(nalloc_arena *a, void *ptr, size_t old_size, size_t new_siz
     static const char call[] = "nalloc_realloc";
     if (na_arena_check(a) != NALLOC_OK)
         return refused(a, NALLOC_ERR_STATE, call, NULL);
-    if (!a->backing->host_accessible)
+    if (!a->memory.backing->host_accessible)
         return refused(a, NALLOC_ERR_UNSUPPORTED, call,
                        "the CPU cannot copy device memory: use nalloc_resize_last");
     if (new_size == 0)
@@ -829,9 +871,8 @@ void *nalloc_realloc(nalloc_arena *a, void *ptr, size_t old_size, size_t new_siz
     if ((align == 0 || (uintptr_t)ptr % align == 0) &&
         move_last_end(a, ptr, old_size, new_size, &why) == NALLOC_OK)
         return ptr;
-    uintptr_t p = (uintptr_t)ptr;
-    if (p < a->bump.base || p - a->bump.base > a->bump.capacity ||
-        old_size > a->bump.capacity - (p - a->bump.base))
+    size_t offset;
+    if (!na_range_inside(a->bump.base, a->bump.capacity, ptr, old_size, &offset))
         return refused(a, NALLOC_ERR_INVALID, call, "ptr (with old_size) is not in the arena");
     void *q = alloc_at(a, new_size, use, call, shown != 0);
     if (q != NULL)
@@ -859,8 +900,8 @@ nalloc_mark nalloc_mark_get(nalloc_arena *a)
     m.arena_uid = a->uid;
     m.generation = __atomic_load_n(&a->generation, __ATOMIC_RELAXED);
     m.epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
-    m.offset = nalloc_atomic_load(&a->bump.offset);
-    nalloc_atomic_max(&a->mark_floor, m.offset);
+    m.offset = na_atomic_load(&a->bump.offset);
+    na_atomic_max(&a->mark_floor, m.offset);
     return m;
 }
 
@@ -919,7 +960,7 @@ nalloc_status nalloc_rollback(nalloc_arena *a, nalloc_mark m)
         why = "stale mark: taken before a reset or wipe";
     else if (m.offset > offset || mark_released(a, m))
         why = "stale mark: an earlier rollback released its position";
-    else if (na_lanes_hold(a, m.offset))
+    else if (lanes_hold(a, m.offset))
         why = "lanes split from the arena hold memory above the mark: destroy them first";
     else if (blocks_alive(a, false))
         why = "malloc-family blocks are alive: free them first";
@@ -940,11 +981,11 @@ static nalloc_status reset_arena(nalloc_arena *a, bool forget_blocks, const char
     if (na_arena_check(a) != NALLOC_OK)
         return na_arena_refuse(a, call);
     const char *why = NULL;
-    na_trace_push("nalloc_reset", a);
+    na_trace_push("nalloc_reset", a->name);
     pthread_mutex_lock(&a->control);
     if (!na_arena_alive(a)) {
         why = "arena already destroyed";
-    } else if (na_lanes_hold(a, 0)) {
+    } else if (lanes_hold(a, 0)) {
         why = "lanes split from the arena are alive: destroy them first";
     } else if (blocks_alive(a, forget_blocks)) {
         why = "malloc-family blocks are alive: free them first (or nalloc_reset_unchecked)";
@@ -971,12 +1012,12 @@ nalloc_status nalloc_reset_unchecked(nalloc_arena *a)
 
 static nalloc_status wipe_arena(nalloc_arena *a, void *stream, bool forget_blocks)
 {
-    na_trace_push("nalloc_wipe", a);
+    na_trace_push("nalloc_wipe", a->name);
     pthread_mutex_lock(&a->control);
     nalloc_status st = NALLOC_ERR_STATE;
     if (!na_arena_alive(a))
         na_cause("arena already destroyed");
-    else if (na_lanes_hold(a, 0))
+    else if (lanes_hold(a, 0))
         na_cause("lanes split from the arena are alive: destroy them first");
     else if (blocks_alive(a, forget_blocks))
         na_cause("malloc-family blocks are alive: free them first (or nalloc_wipe_unchecked)");
@@ -1013,6 +1054,274 @@ nalloc_status nalloc_wipe(nalloc_arena *a)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Lanes: the parent's side
+ *
+ * A lane (lane.c) is an arena whose memory is one block of its parent's, handed out by the
+ * parent as an ordinary allocation. The invariant lanes add is the parent's to keep: while a lane
+ * is alive its parent never releases the lane's memory. The parent counts its live lanes and
+ * remembers where its highest lane block ends; a rollback below that, a reset and a wipe are
+ * refused while any lane lives, free_last cannot reach below it (the mark floor is raised over
+ * the block), and destroying the parent destroys its lanes first.
+ *
+ * Wipes. Each lane wipes its own memory (its flags are the parent's), up to its own high-water
+ * mark. The parent must not wipe the block as well: to the parent the whole block was handed out,
+ * and in a dry run the block is tens of GiB of which the lanes touched a few MiB, so zeroing it
+ * would commit all of it. So the parent keeps one "clean" range, the lane block whose lanes keep
+ * it clean, and its own wipes (nalloc_wipe, destroy, exit) skip it. (The split zeroes the bytes
+ * between two lanes, which belong to no lane, so the block is then clean once its lanes are.) A
+ * lane that dies with dirty memory (it does not wipe on destroy) spoils the range, and the parent
+ * then zeroes the whole block, which is always correct. When the parent later releases the block,
+ * its dirty extent drops back to what it was below the block, if nothing above the block was
+ * dirtied meanwhile.
+ *
+ * Sizing. A dry run splits a parent reserved far larger than needed, so its lanes get far more
+ * room than they use and the parent's high-water mark says nothing about what it needed. So the
+ * parent also keeps `lent` (bytes of lane blocks below its offset), from which offset.c keeps
+ * own_peak, its need without its lanes; a split or a release changes lent under the control lock.
+ * The largest lane high-water mark and the most lanes per split complete what nalloc_ctx_profile
+ * reports.
+ * ------------------------------------------------------------------------------------------- */
+
+/* A lane's memory was given to it (its parent's control lock held, by the split): bytes the parent
+ * handed out before and has not wiped since are dirty in the lane too. The split settled the
+ * parent's extent under that lock. */
+static void lane_born(nalloc_arena *a)
+{
+    nalloc_arena *p = a->parent;
+    size_t dirty = na_atomic_load(&p->dirty_end);
+    if (dirty > a->memory.parent_offset) {
+        size_t d = dirty - a->memory.parent_offset;
+        a->dirty_end = d < a->bump.capacity ? d : a->bump.capacity;
+    }
+    __atomic_fetch_add(&p->lanes_alive, 1, __ATOMIC_RELAXED);
+}
+
+/* Give the arena's memory back to its backing; a lane's goes back to its parent, which learns its
+ * peak and whether it left dirty memory behind. */
+static void release_memory(nalloc_arena *a)
+{
+    a->memory.backing->destroy(&a->memory);
+    nalloc_arena *p = a->parent;
+    if (p == NULL)
+        return;
+    na_atomic_max(&p->lane_peak, na_arena_peak(a));
+    /* Not wiped: the parent must zero the block itself. */
+    if (na_atomic_load(&a->bump.offset) > 0 || na_atomic_load(&a->dirty_end) > 0)
+        na_atomic_store(&p->clean_end, 0);
+    /* Release: the parent reads the lane's last bookkeeping after it sees the count drop. */
+    __atomic_fetch_sub(&p->lanes_alive, 1, __ATOMIC_RELEASE);
+}
+
+void na_arena_lend(nalloc_arena *p, size_t begin, size_t size, size_t count, size_t dirty)
+{
+    size_t end = begin + size;
+    if (end > p->lanes_end)
+        p->lanes_end = end;
+    if (na_atomic_load(&p->clean_end) == 0) { /* one clean range at a time */
+        p->clean_below = dirty < begin ? dirty : begin;
+        na_atomic_store(&p->clean_start, begin);
+        na_atomic_store(&p->clean_end, end);
+    }
+    na_atomic_max(&p->mark_floor, end); /* free_last never reaches into the lanes */
+    na_atomic_store(&p->lent, na_atomic_load(&p->lent) + size);
+    na_atomic_max(&p->lanes_peak, count);
+}
+
+/* True when a live lane of `a` still owns memory at or above `target`, so nothing from `target`
+ * up may be released (control lock held). */
+static bool lanes_hold(nalloc_arena *a, size_t target)
+{
+    return __atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0 && target < a->lanes_end;
+}
+
+typedef struct blocks_search {
+    const nalloc_arena *ancestor;
+    bool live; /* a lane below `ancestor` has live malloc-family blocks */
+} blocks_search;
+
+static void find_live_blocks(void *handle, void *arg)
+{
+    const nalloc_arena *a = handle;
+    blocks_search *s = arg;
+    if (s->live || !na_arena_mapped(a)) /* contexts and free slots included */
+        return;
+    for (const nalloc_arena *p = a->parent; p != NULL; p = p->parent)
+        if (p == s->ancestor) {
+            s->live = na_blocks_live(a) > 0;
+            return;
+        }
+}
+
+bool na_arena_lane_blocks_live(const nalloc_arena *a)
+{
+    if (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) == 0)
+        return false;
+    blocks_search s = {a, false};
+    na_handle_foreach(find_live_blocks, &s);
+    return s.live;
+}
+
+typedef struct lane_search {
+    const nalloc_arena *parent;
+    nalloc_arena *found; /* a live lane of parent, or NULL */
+    uint64_t found_uid;  /* its uid, read under the handle lock */
+} lane_search;
+
+static void find_lane(void *handle, void *arg)
+{
+    nalloc_arena *a = handle;
+    lane_search *s = arg;
+    /* Doomed lanes too (nalloc_arena_destroy_deferred): they count in lanes_alive. */
+    if (s->found == NULL && na_arena_mapped(a) && a->parent == s->parent) {
+        s->found = a;
+        s->found_uid = a->uid;
+    }
+}
+
+#if defined(NALLOC_TEST_SEAMS)
+void (*na_seam_lane_found)(nalloc_arena *lane);
+#endif
+
+/* Destroy every live lane of `a`, waiting for lanes another thread is destroying (control lock of
+ * `a` held). */
+static void lanes_destroy_all(nalloc_arena *a)
+{
+    while (__atomic_load_n(&a->lanes_alive, __ATOMIC_ACQUIRE) > 0) {
+        lane_search s = {a, NULL, 0};
+        na_handle_foreach(find_lane, &s);
+        if (s.found == NULL) { /* another thread retired the last one since the count was read */
+            sched_yield();
+            continue;
+        }
+        NA_SEAM(na_seam_lane_found, s.found);
+        /* The handle lock is released: another thread may destroy the lane meanwhile, and a third
+         * create an arena in its slot, whose parent field then still points here until creation
+         * sets it. So the lane is destroyed only if its slot still holds the arena found (same
+         * uid, checked under its control lock); a lane destroyed first, or one whose wipe failed
+         * (it spoils the parent's clean range, so the parent's wipe covers it), is no failure of
+         * the parent's destroy. */
+        (void)na_arena_destroy(s.found, s.found_uid);
+    }
+    na_cause_clear(); /* what a lane's destroy noted is not the parent's failure */
+}
+
+/* The offset moves down to `target` (control lock held; if that is below the lanes, every lane is
+ * destroyed): lane blocks above it become ordinary memory of `a` again. */
+static void lanes_release(nalloc_arena *a, size_t target)
+{
+    /* Only reached with every lane of `a` destroyed (lanes_hold refused it otherwise). The
+     * released blocks are no longer lent; any older block still below target is counted as the
+     * parent's own from now on, which can only make its recorded need larger, never smaller. */
+    if (target < a->lanes_end) {
+        a->lanes_end = 0;
+        na_atomic_store(&a->lent, 0);
+    }
+    size_t clean_end = na_atomic_load(&a->clean_end);
+    if (clean_end != 0 && target < clean_end) {
+        /* The block becomes free space of the parent. Dirty below it: what was dirty at the split;
+         * above it: what settle folded in past its end, if anything (then the block is counted
+         * dirty too, conservatively, since one extent cannot leave a hole). */
+        if (na_atomic_load(&a->dirty_end) <= clean_end)
+            na_atomic_store(&a->dirty_end, a->clean_below);
+        na_atomic_store(&a->clean_end, 0);
+        na_atomic_store(&a->clean_start, 0);
+    }
+}
+
+/* Zero [0, end) of `a` through its backing, except a lane block its lanes keep clean; *zeroed is
+ * the number of bytes zeroed. */
+static nalloc_status zero_dirty(nalloc_arena *a, size_t end, void *stream, size_t *zeroed)
+{
+    size_t clean_start = na_atomic_load(&a->clean_start);
+    size_t clean_end = na_atomic_load(&a->clean_end);
+    if (clean_end == 0 || clean_start >= end) {
+        *zeroed = end;
+        return a->memory.backing->zero(&a->memory, 0, end, stream);
+    }
+    *zeroed = 0;
+    nalloc_status st = NALLOC_OK;
+    if (clean_start > 0) {
+        st = a->memory.backing->zero(&a->memory, 0, clean_start, stream);
+        *zeroed = clean_start;
+    }
+    if (st == NALLOC_OK && end > clean_end) {
+        st = a->memory.backing->zero(&a->memory, clean_end, end - clean_end, stream);
+        *zeroed += end - clean_end;
+    }
+    return st;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Thread exit: a thread's slots and chunks in every live arena
+ * ------------------------------------------------------------------------------------------- */
+
+static void release_in(void *handle, void *arg)
+{
+    nalloc_arena *a = handle;
+    size_t token = *(const size_t *)arg;
+    if (!na_arena_mapped(a))
+        return;
+    for (unsigned i = 0; i < NA_STAT_SLOTS; i++)
+        if (__atomic_load_n(&a->slots[i].owner, __ATOMIC_RELAXED) == token)
+            __atomic_store_n(&a->slots[i].owner, 0, __ATOMIC_RELEASE);
+}
+
+/* An arena where the exiting thread still holds a chunk (found under the handle lock). */
+typedef struct held_chunk {
+    size_t token;
+    nalloc_arena *arena; /* NULL: none found */
+    uint64_t uid;
+    na_stat_slot *slot;
+} held_chunk;
+
+static void find_held_chunk(void *handle, void *arg)
+{
+    nalloc_arena *a = handle;
+    held_chunk *h = arg;
+    if (h->arena != NULL || !na_arena_mapped(a))
+        return;
+    for (unsigned i = 0; i < NA_STAT_SLOTS; i++) {
+        na_stat_slot *s = &a->slots[i];
+        if (__atomic_load_n(&s->owner, __ATOMIC_RELAXED) == h->token &&
+            (na_atomic_load(&s->plain.end) != 0 || na_atomic_load(&s->blocks.end) != 0)) {
+            h->arena = a;
+            h->uid = a->uid;
+            h->slot = s;
+            return;
+        }
+    }
+}
+
+/* The exit of the thread with `token` (thread.c): its chunks go back to their arenas and its slots
+ * are freed for other threads. */
+static void release_thread_slots(size_t token)
+{
+    if (token == 0)
+        return;
+    /* Chunks first, one arena at a time, each under its control lock but outside the handle lock
+     * (destroy takes them the other way round): the plain chunk's remainder goes back or to the
+     * orphans, the malloc family's chunk is abandoned to its last free. */
+    for (;;) {
+        held_chunk h = {token, NULL, 0, NULL};
+        na_handle_foreach(find_held_chunk, &h);
+        if (h.arena == NULL)
+            break;
+        pthread_mutex_lock(&h.arena->control);
+        if (na_arena_mapped(h.arena) && h.arena->uid == h.uid) {
+            na_tcache_thread_exit(h.arena, h.slot);
+            na_blocks_thread_exit(h.arena, h.slot);
+        } else { /* destroyed meanwhile: the slot's chunks died with it */
+            na_atomic_store(&h.slot->plain.end, 0);
+            na_atomic_store(&h.slot->blocks.end, 0);
+        }
+        pthread_mutex_unlock(&h.arena->control);
+    }
+    na_handle_foreach(release_in, &token);
+    for (unsigned i = 0; i < NA_SLOT_CACHE; i++)
+        na_slot_cache[i].uid = 0;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Statistics
  * ------------------------------------------------------------------------------------------- */
 
@@ -1024,6 +1333,7 @@ nalloc_status nalloc_wipe(nalloc_arena *a)
 /* Fill a whole nalloc_stats of this build with a snapshot of `a` (alive). */
 static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
 {
+    const na_memory *m = &a->memory;
     memset(s, 0, sizeof *s);
     s->version = NALLOC_STATS_VERSION;
     s->struct_size = sizeof *s;
@@ -1031,7 +1341,7 @@ static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
     s->kind = a->config.kind;
     s->memory = a->config.memory;
     s->capacity = a->bump.capacity;
-    s->used = nalloc_atomic_load(&a->bump.offset);
+    s->used = na_atomic_load(&a->bump.offset);
     s->high_water = na_arena_peak(a);
     for (int i = -1; i < NA_STAT_SLOTS; i++) {
         const na_stat_slot *slot = i < 0 ? &a->shared_slot : &a->slots[i];
@@ -1045,22 +1355,22 @@ static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
     s->rollbacks = __atomic_load_n(&a->rollbacks, __ATOMIC_RELAXED);
     s->wipes = __atomic_load_n(&a->wipes, __ATOMIC_RELAXED);
     s->wiped_bytes = __atomic_load_n(&a->wiped_bytes, __ATOMIC_RELAXED);
-    s->reserved = a->reserved;
-    s->guard_size = a->guard_size;
+    s->reserved = m->reserved;
+    s->guard_size = m->guard_size;
     s->base = a->bump.base;
-    s->pin_seconds = a->pin_seconds;
+    s->pin_seconds = m->pin_seconds;
     s->requested = a->config.flags;
-    s->missing = a->config.flags & NA_FEATURE_FLAGS & (~a->in_force | na_prefault_lost(a));
-    s->guard_pages = a->guard_pages;
-    s->populated = (a->in_force & NALLOC_FLAG_POPULATE) != 0;
-    s->huge_pages = (a->in_force & NALLOC_FLAG_HUGEPAGES) != 0;
-    s->locked = (a->in_force & NALLOC_FLAG_LOCK) != 0 || a->pinned;
-    s->no_dump = (a->in_force & NALLOC_FLAG_NODUMP) != 0;
-    s->wipe_on_fork = (a->in_force & NALLOC_FLAG_WIPEONFORK) != 0;
+    s->missing = a->config.flags & NA_FEATURE_FLAGS & (~m->in_force | na_prefault_lost(a));
+    s->guard_pages = m->guard_pages;
+    s->populated = (m->in_force & NALLOC_FLAG_POPULATE) != 0;
+    s->huge_pages = (m->in_force & NALLOC_FLAG_HUGEPAGES) != 0;
+    s->locked = (m->in_force & NALLOC_FLAG_LOCK) != 0 || m->pinned;
+    s->no_dump = (m->in_force & NALLOC_FLAG_NODUMP) != 0;
+    s->wipe_on_fork = (m->in_force & NALLOC_FLAG_WIPEONFORK) != 0;
     s->wipe_on_destroy = wipes_on_destroy(a);
-    s->secret = (a->in_force & NALLOC_FLAG_SECRET) != 0;
-    s->pinned = a->pinned;
-    s->pin_fallback = a->pin_fallback;
+    s->secret = (m->in_force & NALLOC_FLAG_SECRET) != 0;
+    s->pinned = m->pinned;
+    s->pin_fallback = m->pin_fallback;
     s->checkers = a->track_checkers;
     s->redzone = a->track_redzone;
     s->redzone_bytes = __atomic_load_n(&a->track_redzone_bytes, __ATOMIC_RELAXED);
@@ -1073,8 +1383,8 @@ static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
     if (s->high_water < offset)
         s->high_water = offset;
     s->cached = na_tcache_cached(a) + na_blocks_cached(a);
-    s->deferred = nalloc_atomic_load((size_t *)&a->stretch_bytes) +
-                  nalloc_atomic_load((size_t *)&a->freed_bytes);
+    s->deferred = na_atomic_load((size_t *)&a->stretch_bytes) +
+                  na_atomic_load((size_t *)&a->freed_bytes);
     s->used = offset > s->cached + s->deferred ? offset - s->cached - s->deferred : 0;
     s->live_blocks = na_blocks_live(a);
     s->fallbacks = __atomic_load_n(&a->fallbacks, __ATOMIC_RELAXED);
@@ -1085,7 +1395,7 @@ static void fill_stats(const nalloc_arena *a, nalloc_stats *s)
  * stays mapped while we read: destroying it meanwhile is the caller's race, as for every call. */
 static void fill_resident(const nalloc_arena *a, nalloc_stats *s)
 {
-    if (a->backing->host_accessible && a->parent == NULL && a->map_start != NULL) {
+    if (a->memory.backing->host_accessible && a->parent == NULL && a->memory.map_start != NULL) {
         size_t page = na_prim_page_size();
         size_t size = (a->bump.capacity + page - 1) / page * page;
         s->resident_known = na_prim_resident((void *)a->bump.base, size, &s->resident_bytes,
@@ -1155,7 +1465,8 @@ static void print_stats(const nalloc_arena *a, FILE *out)
     fill_stats(a, &s);
     fill_resident(a, &s);
     char in_force[160], missing[160];
-    flag_names((a->in_force & ~na_prefault_lost(a)) | (s.requested & ~(unsigned)NA_FEATURE_FLAGS),
+    flag_names((a->memory.in_force & ~na_prefault_lost(a)) |
+                   (s.requested & ~(unsigned)NA_FEATURE_FLAGS),
                in_force, sizeof in_force);
     flag_names(s.missing, missing, sizeof missing);
     fprintf(out,

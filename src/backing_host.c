@@ -15,7 +15,7 @@
  *
  * Protections are applied in an order that makes them compose: lock before populate (locked
  * pages are then faulted in locked), no-dump and wipe-on-fork on the whole usable range. Each one
- * the kernel refuses is left out of a->in_force; the arena still works unless NALLOC_FLAG_STRICT
+ * the kernel refuses is left out of in_force; the arena still works unless NALLOC_FLAG_STRICT
  * asks for all or nothing.
  *
  * With NALLOC_FLAG_PREFAULT_AHEAD the helper thread (prefault.c) faults pages in ahead of the
@@ -35,7 +35,7 @@
  * the secret file fails with EAGAIN where the mapping does not fit in RLIMIT_MEMLOCK, which
  * secret memory counts against (NALLOC_ERR_OS under STRICT, errno EAGAIN).
  */
-#include "internal.h"
+#include "backing.h"
 #include "prim.h"
 
 #include <errno.h>
@@ -51,42 +51,42 @@ static size_t base_align(size_t size, size_t page)
     return align;
 }
 
-static na_mapping mapping_of(const nalloc_arena *a)
+static na_mapping mapping_of(const na_memory *m)
 {
-    na_mapping m = {
-        .start = a->map_start,
-        .length = a->reserved,
-        .base = (char *)a->map_start + a->guard_size,
-        .size = a->reserved - 2 * a->guard_size,
-        .guard = a->guard_size,
-        .fd = a->secret_fd,
+    na_mapping map = {
+        .start = m->map_start,
+        .length = m->reserved,
+        .base = (char *)m->map_start + m->guard_size,
+        .size = m->reserved - 2 * m->guard_size,
+        .guard = m->guard_size,
+        .fd = m->secret_fd,
     };
-    return m;
+    return map;
 }
 
 /* Try one feature: on success mark it in force; on failure remember the first error and what
  * refused it. */
-static void apply(nalloc_arena *a, unsigned flag, int err, int *first_err, const char *what,
+static void apply(na_memory *m, unsigned flag, int err, int *first_err, const char *what,
                   const char **first_what)
 {
     if (err == 0) {
-        a->in_force |= flag;
+        m->in_force |= flag;
     } else if (*first_err == 0) {
         *first_err = err;
         *first_what = what;
     }
 }
 
-static nalloc_status host_create(nalloc_arena *a)
+static nalloc_status host_create(na_memory *m)
 {
-    const nalloc_arena_config *c = &a->config;
+    const nalloc_arena_config *c = m->config;
     size_t page = na_prim_page_size();
     size_t size, guard;
-    if (!nalloc_round_up(c->capacity, page, &size)) {
+    if (!na_round_up(c->capacity, page, &size)) {
         na_cause("capacity %zu does not round up to whole pages", c->capacity);
         return NALLOC_ERR_INVALID;
     }
-    if (!nalloc_round_up(c->guard_size ? c->guard_size : page, page, &guard)) {
+    if (!na_round_up(c->guard_size ? c->guard_size : page, page, &guard)) {
         na_cause("guard_size %zu does not round up to whole pages", c->guard_size);
         return NALLOC_ERR_INVALID;
     }
@@ -108,14 +108,14 @@ static nalloc_status host_create(nalloc_arena *a)
     unsigned want = c->flags;
     unsigned prim_flags = (want & NALLOC_FLAG_NORESERVE) ? NA_PRIM_NORESERVE : 0;
 
-    na_mapping m;
+    na_mapping map;
     int first_err = 0;
     const char *first_what = NULL;
     int err = ENOSYS;
     if (want & NALLOC_FLAG_SECRET) {
-        err = na_prim_map(size, align, guard, c->fixed_address, prim_flags | NA_PRIM_SECRET, &m);
+        err = na_prim_map(size, align, guard, c->fixed_address, prim_flags | NA_PRIM_SECRET, &map);
         if (err == 0) {
-            a->in_force |= NALLOC_FLAG_SECRET;
+            m->in_force |= NALLOC_FLAG_SECRET;
         } else if (err == EEXIST) { /* a fixed address clashes: so would ordinary memory */
             na_cause("fixed_address: something is mapped there already");
             errno = err;
@@ -127,7 +127,7 @@ static nalloc_status host_create(nalloc_arena *a)
         }
     }
     if (err != 0) {
-        err = na_prim_map(size, align, guard, c->fixed_address, prim_flags, &m);
+        err = na_prim_map(size, align, guard, c->fixed_address, prim_flags, &map);
         if (err != 0) {
             if (err == EEXIST)
                 na_cause("fixed_address: something is mapped there already");
@@ -137,82 +137,79 @@ static nalloc_status host_create(nalloc_arena *a)
             return NALLOC_ERR_OS;
         }
     }
-    a->map_start = m.start;
-    a->reserved = m.length;
-    a->guard_size = m.guard;
-    a->guard_pages = m.guard > 0;
-    a->secret_fd = m.fd;
+    m->map_start = map.start;
+    m->reserved = map.length;
+    m->guard_size = map.guard;
+    m->guard_pages = map.guard > 0;
+    m->secret_fd = map.fd;
 
-    bool secret = (a->in_force & NALLOC_FLAG_SECRET) != 0;
+    bool secret = (m->in_force & NALLOC_FLAG_SECRET) != 0;
     /* Prefault-ahead needs MADV_POPULATE_WRITE, which memfd_secret mappings refuse; a zero-length
      * call asks the kernel whether it knows the advice without faulting anything in. */
     if (want & NALLOC_FLAG_PREFAULT_AHEAD)
-        apply(a, NALLOC_FLAG_PREFAULT_AHEAD, secret ? EINVAL : na_prim_prefault(m.base, 0),
+        apply(m, NALLOC_FLAG_PREFAULT_AHEAD, secret ? EINVAL : na_prim_prefault(map.base, 0),
               &first_err, "MADV_POPULATE_WRITE", &first_what);
     /* With the helper at work, huge pages are asked for stretch by stretch, just before it faults
      * each one in (prefault.c): a thread that outruns it then faults small pages, which never
      * stall in compaction, and the helper collapses them later. Here a zero-length advice only
      * asks whether the kernel has transparent huge pages at all. */
-    a->prefault.defer_huge = (want & NALLOC_FLAG_HUGEPAGES) && !secret &&
-                             (a->in_force & NALLOC_FLAG_PREFAULT_AHEAD) &&
-                             !(want & NALLOC_FLAG_POPULATE) && c->memory == NALLOC_MEMORY_HOST;
+    m->huge_deferred = (want & NALLOC_FLAG_HUGEPAGES) && !secret &&
+                       (m->in_force & NALLOC_FLAG_PREFAULT_AHEAD) &&
+                       !(want & NALLOC_FLAG_POPULATE) && c->memory == NALLOC_MEMORY_HOST;
     if (want & NALLOC_FLAG_HUGEPAGES) {
-        apply(a, NALLOC_FLAG_HUGEPAGES,
-              secret ? EINVAL : na_prim_hugepage(m.base, a->prefault.defer_huge ? 0 : m.size),
+        apply(m, NALLOC_FLAG_HUGEPAGES,
+              secret ? EINVAL : na_prim_hugepage(map.base, m->huge_deferred ? 0 : map.size),
               &first_err, "MADV_HUGEPAGE", &first_what);
-        if (!(a->in_force & NALLOC_FLAG_HUGEPAGES))
-            a->prefault.defer_huge = false;
+        if (!(m->in_force & NALLOC_FLAG_HUGEPAGES))
+            m->huge_deferred = false;
     }
     if (want & NALLOC_FLAG_LOCK) /* secret memory is locked by the kernel (and mlock refuses it) */
-        apply(a, NALLOC_FLAG_LOCK, secret ? 0 : na_prim_lock(m.base, m.size), &first_err,
+        apply(m, NALLOC_FLAG_LOCK, secret ? 0 : na_prim_lock(map.base, map.size), &first_err,
               "mlock", &first_what);
     if (want & NALLOC_FLAG_NODUMP)
-        apply(a, NALLOC_FLAG_NODUMP, na_prim_dontdump(m.base, m.size), &first_err,
+        apply(m, NALLOC_FLAG_NODUMP, na_prim_dontdump(map.base, map.size), &first_err,
               "MADV_DONTDUMP", &first_what);
     if (want & NALLOC_FLAG_WIPEONFORK)
-        apply(a, NALLOC_FLAG_WIPEONFORK,
-              secret ? na_prim_dontfork(m.base, m.size) : na_prim_wipeonfork(m.base, m.size),
+        apply(m, NALLOC_FLAG_WIPEONFORK,
+              secret ? na_prim_dontfork(map.base, map.size)
+                     : na_prim_wipeonfork(map.base, map.size),
               &first_err, secret ? "MADV_DONTFORK" : "MADV_WIPEONFORK", &first_what);
     else if (secret) /* shared pages: a child must never write the parent's secret */
-        (void)na_prim_dontfork(m.base, m.size);
+        (void)na_prim_dontfork(map.base, map.size);
     if (want & NALLOC_FLAG_POPULATE)
-        apply(a, NALLOC_FLAG_POPULATE, na_prim_populate(m.base, m.size), &first_err,
+        apply(m, NALLOC_FLAG_POPULATE, na_prim_populate(map.base, map.size), &first_err,
               "MADV_POPULATE_WRITE", &first_what);
 
-    unsigned missing = want & NA_FEATURE_FLAGS & ~a->in_force;
+    unsigned missing = want & NA_FEATURE_FLAGS & ~m->in_force;
     if (missing && (want & NALLOC_FLAG_STRICT)) {
-        na_prim_unmap(&m);
-        a->map_start = NULL;
+        na_prim_unmap(&map);
+        m->map_start = NULL;
         na_cause("NALLOC_FLAG_STRICT, and %s was refused: %s", first_what,
                  na_errno_text(first_err));
         errno = first_err;
         return (first_err == ENOSYS || first_err == EINVAL) ? NALLOC_ERR_UNSUPPORTED : NALLOC_ERR_OS;
     }
-    if (!nalloc_bump_init(&a->bump, (uintptr_t)m.base, c->capacity)) {
-        na_prim_unmap(&m);
-        a->map_start = NULL;
-        na_cause("the mapping would end past the top of the address space");
-        return NALLOC_ERR_INVALID;
-    }
+    m->base = (uintptr_t)map.base;
+    m->capacity = c->capacity;
     return NALLOC_OK;
 }
 
-static void host_destroy(nalloc_arena *a)
+static void host_destroy(na_memory *m)
 {
-    if (a->map_start == NULL)
+    if (m->map_start == NULL)
         return;
-    na_mapping m = mapping_of(a);
-    if ((a->in_force & NALLOC_FLAG_LOCK) && !(a->in_force & NALLOC_FLAG_SECRET))
-        na_prim_unlock(m.base, m.size);
-    na_prim_unmap(&m);
-    a->map_start = NULL;
-    a->secret_fd = -1;
+    na_mapping map = mapping_of(m);
+    if ((m->in_force & NALLOC_FLAG_LOCK) && !(m->in_force & NALLOC_FLAG_SECRET))
+        na_prim_unlock(map.base, map.size);
+    na_prim_unmap(&map);
+    m->map_start = NULL;
+    m->secret_fd = -1;
 }
 
-static nalloc_status host_zero(nalloc_arena *a, size_t offset, size_t length, void *stream)
+static nalloc_status host_zero(const na_memory *m, size_t offset, size_t length, void *stream)
 {
     (void)stream;
-    na_prim_zero((char *)a->bump.base + offset, length);
+    na_prim_zero((char *)m->base + offset, length);
     return NALLOC_OK;
 }
 

@@ -134,11 +134,11 @@ static void chunk_release(nalloc_arena *a, size_t offset)
 /* The owner leaves its chunk (c: its na_chunk, current): the last free releases it. */
 static void chunk_abandon(nalloc_arena *a, na_chunk *c)
 {
-    size_t offset = nalloc_atomic_load(&c->begin), own = nalloc_atomic_load(&c->own);
+    size_t offset = na_atomic_load(&c->begin), own = na_atomic_load(&c->own);
     na_chunk_header *ch = chunk_at(a, offset);
-    ch->top = nalloc_atomic_load(&c->top);
-    ch->end = nalloc_atomic_load(&c->end);
-    nalloc_atomic_store(&c->end, 0);
+    ch->top = na_atomic_load(&c->top);
+    ch->end = na_atomic_load(&c->end);
+    na_atomic_store(&c->end, 0);
     __atomic_store_n(&ch->state, NA_CHUNK_ABANDONED | own, __ATOMIC_RELAXED); /* for debuggers */
     if (__atomic_add_fetch(&ch->remote, NA_CHUNK_ABANDONED - own, __ATOMIC_ACQ_REL) ==
         NA_CHUNK_ABANDONED)
@@ -162,12 +162,12 @@ static void chunk_pop(nalloc_arena *a, na_chunk *c, na_block *h, size_t tracked)
         /* Marked freed: it was deferred until now. (Not told by `tracked`: the owner's own free
          * of a 0-byte block tracks just its header too.) */
         if (__atomic_load_n(&h->size, __ATOMIC_RELAXED) & NA_BLOCK_FREED)
-            __atomic_fetch_sub(&a->freed_bytes, nalloc_atomic_load(&c->cursor) - cursor,
+            __atomic_fetch_sub(&a->freed_bytes, na_atomic_load(&c->cursor) - cursor,
                                __ATOMIC_RELAXED);
         h->check = 0;
         na_track_resize(a, h, tracked, 0);
-        nalloc_atomic_store(&c->cursor, cursor);
-        nalloc_atomic_store(&c->top, link);
+        na_atomic_store(&c->cursor, cursor);
+        na_atomic_store(&c->top, link);
         if (link == 0)
             break;
         h = header_at(a, link - 1);
@@ -185,12 +185,12 @@ static void chunk_pop(nalloc_arena *a, na_chunk *c, na_block *h, size_t tracked)
  * them too, and an exit or abandon releases them with the chunk. */
 static void chunk_reclaim(nalloc_arena *a, na_chunk *c)
 {
-    na_chunk_header *ch = chunk_at(a, nalloc_atomic_load(&c->begin));
+    na_chunk_header *ch = chunk_at(a, na_atomic_load(&c->begin));
     size_t remote = __atomic_load_n(&ch->remote, __ATOMIC_ACQUIRE);
     if (na_likely(remote == c->remote_seen))
         return;
     c->remote_seen = remote;
-    size_t top = nalloc_atomic_load(&c->top);
+    size_t top = na_atomic_load(&c->top);
     if (top == 0)
         return;
     na_block *h = header_at(a, top - 1);
@@ -209,8 +209,8 @@ static bool chunk_refill(nalloc_arena *a, na_chunk *c, size_t extent, size_t ali
         /* Still the arena's last stretch and not at its full size: grow it, as tcache.c does. A
          * chunk never grows past NA_BLOCKS_MAX, so what one thread keeps (its remainder, and
          * blocks others freed that only it can pop) stays bounded. */
-        size_t end = nalloc_atomic_load(&c->end), cursor = nalloc_atomic_load(&c->cursor);
-        size_t begin = nalloc_atomic_load(&c->begin);
+        size_t end = na_atomic_load(&c->end), cursor = na_atomic_load(&c->cursor);
+        size_t begin = na_atomic_load(&c->begin);
         if (nalloc_bump_fit(a->bump.base, a->bump.capacity, cursor + NA_BLOCK_HEADER,
                             extent - NA_BLOCK_HEADER, align, &first, &last) &&
             last - begin <= NA_BLOCKS_MAX) {
@@ -220,15 +220,15 @@ static bool chunk_refill(nalloc_arena *a, na_chunk *c, size_t extent, size_t ali
             size_t seen = end;
             if (__atomic_compare_exchange_n(&a->bump.offset, &seen, grown, false, __ATOMIC_ACQUIRE,
                                             __ATOMIC_RELAXED)) {
-                chunk_at(a, nalloc_atomic_load(&c->begin))->end = grown;
-                nalloc_atomic_store(&c->end, grown);
-                nalloc_atomic_store(&c->next, want < NA_BLOCKS_MAX ? want * 2 : NA_BLOCKS_MAX);
+                chunk_at(a, na_atomic_load(&c->begin))->end = grown;
+                na_atomic_store(&c->end, grown);
+                na_atomic_store(&c->next, want < NA_BLOCKS_MAX ? want * 2 : NA_BLOCKS_MAX);
                 return true;
             }
         }
         chunk_abandon(a, c);
     }
-    nalloc_atomic_store(&c->end, 0);
+    na_atomic_store(&c->end, 0);
 
     /* A fresh chunk: its header on a cache line, room for `want` bytes or at least this block
      * (its padding included), or nothing when even that does not fit. */
@@ -260,13 +260,13 @@ static bool chunk_refill(nalloc_arena *a, na_chunk *c, size_t extent, size_t ali
     ch->top = 0;
     ch->check = na_check(a, begin, 2);
     __atomic_store_n(&c->epoch, epoch, __ATOMIC_RELAXED);
-    nalloc_atomic_store(&c->begin, begin);
-    nalloc_atomic_store(&c->cursor, begin + NA_CHUNK_HEADER);
-    nalloc_atomic_store(&c->top, 0);
-    nalloc_atomic_store(&c->own, 0);
+    na_atomic_store(&c->begin, begin);
+    na_atomic_store(&c->cursor, begin + NA_CHUNK_HEADER);
+    na_atomic_store(&c->top, 0);
+    na_atomic_store(&c->own, 0);
     c->remote_seen = 0; /* remote frees seen */
-    nalloc_atomic_store(&c->end, end);
-    nalloc_atomic_store(&c->next, want < NA_BLOCKS_MAX ? want * 2 : NA_BLOCKS_MAX);
+    na_atomic_store(&c->end, end);
+    na_atomic_store(&c->next, want < NA_BLOCKS_MAX ? want * 2 : NA_BLOCKS_MAX);
     return true;
 }
 
@@ -277,7 +277,7 @@ static bool chunk_refill(nalloc_arena *a, na_chunk *c, size_t extent, size_t ali
 static void *shared_alloc(nalloc_arena *a, na_stat_slot *s, size_t size, size_t extent,
                           size_t align)
 {
-    size_t offset = nalloc_atomic_load(&a->bump.offset), first, last;
+    size_t offset = na_atomic_load(&a->bump.offset), first, last;
     na_range r;
     /* A free stretch first, as chunks do: big blocks freed under others (a thread keeping two
      * buffers and freeing the older) are reused, instead of the offset climbing past them until
@@ -316,7 +316,7 @@ found:;
 
 void *na_block_alloc(nalloc_arena *a, size_t size, size_t align)
 {
-    if (!a->backing->host_accessible)
+    if (!a->memory.backing->host_accessible)
         return NULL;
     align = block_align(a, size, align);
     size_t extent;
@@ -331,13 +331,13 @@ void *na_block_alloc(nalloc_arena *a, size_t size, size_t align)
         bool current = chunk_current(a, c);
         if (current)
             chunk_reclaim(a, c);
-        size_t first, last, cursor = nalloc_atomic_load(&c->cursor);
+        size_t first, last, cursor = na_atomic_load(&c->cursor);
         bool fits = current &&
-                    nalloc_bump_fit(a->bump.base, nalloc_atomic_load(&c->end), cursor + NA_BLOCK_HEADER,
+                    nalloc_bump_fit(a->bump.base, na_atomic_load(&c->end), cursor + NA_BLOCK_HEADER,
                                     extent - NA_BLOCK_HEADER, align, &first, &last);
         if (!fits && chunk_refill(a, c, extent, align)) {
-            cursor = nalloc_atomic_load(&c->cursor);
-            fits = nalloc_bump_fit(a->bump.base, nalloc_atomic_load(&c->end), cursor + NA_BLOCK_HEADER,
+            cursor = na_atomic_load(&c->cursor);
+            fits = nalloc_bump_fit(a->bump.base, na_atomic_load(&c->end), cursor + NA_BLOCK_HEADER,
                                    extent - NA_BLOCK_HEADER, align, &first, &last);
         }
         if (!fits) {
@@ -346,13 +346,13 @@ void *na_block_alloc(nalloc_arena *a, size_t size, size_t align)
             size_t hoff = first - NA_BLOCK_HEADER;
             na_block *h = header_at(a, hoff);
             na_track_alloc(a, h, NA_BLOCK_HEADER + size, extent);
-            h->link = nalloc_atomic_load(&c->top);
-            h->chunk = nalloc_atomic_load(&c->begin);
+            h->link = na_atomic_load(&c->top);
+            h->chunk = na_atomic_load(&c->begin);
             h->check = na_check(a, hoff, 1);
             __atomic_store_n(&h->size, size, __ATOMIC_RELAXED);
-            nalloc_atomic_store(&c->top, hoff + 1);
-            nalloc_atomic_store(&c->cursor, last);
-            nalloc_atomic_store(&c->own, nalloc_atomic_load(&c->own) + 1);
+            na_atomic_store(&c->top, hoff + 1);
+            na_atomic_store(&c->cursor, last);
+            na_atomic_store(&c->own, na_atomic_load(&c->own) + 1);
             p = (void *)(a->bump.base + first);
         }
     }
@@ -383,10 +383,10 @@ void na_block_zero(nalloc_arena *a, void *ptr, size_t size)
 {
     size_t hoff, dirty_bytes = size;
     na_block *h = block_find(a, ptr, &hoff);
-    if (h != NULL && h->chunk == NA_BLOCK_SHARED && a->backing->fresh_is_zero) {
+    if (h != NULL && h->chunk == NA_BLOCK_SHARED && a->memory.backing->fresh_is_zero) {
         /* Taken from the offset: bytes at or above the dirty extent were never handed out since
          * the last wipe (read after the allocation, as nalloc_alloc_zeroed does). */
-        size_t begin = hoff + NA_BLOCK_HEADER, dirty = nalloc_atomic_load(&a->dirty_end);
+        size_t begin = hoff + NA_BLOCK_HEADER, dirty = na_atomic_load(&a->dirty_end);
         dirty_bytes = begin >= dirty ? 0 : (dirty - begin < size ? dirty - begin : size);
     }
     memset(ptr, 0, dirty_bytes); /* in a chunk: its bytes may have held freed blocks */
@@ -404,22 +404,11 @@ bool na_block_size(nalloc_arena *a, const void *ptr, size_t *size)
     return !(v & NA_BLOCK_FREED);
 }
 
-void na_blocks_doomed_free(nalloc_arena *a)
-{
-    __atomic_thread_fence(__ATOMIC_SEQ_CST);
-    if (na_blocks_live(a) == 0)
-        (void)na_arena_destroy(a, 0); /* a racing last free gets NALLOC_ERR_STATE: fine */
-}
-
-/* Count a free in the freeing thread's slot, and destroy a doomed arena whose last block it was. */
+/* Count a free in the freeing thread's slot. The caller then looks for a doomed arena
+ * (na_blocks_freed). */
 static void count_free(nalloc_arena *a, na_stat_slot *s)
 {
     na_slot_add_release(&s->frees, 1, s == &a->shared_slot);
-    /* Between the count and this load only the compiler must keep order: the membarrier in
-     * nalloc_arena_destroy_deferred is the fence for both sides. */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (na_unlikely(__atomic_load_n(&a->magic, __ATOMIC_RELAXED) == NA_MAGIC_DOOMED))
-        na_blocks_doomed_free(a);
 }
 
 nalloc_status na_block_free(nalloc_arena *a, const void *ptr)
@@ -447,10 +436,10 @@ nalloc_status na_block_free(nalloc_arena *a, const void *ptr)
         na_track_resize(a, h, NA_BLOCK_HEADER + size, 0);
         shared_free(a, below, v.offset + extent);
     } else if (s != &a->shared_slot && chunk_current(a, c) &&
-               nalloc_atomic_load(&c->begin) == h->chunk) {
+               na_atomic_load(&c->begin) == h->chunk) {
         /* The owner, in its current chunk: no atomic read-modify-write needed. */
-        nalloc_atomic_store(&c->own, nalloc_atomic_load(&c->own) - 1);
-        if (nalloc_atomic_load(&c->top) == v.offset + 1) {
+        na_atomic_store(&c->own, na_atomic_load(&c->own) - 1);
+        if (na_atomic_load(&c->top) == v.offset + 1) {
             chunk_pop(a, c, h, NA_BLOCK_HEADER + size);
         } else {
             na_track_resize(a, h, NA_BLOCK_HEADER + size, NA_BLOCK_HEADER);
@@ -480,7 +469,7 @@ nalloc_status na_block_free(nalloc_arena *a, const void *ptr)
      * now, it goes back whole and lets them go. */
     if (na_unlikely(__atomic_load_n(&a->stretch_count, __ATOMIC_RELAXED) > 0) &&
         s != &a->shared_slot && chunk_current(a, c) &&
-        nalloc_atomic_load(&c->cursor) == nalloc_atomic_load(&c->begin) + NA_CHUNK_HEADER)
+        na_atomic_load(&c->cursor) == na_atomic_load(&c->begin) + NA_CHUNK_HEADER)
         chunk_abandon(a, c);
     count_free(a, s);
     return NALLOC_OK;
@@ -509,7 +498,7 @@ nalloc_status na_block_resize(nalloc_arena *a, void *ptr, size_t new_size)
     na_chunk *c = &s->blocks;
     if (h->chunk == NA_BLOCK_SHARED) {
         /* The arena's last stretch: move the offset, as nalloc_resize_last. */
-        if (new_end < old_end && v.offset + NA_BLOCK_HEADER < nalloc_atomic_load(&a->mark_floor))
+        if (new_end < old_end && v.offset + NA_BLOCK_HEADER < na_atomic_load(&a->mark_floor))
             return NALLOC_ERR_STATE;
         size_t seen = old_end;
         if (new_end < old_end) {
@@ -526,11 +515,11 @@ nalloc_status na_block_resize(nalloc_arena *a, void *ptr, size_t new_size)
             na_track_resize(a, h, NA_BLOCK_HEADER + v.size, NA_BLOCK_HEADER + new_size);
     } else {
         /* The owner's top block, inside its chunk. */
-        if (s == &a->shared_slot || !chunk_current(a, c) || nalloc_atomic_load(&c->begin) != h->chunk ||
-            nalloc_atomic_load(&c->top) != v.offset + 1 || new_end > nalloc_atomic_load(&c->end))
+        if (s == &a->shared_slot || !chunk_current(a, c) || na_atomic_load(&c->begin) != h->chunk ||
+            na_atomic_load(&c->top) != v.offset + 1 || new_end > na_atomic_load(&c->end))
             return NALLOC_ERR_NOMEM;
         na_track_resize(a, h, NA_BLOCK_HEADER + v.size, NA_BLOCK_HEADER + new_size);
-        nalloc_atomic_store(&c->cursor, new_end);
+        na_atomic_store(&c->cursor, new_end);
     }
     __atomic_store_n(&h->size, new_size, __ATOMIC_RELAXED);
     return NALLOC_OK;
@@ -560,13 +549,13 @@ size_t na_blocks_cached(const nalloc_arena *a)
     size_t cached = 0;
     for (int i = 0; i < NA_STAT_SLOTS; i++) {
         const na_chunk *c = &a->slots[i].blocks;
-        size_t end = nalloc_atomic_load((size_t *)&c->end);
-        size_t begin = nalloc_atomic_load((size_t *)&c->begin);
-        size_t cursor = nalloc_atomic_load((size_t *)&c->cursor);
+        size_t end = na_atomic_load((size_t *)&c->end);
+        size_t begin = na_atomic_load((size_t *)&c->begin);
+        size_t cursor = na_atomic_load((size_t *)&c->cursor);
         if (end == 0 || __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) != epoch || cursor > end)
             continue;
         /* A chunk with no live block could go back whole, its header included. */
-        size_t own = nalloc_atomic_load((size_t *)&c->own);
+        size_t own = na_atomic_load((size_t *)&c->own);
         const na_chunk_header *ch = chunk_at(a, begin);
         bool empty = own == __atomic_load_n(&ch->remote, __ATOMIC_RELAXED);
         cached += end - cursor + (empty ? begin + NA_CHUNK_HEADER - ch->below : 0);
@@ -579,14 +568,14 @@ void na_blocks_boundary(nalloc_arena *a, size_t target)
     /* Only reached with no block live: every chunk of the ending epoch is empty. Those below
      * the new offset are free stretches now; the rest went with the offset. */
     uint64_t epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
-    nalloc_atomic_store(&a->freed_bytes, 0); /* every block marked freed is in a retired chunk */
+    na_atomic_store(&a->freed_bytes, 0); /* every block marked freed is in a retired chunk */
     for (int i = -1; target != 0 && i < NA_STAT_SLOTS; i++) {
         na_chunk *c = i < 0 ? &a->shared_slot.blocks : &a->slots[i].blocks;
-        size_t begin = nalloc_atomic_load(&c->begin), end = nalloc_atomic_load(&c->end);
+        size_t begin = na_atomic_load(&c->begin), end = na_atomic_load(&c->end);
         if (end == 0 || c->epoch != epoch || begin >= target)
             continue;
         size_t below = chunk_at(a, begin)->below;
-        chunk_untrack(a, begin, nalloc_atomic_load(&c->top));
+        chunk_untrack(a, begin, na_atomic_load(&c->top));
         na_stretch_free(a, below, end < target ? end : target);
     }
 }
@@ -596,14 +585,14 @@ void na_blocks_thread_exit(nalloc_arena *a, na_stat_slot *s)
     na_chunk *c = &s->blocks;
     if (chunk_current(a, c))
         chunk_abandon(a, c);
-    nalloc_atomic_store(&c->end, 0);
-    nalloc_atomic_store(&c->next, 0);
+    na_atomic_store(&c->end, 0);
+    na_atomic_store(&c->next, 0);
 }
 
 nalloc_status na_blocks_doom(nalloc_arena *a)
 {
     /* The heavy side of an asymmetric fence: after the barrier, every thread's count of a free
-     * is visible to us, or that thread sees the arena doomed (count_free). */
+     * is visible to us, or that thread sees the arena doomed (na_blocks_freed). */
     if (na_prim_membarrier_ready() != 0)
         return NALLOC_ERR_UNSUPPORTED;
     __atomic_store_n(&a->magic, NA_MAGIC_DOOMED, __ATOMIC_SEQ_CST);

@@ -72,7 +72,7 @@ static inline bool block_extent(const nalloc_arena *a, size_t size, size_t *exte
 /* Is `c` a chunk of the current epoch? */
 static inline bool chunk_current(const nalloc_arena *a, const na_chunk *c)
 {
-    return nalloc_atomic_load((size_t *)&c->end) != 0 &&
+    return na_atomic_load((size_t *)&c->end) != 0 &&
            __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) == __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
 }
 
@@ -82,6 +82,17 @@ static inline size_t block_align(const nalloc_arena *a, size_t size, size_t alig
     if (align == 0)
         align = size >= a->large_threshold ? a->large_align : a->default_align;
     return na_track_align(align < NA_BLOCK_MIN_ALIGN ? NA_BLOCK_MIN_ALIGN : align);
+}
+
+/* After a free was counted in the freeing thread's slot (na_block_free, na_block_free_fast): the
+ * last free of a doomed arena's blocks destroys it (nalloc_arena_destroy_deferred). */
+static inline void na_blocks_freed(nalloc_arena *a)
+{
+    /* Between the count and this load only the compiler must keep order: the membarrier in
+     * nalloc_arena_destroy_deferred is the fence for both sides. */
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    if (na_unlikely(__atomic_load_n(&a->magic, __ATOMIC_RELAXED) == NA_MAGIC_DOOMED))
+        na_arena_doomed_free(a);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -95,8 +106,8 @@ static inline size_t block_align(const nalloc_arena *a, size_t size, size_t alig
 static inline void *na_block_alloc_fast(nalloc_arena *a, na_stat_slot *s, size_t size, size_t align)
 {
     na_chunk *c = &s->blocks;
-    size_t end = nalloc_atomic_load(&c->end), cursor = nalloc_atomic_load(&c->cursor);
-    size_t begin = nalloc_atomic_load(&c->begin), extent;
+    size_t end = na_atomic_load(&c->end), cursor = na_atomic_load(&c->cursor);
+    size_t begin = na_atomic_load(&c->begin), extent;
     align = block_align(a, size, align);
     /* Blocks other threads freed are popped by the slow path (chunk_reclaim) when the chunk is
      * full, and below the top by the owner's own frees: not looked for here, where it would cost
@@ -112,13 +123,13 @@ static inline void *na_block_alloc_fast(nalloc_arena *a, na_stat_slot *s, size_t
     size_t hoff = first - NA_BLOCK_HEADER;
     na_block *h = header_at(a, hoff);
     na_track_alloc(a, h, NA_BLOCK_HEADER + size, extent);
-    h->link = nalloc_atomic_load(&c->top);
+    h->link = na_atomic_load(&c->top);
     h->chunk = begin;
     h->check = na_check(a, hoff, 1);
     __atomic_store_n(&h->size, size, __ATOMIC_RELAXED);
-    nalloc_atomic_store(&c->top, hoff + 1);
-    nalloc_atomic_store(&c->cursor, first + extent - NA_BLOCK_HEADER);
-    nalloc_atomic_store(&c->own, nalloc_atomic_load(&c->own) + 1);
+    na_atomic_store(&c->top, hoff + 1);
+    na_atomic_store(&c->cursor, first + extent - NA_BLOCK_HEADER);
+    na_atomic_store(&c->own, na_atomic_load(&c->own) + 1);
     na_slot_add(&s->mallocs, 1, false);
     return (void *)user;
 }
@@ -134,9 +145,9 @@ static inline bool na_block_free_fast(nalloc_arena *a, na_stat_slot *s, void *pt
     size_t hoff = at - NA_BLOCK_HEADER;
     na_block *h = header_at(a, hoff);
     na_chunk *c = &s->blocks;
-    if (na_unlikely(nalloc_atomic_load(&c->top) != hoff + 1 || h->check != na_check(a, hoff, 1) ||
+    if (na_unlikely(na_atomic_load(&c->top) != hoff + 1 || h->check != na_check(a, hoff, 1) ||
                     s == &a->shared_slot || !chunk_current(a, c) ||
-                    h->chunk != nalloc_atomic_load(&c->begin)))
+                    h->chunk != na_atomic_load(&c->begin)))
         return false;
     size_t size = __atomic_load_n(&h->size, __ATOMIC_RELAXED), below;
     if (h->link == 0) {
@@ -156,14 +167,11 @@ static inline bool na_block_free_fast(nalloc_arena *a, na_stat_slot *s, void *pt
     size_t link = h->link;
     h->check = 0;
     na_track_resize(a, h, NA_BLOCK_HEADER + size, 0);
-    nalloc_atomic_store(&c->own, nalloc_atomic_load(&c->own) - 1);
-    nalloc_atomic_store(&c->cursor, below);
-    nalloc_atomic_store(&c->top, link);
+    na_atomic_store(&c->own, na_atomic_load(&c->own) - 1);
+    na_atomic_store(&c->cursor, below);
+    na_atomic_store(&c->top, link);
     na_slot_add_release(&s->frees, 1, false);
-    /* As count_free in blocks.c: the membarrier of a deferred destroy orders the other side. */
-    __atomic_signal_fence(__ATOMIC_SEQ_CST);
-    if (na_unlikely(__atomic_load_n(&a->magic, __ATOMIC_RELAXED) == NA_MAGIC_DOOMED))
-        na_blocks_doomed_free(a);
+    na_blocks_freed(a);
     return true;
 }
 

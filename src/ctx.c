@@ -179,7 +179,7 @@ nalloc_status nalloc_ctx_destroy(nalloc_ctx *ctx)
      * nalloc_arena_destroy; the caller frees them first). */
     for (int k = 0; ctx_alive(ctx) && k < NALLOC_KIND_COUNT; k++)
         if (ctx->arenas[k] != NULL &&
-            (na_blocks_live(ctx->arenas[k]) > 0 || na_lanes_blocks_live(ctx->arenas[k])))
+            (na_blocks_live(ctx->arenas[k]) > 0 || na_arena_lane_blocks_live(ctx->arenas[k])))
             return na_fail(NALLOC_ERR_STATE, call,
                            "arena '%s' still has malloc-family blocks alive: free them first",
                            ctx->arenas[k]->name);

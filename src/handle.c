@@ -11,8 +11,10 @@
  * Slots are NA_HANDLE_SIZE bytes, cache-line aligned, in chunks of NA_HANDLE_CHUNK mapped as
  * needed. Creation and destruction take one mutex; nothing on the allocation path does. The mutex
  * is held across fork (pthread_atfork), so a child forked while another thread held it does not
- * inherit it locked and hang in its exit-time wipe or its first arena creation; the child then
- * shows every slot to na_arena_after_fork, which retires the arenas it did not inherit.
+ * inherit it locked and hang in its exit-time wipe or its first arena creation. These handlers are
+ * installed by the first na_handle_alloc, so they run before any that code above installs after
+ * taking a slot: arena.c's child handler then looks at every slot and retires the arenas the
+ * child did not inherit.
  */
 #include "internal.h"
 
@@ -55,15 +57,9 @@ static void unlock_after_fork(void)
     pthread_mutex_unlock(&lock);
 }
 
-static void child_after_fork(void)
-{
-    pthread_mutex_unlock(&lock);
-    na_handle_foreach(na_arena_after_fork, NULL);
-}
-
 static void install_fork_handlers(void)
 {
-    (void)pthread_atfork(lock_for_fork, unlock_after_fork, child_after_fork);
+    (void)pthread_atfork(lock_for_fork, unlock_after_fork, unlock_after_fork);
 }
 
 void *na_handle_alloc(void)

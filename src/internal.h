@@ -1,10 +1,11 @@
-/* src/internal.h - what the library's files share and nobody outside sees.
+/* src/internal.h - what arena logic shares and nobody outside sees: the arena header.
  *
  * An arena is a header (struct nalloc_arena) plus memory that a backing provides. The header holds
  * the bump region, the alignment policy and the bookkeeping for marks, wipes and statistics; the
- * backing (host mmap, pinned host, CUDA device) only reserves, zeroes and releases. Arena logic in
- * arena.c never calls mmap or CUDA: it goes through the backing table below, and backings go
- * through the platform layer (prim.h) or the CUDA runtime.
+ * backing (host mmap, pinned host, CUDA device, a lane's parent) only reserves, zeroes and
+ * releases, through the contract of backing.h, and sees only the header's na_memory. Arena logic
+ * never calls mmap or CUDA: backings go through the platform layer (prim.h) or the CUDA runtime.
+ * What every file shares, arena code or not, is common.h.
  *
  * Headers live in slots of a process-wide slab that is never unmapped (handle.c), so a call on a
  * destroyed arena reads a dead magic number instead of freed memory.
@@ -18,186 +19,18 @@
 #ifndef NALLOC_INTERNAL_H
 #define NALLOC_INTERNAL_H
 
-#include "nalloc/bump.h"
-#include "nalloc/config.h" /* NALLOC_HAVE_CUDA, NALLOC_HAVE_NVTX: 0 or 1, tested with #if */
-#include "nalloc/nalloc.h"
+#include "backing.h"
+#include "common.h"
 
-#if defined(NALLOC_TEST_SEAMS) /* white-box tests build the host library alone (Test seams) */
-#undef NALLOC_HAVE_CUDA
-#define NALLOC_HAVE_CUDA 0
-#undef NALLOC_HAVE_NVTX
-#define NALLOC_HAVE_NVTX 0
-#endif
-
-#include <pthread.h>
-#include <stdarg.h>
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-
-/* ---- Compiler helpers ---- */
-
-#define na_likely(x) __builtin_expect(!!(x), 1)
-#define na_unlikely(x) __builtin_expect(!!(x), 0)
-#define NA_CACHE_LINE 64
-/* Tell the core that this thread spins on a word another core is about to change. */
-#if defined(__x86_64__) || defined(__i386__)
-#define na_spin_pause() __builtin_ia32_pause()
-#elif defined(__aarch64__)
-#define na_spin_pause() __asm__ __volatile__("yield")
-#else
-#define na_spin_pause() ((void)0)
-#endif
-#define NA_CACHE_ALIGNED __attribute__((aligned(NA_CACHE_LINE)))
-/* Thread-locals are read on the allocation path; initial-exec avoids __tls_get_addr (mimalloc does
- * the same). A library that uses initial-exec anywhere has its whole TLS block placed in glibc's
- * static TLS surplus when it is loaded with dlopen, a few hundred bytes shared by every such
- * library, so every thread-local of nalloc counts: they are the slot cache, the thread token and
- * claim flag (stats.c), the last status and a pointer to the thread's error text (status.c), 156
- * bytes of libnalloc's PT_TLS segment. Larger per-thread data goes elsewhere: the error text is a
- * page mapped on a thread's first failure (status.c). */
-#define NA_THREAD_LOCAL __thread __attribute__((tls_model("initial-exec")))
-
-/* ---- Assertions in tiers, free in release builds (NALLOC_DEBUG unset or 0) ----
- * na_assert:           cheap checks of internal invariants (NALLOC_DEBUG >= 1)
- * na_assert_internal:  checks on hot paths (NALLOC_DEBUG >= 2)
- * na_assert_expensive: checks that walk data structures (NALLOC_DEBUG >= 3)
- * They catch nalloc's own bugs, never bad input: bad input gets a status code. */
-#ifndef NALLOC_DEBUG
-#define NALLOC_DEBUG 0
-#endif
-void na_assert_fail(const char *expr, const char *file, int line);
-#define na_assert_always(x) ((x) ? (void)0 : na_assert_fail(#x, __FILE__, __LINE__))
-#if NALLOC_DEBUG >= 1
-#define na_assert(x) na_assert_always(x)
-#else
-#define na_assert(x) ((void)0)
-#endif
-#if NALLOC_DEBUG >= 2
-#define na_assert_internal(x) na_assert_always(x)
-#else
-#define na_assert_internal(x) ((void)0)
-#endif
-#if NALLOC_DEBUG >= 3
-#define na_assert_expensive(x) na_assert_always(x)
-#else
-#define na_assert_expensive(x) ((void)0)
-#endif
-
-/* ---- Errors (status.c): the rule of nalloc.h, "Errors" ----
- * Only a public function records an error, at its failure exit, with na_fail; the helpers it calls
- * return a status and, when the status alone does not say why, note a cause with na_cause. */
-
-/* Record the failure of the public call `call` (its name, "nalloc_alloc") with `status`: the
- * thread's last error becomes status, its message "<call>: <what>", what being fmt formatted
- * (na_format's conversions; fmt NULL: the status's text). na_fail_cause appends ": <cause>", the
- * cause noted since the call began (which it clears first), if any; with fmt NULL, the cause alone.
- * Both return status, keep errno and forget the noted cause. Failure paths only. */
-nalloc_status na_fail(nalloc_status status, const char *call, const char *fmt, ...);
-nalloc_status na_fail_cause(nalloc_status status, const char *call, const char *fmt, ...);
-
-/* Note why a step failed, for the message of the public call that fails because of it (the last
- * note wins). na_cause_cuda marks it as a CUDA error, for nalloc_cuda_error_string. Keeps errno. */
-void na_cause(const char *fmt, ...);
-void na_cause_cuda(const char *fmt, ...);
-/* Forget the noted cause: the failure it explained was recovered from, or a public call that
- * passes causes on begins. */
-void na_cause_clear(void);
-bool na_cause_pending(void);
-
-/* The CUDA cause of the thread's last failure, or "" (nalloc_cuda_error_string). */
-const char *na_last_cuda_text(void);
-
-/* Format into buf[at..len) and return the new length: %s, %zu, %u, %d, %llu and %% only, without
- * locale or allocation, so that it is async-signal-safe. Always NUL-terminated; truncates. */
-size_t na_format(char *buf, size_t len, size_t at, const char *fmt, va_list args);
-size_t na_format_to(char *buf, size_t len, size_t at, const char *fmt, ...);
-
-/* strerror(err), thread-safe: valid until this thread's next call. Not async-signal-safe. */
-const char *na_errno_text(int err);
-
-/* The name an arena made from `config` gets: config->name, or its kind's. arena.c. */
-const char *na_config_name(const nalloc_arena_config *config);
-
-/* ---- Test seams ----
- * Points where a white-box test (tests/test_lanes_race.c, built with NALLOC_TEST_SEAMS from the
- * library's sources) runs code of its own, to force an interleaving that threads would hit only
- * by chance. Nothing in the library's own build. */
-#if defined(NALLOC_TEST_SEAMS)
-extern void (*na_seam_lane_found)(nalloc_arena *lane); /* lane.c, na_lanes_destroy_all */
-#define NA_SEAM(hook, arg)                                                                       \
-    do {                                                                                         \
-        if (hook != NULL)                                                                        \
-            hook(arg);                                                                           \
-    } while (0)
-#else
-#define NA_SEAM(hook, arg) ((void)0)
-#endif
-
-/* ---- Options (options.c): one table, each entry overridable as NALLOC_<NAME> ---- */
-
-typedef enum na_option {
-    NA_OPTION_VERBOSE,         /* 0: print each arena's statistics to stderr when destroyed */
-    NA_OPTION_HOST_ALIGN,      /* 64: default alignment on host and pinned arenas, bytes */
-    NA_OPTION_DEVICE_ALIGN,    /* 256: default alignment on device arenas (cudaMalloc's), bytes */
-    NA_OPTION_LARGE_THRESHOLD, /* 1 MiB: requests this large get the large alignment, bytes */
-    NA_OPTION_LARGE_ALIGN,     /* 4 KiB: the large alignment, bytes */
-    NA_OPTION_GUARD_SIZE,      /* one page: PROT_NONE bytes on each side of a host mapping */
-    NA_OPTION_DEVICE_SLACK,    /* 256 MiB: device memory left free by fractional device arenas */
-    NA_OPTION_PIN_CHUNK,       /* 1 GiB: bytes per cudaHostRegister call */
-    NA_OPTION_PREFAULT_AHEAD,  /* 64 MiB: bytes kept faulted in beyond an arena's offset, at least
-                                  (NALLOC_FLAG_PREFAULT_AHEAD; at least 2 MiB) */
-    NA_OPTION_QUIET_PROTECTIONS, /* 0: warn on stderr when LOCK, NODUMP or SECRET is refused */
-    NA_OPTION_COUNT
-} na_option;
-
-/* The option's value: NALLOC_<NAME> from the environment if set and valid, else its default. */
-size_t na_option_get(na_option option);
-
-/* ---- Backings ---- */
-
-typedef struct na_backing {
-    const char *name;
-    /* Give the arena its memory as a->config asks: set a->bump (base, capacity), a->reserved,
-     * a->guard_size, a->in_force and a->guard_pages. On failure nothing stays reserved and the
-     * status says why (errno kept for NALLOC_ERR_OS). */
-    nalloc_status (*create)(nalloc_arena *a);
-    /* Release everything create reserved. Runs once, after the destroy-time wipe. */
-    void (*destroy)(nalloc_arena *a);
-    /* Zero bytes [offset, offset + length) in a way the compiler cannot elide. `stream` is a
-     * cudaStream_t for device arenas (NULL: synchronous), ignored elsewhere. */
-    nalloc_status (*zero)(nalloc_arena *a, size_t offset, size_t length, void *stream);
-    /* Optional, NULL when unused: told of each block handed out (again at its new size when it
-     * grows in place), and of each release of everything from `offset` up (rollback, reset,
-     * wipe, free_last, a shrink in place). Device arenas describe their
-     * sub-allocations to tools (NVTX memory regions) through these. */
-    void (*on_alloc)(nalloc_arena *a, size_t offset, size_t size);
-    void (*on_release)(nalloc_arena *a, size_t offset);
-    bool fresh_is_zero;   /* memory never handed out reads as zero */
-    bool host_accessible; /* the CPU may read and write the memory */
-} na_backing;
-
-extern const na_backing na_backing_host;
-/* The backing for `memory`, or NULL when this build lacks it (or memory is not one). arena.c. */
-const na_backing *na_backing_for(nalloc_memory memory);
-#if NALLOC_HAVE_CUDA
-extern const na_backing na_backing_pinned;
-extern const na_backing na_backing_device;
+#if defined(NALLOC_TEST_SEAMS) /* Test seams (common.h) */
+extern void (*na_seam_lane_found)(nalloc_arena *lane); /* arena.c, lanes_destroy_all */
 #endif
 
 /* ---- The arena header ---- */
 
-#define NA_MAGIC_ARENA UINT64_C(0x616e656c6c6f6e41) /* live arena */
-#define NA_MAGIC_CTX UINT64_C(0x787463636f6c6c6e)   /* live context */
-#define NA_MAGIC_DEAD UINT64_C(0xdeaddeaddeaddead)  /* destroyed: every call is refused */
-#define NA_MAGIC_DOOMED UINT64_C(0x646f6f6d6564416e) /* destroy deferred until its last
-                                                         malloc-family block is freed: frees
-                                                         are served, everything else refused */
-
 #define NA_STAT_SLOTS 64   /* threads that get a private slot (statistics, chunks) per arena */
 #define NA_SLOT_SHARED (~(size_t)0) /* owner of the shared slot: updated with atomic adds */
 #define NA_ROLLBACK_HISTORY 16 /* rollback records kept for judging marks stale */
-#define NA_NAME_MAX 32
 
 /* A thread's private chunk of an arena: a stretch of the arena's bump region that the thread took
  * with one atomic and now bumps alone (tcache.c for nalloc_alloc under NALLOC_FLAG_THREAD_CACHE,
@@ -270,14 +103,13 @@ struct nalloc_arena {
     size_t large_threshold;  /* bytes */
     size_t large_align;      /* bytes, power of two */
     uint64_t uid;            /* unique in the process, never reused; marks and stat slots check it */
-    void (*on_alloc)(nalloc_arena *a, size_t offset, size_t size); /* backing->on_alloc, or
-                                NULL once the backing found no tool to report to */
+    void (*on_alloc)(const na_memory *m, size_t offset, size_t size); /* memory.on_alloc, in
+                                the line every allocation reads */
     bool thread_cache;       /* NALLOC_FLAG_THREAD_CACHE: nalloc_alloc bumps in thread chunks */
     uint64_t check_salt;     /* mixed into malloc-family header checks (blocks.h): per arena */
 
     /* -- Bookkeeping, touched outside the allocation path. Fields without a lock note are
      *    accessed atomically. -- */
-    const na_backing *backing;
     size_t dirty_end;        /* bytes: everything below may hold data since the last wipe; lazy,
                                 the true value is max(dirty_end, bump.offset) */
     size_t high_water;       /* bytes; lazy like dirty_end */
@@ -295,7 +127,7 @@ struct nalloc_arena {
     size_t track_redzone;       /* bytes kept poisoned after each block: config.redzone while a
                                    checker watches, else 0 (read by allocations in checker builds) */
     size_t track_redzone_bytes; /* redzone bytes reserved by allocations since creation */
-    size_t track_frontier;      /* bytes: ASan shadow of [0, frontier) is set by track.h; grows
+    size_t track_frontier;      /* bytes: ASan shadow of [0, frontier) is set by track.c; grows
                                    in steps (track_lock), never shrinks */
     pthread_mutex_t track_lock; /* serializes frontier moves; its own lock, because allocations
                                    that move it can run under the control lock (a lane split) */
@@ -305,23 +137,14 @@ struct nalloc_arena {
     nalloc_arena_config config; /* as created; config.name points at name */
     char name[NA_NAME_MAX];
 
-    /* -- Filled by the backing. -- */
-    void *map_start;         /* host: first byte of the reservation, leading guard included */
-    size_t reserved;         /* bytes of address space or device memory held */
-    size_t guard_size;       /* bytes of PROT_NONE on each side (host) */
-    int secret_fd;           /* memfd_secret descriptor, or -1 */
-    unsigned in_force;       /* NALLOC_FLAG_* features actually in force */
-    bool guard_pages;        /* guards are in place */
-    bool pinned;             /* registered with CUDA */
-    bool pin_fallback;       /* PINNED requested, locked host memory given */
-    double pin_seconds;      /* time spent in cudaHostRegister */
-    void *cuda;              /* CUDA backing state (cuda/), or NULL */
-    void *nvtx;              /* NVTX memory-heap state (cuda/nvtx.c): NULL without a tool */
+    /* -- The memory under it: what its backing was asked for and what it gave (backing.h). -- */
+    na_memory memory;
     int pid;                 /* getpid() at creation: only that process wipes it at exit */
 
-    /* -- Lanes (lane.c). A lane is an arena whose memory is a block of its parent's. -- */
-    nalloc_arena *parent;    /* the arena this lane was carved from; NULL for other arenas */
-    size_t parent_offset;    /* lane: bytes from the parent's base to the lane's base */
+    /* -- Lanes (lane.c makes them; arena.c keeps the parent's side). A lane is an arena whose
+     *    memory is a block of its parent's. -- */
+    nalloc_arena *parent;    /* the arena this lane was carved from; NULL for other arenas
+                                (memory.parent_offset: where) */
     size_t lanes_alive;      /* lanes carved from this arena and not destroyed yet (atomic) */
     size_t lanes_end;        /* bytes: end of the highest lane block; while lanes_alive, nothing
                                 below it is released (control lock) */
@@ -355,44 +178,34 @@ struct nalloc_arena {
     na_stat_slot slots[NA_STAT_SLOTS];  /* claimed by CAS on owner */
 };
 
-/* Features that the OS or the build may refuse; the rest of NALLOC_FLAG_* are behaviours. */
-#define NA_FEATURE_FLAGS                                                                         \
-    (NALLOC_FLAG_POPULATE | NALLOC_FLAG_HUGEPAGES | NALLOC_FLAG_LOCK | NALLOC_FLAG_NODUMP |      \
-     NALLOC_FLAG_WIPEONFORK | NALLOC_FLAG_SECRET | NALLOC_FLAG_PREFAULT_AHEAD)
+/* common.h tells a live arena by the magic number in its first word, as every handle's. */
+_Static_assert(offsetof(struct nalloc_arena, magic) == 0, "an arena header starts with its magic");
+
+/* Every NALLOC_FLAG_* this build knows: the features (backing.h) and the behaviours. */
 #define NA_KNOWN_FLAGS                                                                           \
     (NA_FEATURE_FLAGS | NALLOC_FLAG_WIPE_ON_DESTROY | NALLOC_FLAG_WIPE_AT_EXIT |                 \
      NALLOC_FLAG_STRICT | NALLOC_FLAG_PIN_FALLBACK | NALLOC_FLAG_NORESERVE |                    \
      NALLOC_FLAG_THREAD_CACHE | NALLOC_FLAG_PREFAULT_AHEAD)
 
-static inline bool na_arena_alive(const nalloc_arena *a)
-{
-    return a != NULL && __atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) == NA_MAGIC_ARENA;
-}
-
-/* Alive or doomed: its memory is still there, and its malloc-family blocks can be freed. */
-static inline bool na_arena_mapped(const nalloc_arena *a)
-{
-    uint64_t magic = a != NULL ? __atomic_load_n(&a->magic, __ATOMIC_ACQUIRE) : 0;
-    return magic == NA_MAGIC_ARENA || magic == NA_MAGIC_DOOMED;
-}
-
-/* NALLOC_ERR_INVALID for NULL, NALLOC_ERR_STATE for a destroyed arena or another kind of handle. */
-static inline nalloc_status na_arena_check(const nalloc_arena *a)
-{
-    if (a == NULL)
-        return NALLOC_ERR_INVALID;
-    return na_arena_alive(a) ? NALLOC_OK : NALLOC_ERR_STATE;
-}
-
 /* Fold `offset`, the arena's offset now or one it had until just now, into the lazily kept
- * high-water mark, dirty extent and own peak (lane.c). Called wherever the offset is about to
- * move down (or the peaks are read); between two such moves it only grows. arena.c. */
-void na_arena_fold(nalloc_arena *a, size_t offset);
+ * high-water mark, dirty extent and own peak (offset.c says why they are lazy). Called wherever
+ * the offset is about to move down (or the peaks are read); between two such moves it only
+ * grows. */
+void na_arena_fold_own_peak(nalloc_arena *a, size_t offset); /* offset.c */
+static inline void na_arena_fold(nalloc_arena *a, size_t offset)
+{
+    na_atomic_max(&a->high_water, offset);
+    na_atomic_max(&a->dirty_end, offset);
+    na_arena_fold_own_peak(a, offset);
+}
+/* Move the offset from `to` down to `from` if it is still `to` and no mark forbids it (folding
+ * the lazy peaks first); false otherwise. offset.c. */
+bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to);
 
 /* The high-water mark as it stands now: the folded peak, or the offset if that is higher. */
 static inline size_t na_arena_peak(const nalloc_arena *a)
 {
-    size_t peak = nalloc_atomic_load(&a->high_water), offset = nalloc_atomic_load(&a->bump.offset);
+    size_t peak = na_atomic_load(&a->high_water), offset = na_atomic_load(&a->bump.offset);
     return peak > offset ? peak : offset;
 }
 
@@ -403,27 +216,9 @@ static inline size_t na_arena_peak(const nalloc_arena *a)
  * no error: a failed wipe's status is returned with its cause noted, the arena released anyway. */
 nalloc_status na_arena_destroy(nalloc_arena *a, uint64_t uid);
 
-/* Record the refusal of public call `call` on an arena that na_arena_check refused: NULL
- * (NALLOC_ERR_INVALID) or destroyed (NALLOC_ERR_STATE). Returns the status. arena.c. */
-nalloc_status na_arena_refuse(const nalloc_arena *a, const char *call);
-
-/* Allocate from a live arena as nalloc_alloc_aligned does (counted, digested, shown to tools),
- * for the library's own blocks (lane blocks, windows): a failure is not counted in the arena's
- * statistics and records nothing; its cause is noted. align: a power of two. arena.c. */
-void *na_alloc_block(nalloc_arena *a, size_t size, size_t align);
-
-/* Give back the most recent block of a live arena, as nalloc_free_last does, recording nothing. */
-nalloc_status na_free_last(nalloc_arena *a, void *ptr, size_t size);
-
-/* Wipe everything handed out since the last wipe, then reset, on `stream` (device) or
- * synchronously (NULL). Takes the control lock. Records no error: the status comes back with its
- * cause noted. arena.c; nalloc_wipe and the CUDA layer's nalloc_wipe_async. */
-nalloc_status na_arena_wipe(nalloc_arena *a, void *stream);
-
-/* In a forked child, for every handle slot (handle.c): an arena whose memory the child has no
- * mapping of (secret memory is MADV_DONTFORK) is marked destroyed there, so calls on it are refused
- * instead of handing out, zeroing or wiping addresses the child does not have. arena.c. */
-void na_arena_after_fork(void *handle, void *unused);
+/* A free of a doomed arena's block was counted (blocks.h, na_blocks_freed): destroy the arena
+ * if it was the last. arena.c. */
+void na_arena_doomed_free(nalloc_arena *a);
 
 /* ---- Prefault-ahead (prefault.c) ---- */
 
@@ -442,39 +237,27 @@ void na_prefault_unregister(nalloc_arena *a);
  * arena since (a forked child, or the kernel refused a stretch); 0 otherwise. */
 unsigned na_prefault_lost(const nalloc_arena *a);
 
-/* ---- Lanes (lane.c) ---- */
+/* ---- Lanes (lane.c) and their parents (arena.c) ---- */
 
 /* Create an arena as `config` asks, with `backing` giving it memory; `parent` and
- * `parent_offset` are stored in the header before backing->create runs (NULL and 0 but for
- * lanes). nalloc_arena_create is this with the backing for config->memory, and records the error
- * this only returns (with its cause noted). arena.c. */
+ * `parent_offset` are known to the backing's create (NULL and 0 but for lanes).
+ * nalloc_arena_create is this with the backing for config->memory, and records the error this
+ * only returns (with its cause noted). arena.c. */
 nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_backing *backing,
                                    nalloc_arena *parent, size_t parent_offset, nalloc_arena **out);
 
-/* True when a live lane of `a` still owns memory at or above `target`, so nothing from `target`
- * up may be released (control lock held). */
-bool na_lanes_hold(nalloc_arena *a, size_t target);
+/* The parent's side of a split (control lock of `p` held): the lanes of `count` were made in
+ * [begin, begin + size), a block of `p` handed out while `p`'s dirty extent was `dirty`. `p` keeps
+ * it from being released while they live, and skips it in its wipes. arena.c. */
+void na_arena_lend(nalloc_arena *p, size_t begin, size_t size, size_t count, size_t dirty);
 
 /* True when a live (or doomed) lane split from `a`, directly or not, has malloc-family blocks
- * alive: destroying `a` would destroy their memory. */
-bool na_lanes_blocks_live(const nalloc_arena *a);
+ * alive: destroying `a` would destroy their memory. arena.c. */
+bool na_arena_lane_blocks_live(const nalloc_arena *a);
 
-/* Destroy every live lane of `a`, waiting for lanes another thread is destroying (control lock of
- * `a` held). */
-void na_lanes_destroy_all(nalloc_arena *a);
-
-/* Zero [0, end) of `a` through its backing, except a lane block its lanes keep clean; *zeroed is
- * the number of bytes zeroed. */
-nalloc_status na_lanes_zero_dirty(nalloc_arena *a, size_t end, void *stream, size_t *zeroed);
-
-/* The alignment of lane blocks for a parent with this alignment policy: bytes, a power of two. */
+/* The alignment of lane blocks for a parent with this alignment policy: bytes, a power of two.
+ * lane.c. */
 size_t na_lane_align(size_t default_align, size_t large_align);
-
-/* Fold `offset` into own_peak (sizing), wherever the offset's peak is folded into high_water. */
-void na_lanes_settle(nalloc_arena *a, size_t offset);
-/* The offset moves down to `target` (control lock held; if that is below the lanes, every lane is
- * destroyed): lane blocks above it become ordinary memory of `a` again. */
-void na_lanes_release(nalloc_arena *a, size_t target);
 
 /* ---- Contexts (ctx.c) ---- */
 
@@ -495,6 +278,25 @@ void na_handle_foreach(void (*fn)(void *handle, void *arg), void *arg);
 /* Call fn(handle) under the handle lock, so that no na_handle_foreach callback runs meanwhile: an
  * arena is retired this way, so the exit-time wipe never zeroes memory being unmapped. */
 void na_handle_exclusive(void (*fn)(void *handle), void *handle);
+
+/* ---- Threads (thread.c) ---- */
+
+/* What a thread's exit does, step by step in this order. */
+typedef enum na_thread_exit_step {
+    NA_THREAD_EXIT_SLOTS, /* arena.c: the thread's chunks go back, its slots are freed */
+    NA_THREAD_EXIT_TEXT,  /* status.c: the page of its error text is unmapped */
+    NA_THREAD_EXIT_STEPS
+} na_thread_exit_step;
+
+/* Have every thread whose exit is armed run fn(its token) at `step` when it exits. Set before
+ * handing out what it cleans up; setting it again (to the same function) is harmless. Async-
+ * signal-safe. */
+void na_thread_at_exit(na_thread_exit_step step, void (*fn)(size_t token));
+
+/* The calling thread's token: never 0, never reused. The first call arms the thread's exit
+ * (pthread calls, not async-signal-safe); later ones are a thread-local load. A thread whose
+ * exit ran gets a new token, and its exit armed again, on its next call. */
+size_t na_thread_token(void);
 
 /* ---- Statistics (stats.c) ---- */
 
@@ -601,13 +403,13 @@ static inline void na_stats_count(nalloc_arena *a, na_stat_slot *s, size_t offse
 static inline bool na_tcache_take(nalloc_arena *a, na_chunk *c, size_t size, size_t align,
                                   size_t *begin, size_t *pad)
 {
-    size_t end = nalloc_atomic_load(&c->end), cursor = nalloc_atomic_load(&c->cursor), last;
+    size_t end = na_atomic_load(&c->end), cursor = na_atomic_load(&c->cursor), last;
     if (na_unlikely(end == 0 || __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) !=
                                     __atomic_load_n(&a->epoch, __ATOMIC_RELAXED)))
         return false;
     if (na_unlikely(!nalloc_bump_fit(a->bump.base, end, cursor, size, align, begin, &last)))
         return false;
-    nalloc_atomic_store(&c->cursor, last);
+    na_atomic_store(&c->cursor, last);
     *pad = *begin - cursor;
     return true;
 }
@@ -623,9 +425,6 @@ void na_tcache_give_back(nalloc_arena *a, na_chunk *c);
  * the largest chunk (the block had grown past its chunk) goes back to the offset if nothing lies
  * above it, so that a thread caches at most about one chunk. */
 void na_tcache_trim(nalloc_arena *a, na_chunk *c);
-/* Move the offset from `to` down to `from` if it is still `to` and no mark forbids it (folding
- * the lazy peaks first); false otherwise. */
-bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to);
 /* True when [begin, end) overlaps the unused remainder of some thread's current chunk: not a
  * block, whatever a caller says (free_last and resize_last refuse it). */
 bool na_tcache_covers(const nalloc_arena *a, size_t begin, size_t end);
@@ -644,7 +443,8 @@ void na_tcache_thread_exit(nalloc_arena *a, na_stat_slot *s);
  * left to the caller). The caller checked that the arena is alive. */
 void *na_block_alloc(nalloc_arena *a, size_t size, size_t align);
 /* Free the block at `ptr` of arena `a` (NALLOC_ERR_INVALID: not a block; NALLOC_ERR_STATE:
- * freed already). The arena may be doomed; its last free destroys it. */
+ * freed already). The arena may be doomed: after a free, the caller calls na_blocks_freed
+ * (blocks.h), which destroys it if that was its last block. */
 nalloc_status na_block_free(nalloc_arena *a, const void *ptr);
 /* Resize in place, if the block is its chunk's newest or the arena's last stretch. */
 nalloc_status na_block_resize(nalloc_arena *a, void *ptr, size_t new_size);
@@ -652,8 +452,6 @@ nalloc_status na_block_resize(nalloc_arena *a, void *ptr, size_t new_size);
 void na_block_zero(nalloc_arena *a, void *ptr, size_t size);
 /* *size: the block's size; false if ptr is no live block of `a`. */
 bool na_block_size(nalloc_arena *a, const void *ptr, size_t *size);
-/* A free of a doomed arena's block was counted: destroy the arena if it was the last. */
-void na_blocks_doomed_free(nalloc_arena *a);
 /* Blocks allocated and not freed (a snapshot; never less than the truth at its end). */
 size_t na_blocks_live(const nalloc_arena *a);
 /* Bytes of the malloc family's chunks not used by blocks. */
@@ -740,27 +538,5 @@ void na_owner_unregister(nalloc_arena *a);
 /* The system allocator, bypassing any malloc that interposes on it (the override library). */
 void *na_sys_malloc(size_t size);
 void na_sys_free(void *ptr);
-
-/* Release every private slot owned by the calling thread in every live arena (thread exit). */
-void na_stats_release_thread_slots(void);
-
-/* Make sure the calling thread's exit runs stats.c's hook, which releases its slots and its
- * error text (status.c, na_thread_text_release). Not async-signal-safe on a thread's first call. */
-void na_thread_exit_hook(void);
-void na_thread_text_release(void);
-
-/* ---- Tracing (NVTX ranges; cuda/nvtx.c when built, nothing otherwise) ---- */
-
-#if NALLOC_HAVE_NVTX
-void na_trace_push(const char *what, const nalloc_arena *a);
-void na_trace_pop(void);
-#else
-static inline void na_trace_push(const char *what, const nalloc_arena *a)
-{
-    (void)what;
-    (void)a;
-}
-static inline void na_trace_pop(void) {}
-#endif
 
 #endif /* NALLOC_INTERNAL_H */

@@ -128,7 +128,7 @@ static bool next_stretch(nalloc_arena *a, size_t *begin, size_t *end)
 {
     na_prefault *p = &a->prefault;
     size_t page = na_prim_page_size(), stretch = stretch_size();
-    size_t offset = nalloc_atomic_load(&a->bump.offset), peak = na_arena_peak(a);
+    size_t offset = na_atomic_load(&a->bump.offset), peak = na_arena_peak(a);
     size_t max_ahead = na_option_get(NA_OPTION_PREFAULT_AHEAD) * NA_PREFAULT_GROWTH;
     if (offset > p->last_offset) {
         size_t grew = offset - p->last_offset;
@@ -158,7 +158,7 @@ static bool next_collapse(nalloc_arena *a, size_t *begin, size_t *end)
 {
     na_prefault *p = &a->prefault;
     size_t huge = na_prim_huge_page_size();
-    if (!can_collapse || !(a->in_force & NALLOC_FLAG_HUGEPAGES))
+    if (!can_collapse || !(a->memory.in_force & NALLOC_FLAG_HUGEPAGES))
         return false;
     /* Whole huge pages only: start at the first boundary at or above the base. */
     uintptr_t base = a->bump.base;
@@ -427,8 +427,9 @@ static void child_after_fork(void)
 int na_prefault_register(nalloc_arena *a)
 {
     static pthread_once_t once = PTHREAD_ONCE_INIT;
-    if (!(a->in_force & NALLOC_FLAG_PREFAULT_AHEAD) || (a->in_force & NALLOC_FLAG_POPULATE) ||
-        a->pinned || !a->backing->host_accessible)
+    a->prefault.defer_huge = a->memory.huge_deferred; /* the backing's call; the helper's later */
+    if (!(a->memory.in_force & NALLOC_FLAG_PREFAULT_AHEAD) || (a->memory.in_force & NALLOC_FLAG_POPULATE) ||
+        a->memory.pinned || !a->memory.backing->host_accessible)
         return 0; /* not asked for, or every page is resident already */
     pthread_once(&once, init_once);
     na_prefault *p = &a->prefault;
@@ -455,7 +456,7 @@ int na_prefault_register(nalloc_arena *a)
 void na_prefault_unregister(nalloc_arena *a)
 {
     na_prefault *p = &a->prefault;
-    if (!(a->in_force & NALLOC_FLAG_PREFAULT_AHEAD))
+    if (!(a->memory.in_force & NALLOC_FLAG_PREFAULT_AHEAD))
         return; /* never registered: no need for the lock */
     pthread_mutex_lock(&lock);
     if (p->registered) {
@@ -475,7 +476,7 @@ void na_prefault_unregister(nalloc_arena *a)
 
 unsigned na_prefault_lost(const nalloc_arena *a)
 {
-    if ((a->in_force & NALLOC_FLAG_PREFAULT_AHEAD) &&
+    if ((a->memory.in_force & NALLOC_FLAG_PREFAULT_AHEAD) &&
         __atomic_load_n(&a->prefault.stopped, __ATOMIC_RELAXED) != 0)
         return NALLOC_FLAG_PREFAULT_AHEAD;
     return 0;

@@ -127,7 +127,7 @@ nalloc_status nalloc_route_push(nalloc_arena *arena)
     if (arena != NULL) {
         if (na_arena_check(arena) != NALLOC_OK)
             return na_arena_refuse(arena, call);
-        if (!arena->backing->host_accessible) /* blocks carry headers: host or pinned only */
+        if (!arena->memory.backing->host_accessible) /* blocks carry headers: host or pinned only */
             return na_fail(NALLOC_ERR_INVALID, call,
                            "arena \"%s\" is a device arena: routes serve host memory", arena->name);
         slot = na_stat_slot_of(arena); /* claimed now, not on the first allocation */
@@ -177,7 +177,7 @@ nalloc_status nalloc_route_set_default(nalloc_arena *arena)
     if (arena != NULL) {
         if (na_arena_check(arena) != NALLOC_OK)
             return na_arena_refuse(arena, call);
-        if (!arena->backing->host_accessible)
+        if (!arena->memory.backing->host_accessible)
             return na_fail(NALLOC_ERR_INVALID, call,
                            "arena \"%s\" is a device arena: routes serve host memory", arena->name);
     }
@@ -213,14 +213,14 @@ void *nalloc_arena_malloc(nalloc_arena *arena, size_t size, size_t align)
         na_fail(NALLOC_ERR_INVALID, call, "alignment %zu is not a power of two", align);
         return NULL;
     }
-    if (!arena->backing->host_accessible) {
+    if (!arena->memory.backing->host_accessible) {
         na_fail(NALLOC_ERR_INVALID, call, "arena \"%s\" is a device arena: malloc-family blocks "
                                           "carry host-side headers", arena->name);
         return NULL;
     }
     void *p = na_block_alloc_fast(arena, na_stat_slot_of(arena), size, align);
     if (p == NULL && (p = na_block_alloc(arena, size, align)) == NULL) {
-        size_t offset = nalloc_atomic_load(&arena->bump.offset);
+        size_t offset = na_atomic_load(&arena->bump.offset);
         na_fail(NALLOC_ERR_NOMEM, call, "%zu bytes requested, %zu free in arena \"%s\"", size,
                 arena->bump.capacity - offset, arena->name);
     }
@@ -360,7 +360,9 @@ static void arena_free(nalloc_arena *a, void *ptr)
     if (na_likely(na_block_free_fast(a, s, ptr)))
         return;
     nalloc_status st = na_block_free(a, ptr);
-    if (st != NALLOC_OK) /* reported, never passed on to the system allocator */
+    if (st == NALLOC_OK)
+        na_blocks_freed(a);
+    else /* reported, never passed on to the system allocator */
         block_refused(st, "nalloc_free", a, ptr);
 }
 
@@ -372,8 +374,8 @@ static inline bool in_route_chunk(const void *ptr)
     if (a == NULL || routes.slot == NULL)
         return false;
     const na_chunk *c = &routes.slot->blocks;
-    size_t at = (size_t)((uintptr_t)ptr - a->bump.base), begin = nalloc_atomic_load((size_t *)&c->begin);
-    return at - begin < nalloc_atomic_load((size_t *)&c->end) - begin && na_arena_alive(a);
+    size_t at = (size_t)((uintptr_t)ptr - a->bump.base), begin = na_atomic_load((size_t *)&c->begin);
+    return at - begin < na_atomic_load((size_t *)&c->end) - begin && na_arena_alive(a);
 }
 
 /* The arena half of nalloc_free, out of line for the same reason as routed_malloc: the block of

@@ -85,15 +85,15 @@ nalloc_status nalloc_ctx_profile_sized(nalloc_ctx *ctx, nalloc_profile *out, siz
         if (a == NULL)
             continue;
         p->kinds |= 1u << k;
-        size_t offset = nalloc_atomic_load(&a->bump.offset);
-        size_t lent = nalloc_atomic_load(&a->lent);
-        size_t own = nalloc_atomic_load(&a->own_peak);
+        size_t offset = na_atomic_load(&a->bump.offset);
+        size_t lent = na_atomic_load(&a->lent);
+        size_t own = na_atomic_load(&a->own_peak);
         size_t now = offset > lent ? offset - lent : 0;
         p->high_water[k] = now > own ? now : own;
-        lane_peak_search s = {a, nalloc_atomic_load(&a->lane_peak)};
+        lane_peak_search s = {a, na_atomic_load(&a->lane_peak)};
         na_handle_foreach(live_lane_peak, &s);
         p->lane_high_water[k] = s.peak;
-        p->lanes[k] = nalloc_atomic_load(&a->lanes_peak);
+        p->lanes[k] = na_atomic_load(&a->lanes_peak);
     }
     /* Write no more than the caller's struct has (nalloc.h, nalloc_profile). */
     size_t n = size < sizeof full ? size : sizeof full;
@@ -111,7 +111,7 @@ static bool with_headroom(size_t bytes, double headroom, size_t *out)
     size_t whole = (size_t)scaled;
     if ((double)whole < scaled) /* ceil, without libm */
         whole++;
-    return nalloc_round_up(whole > bytes ? whole : bytes, na_prim_page_size(), out);
+    return na_round_up(whole > bytes ? whole : bytes, na_prim_page_size(), out);
 }
 
 static bool headroom_ok(double headroom)
@@ -172,7 +172,7 @@ static bool sized_capacity(const nalloc_profile *p, int k, const nalloc_arena_co
         size_t align = na_lane_align(c->default_align, c->large_align);
         size_t lane, stride, lanes;
         if (!with_headroom(p->lane_high_water[k], headroom, &lane) ||
-            !nalloc_round_up(lane > 0 ? lane : 1, align, &stride) ||
+            !na_round_up(lane > 0 ? lane : 1, align, &stride) ||
             __builtin_mul_overflow(stride, p->lanes[k], &lanes) ||
             __builtin_add_overflow(capacity, lanes, &capacity) ||
             __builtin_add_overflow(capacity, align, &capacity))

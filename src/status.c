@@ -44,6 +44,16 @@ static NA_THREAD_LOCAL thread_text *text; /* NULL until the thread's first failu
 
 static void append(char *buf, size_t len, size_t *at, const char *from);
 
+/* The thread exits (thread.c): its page goes. */
+static void release_text(size_t token)
+{
+    (void)token;
+    thread_text *t = text;
+    text = NULL;
+    if (t != NULL)
+        munmap(t, sizeof *t);
+}
+
 /* The thread's text, mapped on first use; NULL if the OS refused. */
 static thread_text *my_text(void)
 {
@@ -60,16 +70,11 @@ static thread_text *my_text(void)
         size_t at = 0;
         append(text->message, sizeof text->message, &at, nalloc_strerror(last_error));
     }
-    na_thread_exit_hook();
+    /* Unmapped when the thread exits. After the thread's first allocation this makes no pthread
+     * call (thread.c), so a failure in a signal handler stays async-signal-safe. */
+    na_thread_at_exit(NA_THREAD_EXIT_TEXT, release_text);
+    (void)na_thread_token();
     return text;
-}
-
-void na_thread_text_release(void)
-{
-    thread_text *t = text;
-    text = NULL;
-    if (t != NULL)
-        munmap(t, sizeof *t);
 }
 
 const char *nalloc_strerror(nalloc_status status)

@@ -143,7 +143,7 @@ static void add(nalloc_arena *a, size_t begin, size_t end)
               find(&a->stretches->by_begin, begin + 1) == NULL); /* stretches never overlap */
     put(&a->stretches->by_end, end, begin);
     put(&a->stretches->by_begin, begin + 1, end);
-    nalloc_atomic_store(&a->stretch_bytes, a->stretch_bytes + (end - begin));
+    na_atomic_store(&a->stretch_bytes, a->stretch_bytes + (end - begin));
     publish_count(a);
 }
 
@@ -153,7 +153,7 @@ static void remove_at(nalloc_arena *a, stretch_entry *e)
     size_t end = e->key, begin = e->value;
     erase(&a->stretches->by_end, e);
     erase(&a->stretches->by_begin, find(&a->stretches->by_begin, begin + 1));
-    nalloc_atomic_store(&a->stretch_bytes, a->stretch_bytes - (end - begin));
+    na_atomic_store(&a->stretch_bytes, a->stretch_bytes - (end - begin));
     publish_count(a);
 }
 
@@ -172,7 +172,7 @@ static void drain(nalloc_arena *a)
             return;
         size_t begin = e->value;
         if (!na_offset_give_back(a, begin, offset)) {
-            if (begin < nalloc_atomic_load(&a->mark_floor))
+            if (begin < na_atomic_load(&a->mark_floor))
                 return; /* pinned by a mark: a rollback or reset takes it */
             continue;   /* the offset moved meanwhile */
         }
@@ -185,7 +185,7 @@ void na_stretch_free_locked(nalloc_arena *a, size_t begin, size_t end)
     if (end <= begin)
         return;
     /* What was handed out here may be read back by a later nalloc_alloc_zeroed or calloc. */
-    nalloc_atomic_max(&a->dirty_end, end);
+    na_atomic_max(&a->dirty_end, end);
     if (!reserve_one(a)) {
         fprintf(stderr, "nalloc: arena '%s': no memory to remember a free stretch; %zu bytes stay "
                         "in use until the next reset\n", a->name, end - begin);
@@ -260,7 +260,7 @@ void na_stretch_boundary(nalloc_arena *a, size_t target)
     if (m != NULL && target == 0) {
         memset(m->by_end.entries, 0, 2 * (m->by_end.mask + 1) * sizeof(stretch_entry));
         m->by_end.used = m->by_begin.used = 0;
-        nalloc_atomic_store(&a->stretch_bytes, 0);
+        na_atomic_store(&a->stretch_bytes, 0);
         publish_count(a);
     }
     /* Stretches above the new offset go with it; one across it keeps its part below. */

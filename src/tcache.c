@@ -39,27 +39,15 @@
 #define NA_TCACHE_BYPASS (NA_TCACHE_MAX / 4) /* larger requests take the offset directly */
 
 /* ---------------------------------------------------------------------------------------------
- * Giving a remainder back
+ * Giving a remainder back (to the offset through offset.c, or as a free stretch)
  * ------------------------------------------------------------------------------------------- */
-
-bool na_offset_give_back(nalloc_arena *a, size_t from, size_t to)
-{
-    if (from < nalloc_atomic_load(&a->mark_floor))
-        return false; /* a mark was taken above it */
-    /* The offset was `to` just now: fold it into the lazy peaks before it moves down, and
-     * release, so that whoever is handed these bytes next sees everything done with them. */
-    na_arena_fold(a, to);
-    size_t seen = to;
-    return __atomic_compare_exchange_n(&a->bump.offset, &seen, from, false, __ATOMIC_SEQ_CST,
-                                       __ATOMIC_RELAXED);
-}
 
 void na_tcache_give_back(nalloc_arena *a, na_chunk *c)
 {
-    size_t end = nalloc_atomic_load(&c->end), cursor = nalloc_atomic_load(&c->cursor);
+    size_t end = na_atomic_load(&c->end), cursor = na_atomic_load(&c->cursor);
     if (end == 0)
         return;
-    nalloc_atomic_store(&c->end, 0);
+    na_atomic_store(&c->end, 0);
     if (c->epoch != __atomic_load_n(&a->epoch, __ATOMIC_RELAXED) || cursor == end)
         return; /* retired with its epoch, or used up */
     if (!na_offset_give_back(a, cursor, end))
@@ -68,9 +56,9 @@ void na_tcache_give_back(nalloc_arena *a, na_chunk *c)
 
 void na_tcache_trim(nalloc_arena *a, na_chunk *c)
 {
-    size_t end = nalloc_atomic_load(&c->end), cursor = nalloc_atomic_load(&c->cursor);
+    size_t end = na_atomic_load(&c->end), cursor = na_atomic_load(&c->cursor);
     if (end - cursor > NA_TCACHE_MAX && na_offset_give_back(a, cursor, end))
-        nalloc_atomic_store(&c->end, cursor);
+        na_atomic_store(&c->end, cursor);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -82,21 +70,21 @@ bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, s
 {
     uint64_t epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
     size_t want = c->next < NA_TCACHE_FIRST ? NA_TCACHE_FIRST : c->next;
-    size_t end = nalloc_atomic_load(&c->end);
+    size_t end = na_atomic_load(&c->end);
     bool current = end != 0 && c->epoch == epoch;
     if (size > NA_TCACHE_BYPASS) {
         /* The offset directly. A chunk that is still the last thing in the arena gives its
          * remainder back first, so that the block lands where it would without the cache (at
          * the cursor, not past the remainder) and one thread's layout stays the same. */
-        if (current && na_offset_give_back(a, nalloc_atomic_load(&c->cursor), end))
-            nalloc_atomic_store(&c->end, 0);
+        if (current && na_offset_give_back(a, na_atomic_load(&c->cursor), end))
+            na_atomic_store(&c->end, 0);
         return nalloc_bump_reserve(&a->bump, size, align, begin, pad);
     }
 
     /* Still the last thing in the arena: grow it in place (exactly what the bump would do
      * without a cache, which keeps one thread's layout unchanged). */
     size_t first, last;
-    if (current && nalloc_bump_fit(a->bump.base, a->bump.capacity, nalloc_atomic_load(&c->cursor),
+    if (current && nalloc_bump_fit(a->bump.base, a->bump.capacity, na_atomic_load(&c->cursor),
                                    size, align, &first, &last)) {
         size_t seen = end;
         /* A whole step more when the arena has room for it, else just this request: near
@@ -105,12 +93,12 @@ bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, s
         if (grown >= end &&
             __atomic_compare_exchange_n(&a->bump.offset, &seen, grown, false, __ATOMIC_ACQUIRE,
                                         __ATOMIC_RELAXED)) {
-            nalloc_atomic_store(&c->end, grown);
-            nalloc_atomic_store(&c->next, want < NA_TCACHE_MAX ? want * 2 : NA_TCACHE_MAX);
-            size_t cursor = nalloc_atomic_load(&c->cursor);
+            na_atomic_store(&c->end, grown);
+            na_atomic_store(&c->next, want < NA_TCACHE_MAX ? want * 2 : NA_TCACHE_MAX);
+            size_t cursor = na_atomic_load(&c->cursor);
             *begin = first;
             *pad = first - cursor;
-            nalloc_atomic_store(&c->cursor, last);
+            na_atomic_store(&c->cursor, last);
             return true;
         }
     }
@@ -123,10 +111,10 @@ bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, s
      * above it, or a rollback to it would not release it. */
     na_range r;
     if (__atomic_load_n(&a->stretch_count, __ATOMIC_RELAXED) > 0 &&
-        na_stretch_take_above(a, nalloc_atomic_load(&a->mark_floor), size, align, want, &r)) {
+        na_stretch_take_above(a, na_atomic_load(&a->mark_floor), size, align, want, &r)) {
         /* reused: [r.begin, r.end) */
     } else {
-        size_t offset = nalloc_atomic_load(&a->bump.offset);
+        size_t offset = na_atomic_load(&a->bump.offset);
         for (;;) {
             if (!nalloc_bump_fit(a->bump.base, a->bump.capacity, offset, size, align, &first, &last))
                 return false;
@@ -143,10 +131,10 @@ bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, s
     if (!nalloc_bump_fit(a->bump.base, r.end, r.begin, size, align, &first, &last))
         return false; /* cannot happen: both paths checked the fit */
     __atomic_store_n(&c->epoch, epoch, __ATOMIC_RELAXED); /* statistics read it meanwhile */
-    nalloc_atomic_store(&c->begin, r.begin);
-    nalloc_atomic_store(&c->cursor, last);
-    nalloc_atomic_store(&c->end, r.end);
-    nalloc_atomic_store(&c->next, want < NA_TCACHE_MAX ? want * 2 : NA_TCACHE_MAX);
+    na_atomic_store(&c->begin, r.begin);
+    na_atomic_store(&c->cursor, last);
+    na_atomic_store(&c->end, r.end);
+    na_atomic_store(&c->next, want < NA_TCACHE_MAX ? want * 2 : NA_TCACHE_MAX);
     *begin = first;
     *pad = first - r.begin;
     return true;
@@ -164,8 +152,8 @@ static na_stat_slot *slot_at(nalloc_arena *a, int i)
 /* The unused bytes of a chunk that is still current. */
 static size_t remainder_of(const nalloc_arena *a, const na_chunk *c, uint64_t epoch)
 {
-    size_t end = nalloc_atomic_load((size_t *)&c->end);
-    size_t cursor = nalloc_atomic_load((size_t *)&c->cursor);
+    size_t end = na_atomic_load((size_t *)&c->end);
+    size_t cursor = na_atomic_load((size_t *)&c->cursor);
     if (end == 0 || __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) != epoch || cursor > end)
         return 0;
     (void)a;
@@ -177,8 +165,8 @@ bool na_tcache_covers(const nalloc_arena *a, size_t begin, size_t end)
     uint64_t epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
     for (int i = 0; i < NA_STAT_SLOTS; i++) {
         const na_chunk *c = &a->slots[i].plain;
-        size_t chunk_end = nalloc_atomic_load((size_t *)&c->end);
-        size_t cursor = nalloc_atomic_load((size_t *)&c->cursor);
+        size_t chunk_end = na_atomic_load((size_t *)&c->end);
+        size_t cursor = na_atomic_load((size_t *)&c->cursor);
         if (chunk_end != 0 && __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) == epoch &&
             cursor < chunk_end && begin < chunk_end && end > cursor)
             return true;
@@ -201,7 +189,7 @@ void na_tcache_boundary(nalloc_arena *a, size_t target)
     uint64_t epoch = __atomic_load_n(&a->epoch, __ATOMIC_RELAXED);
     for (int i = -1; target != 0 && i < NA_STAT_SLOTS; i++) {
         na_chunk *c = &slot_at(a, i)->plain;
-        size_t end = nalloc_atomic_load(&c->end), cursor = nalloc_atomic_load(&c->cursor);
+        size_t end = na_atomic_load(&c->end), cursor = na_atomic_load(&c->cursor);
         if (end == 0 || c->epoch != epoch || cursor >= target)
             continue;
         na_stretch_free(a, cursor, end < target ? end : target);
@@ -215,5 +203,5 @@ void na_tcache_boundary(nalloc_arena *a, size_t target)
 void na_tcache_thread_exit(nalloc_arena *a, na_stat_slot *s)
 {
     na_tcache_give_back(a, &s->plain);
-    nalloc_atomic_store(&s->plain.next, 0); /* the slot's next owner starts small */
+    na_atomic_store(&s->plain.next, 0); /* the slot's next owner starts small */
 }

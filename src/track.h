@@ -1,40 +1,12 @@
-/* src/track.h - telling memory checkers what an arena hands out.
+/* src/track.h - the contract between arena code and the memory checkers (track.c).
  *
- * An arena hands out memory that malloc never sees, so AddressSanitizer and Valgrind cannot tell
- * a block from the free space after it, or a live block from one released by a reset. This header
- * is the one place arena.c reports those transitions (mimalloc's track.h and LLVM's
- * BumpPtrAllocator do the same). Each function is empty unless a checker is compiled in, so
- * release builds pay nothing:
+ * Arena code reports every transition of its memory here: handed out, resized, released, wiped.
+ * track.c tells AddressSanitizer or Valgrind Memcheck (its top comment says how); in a build
+ * with neither, every function below is an empty inline and costs nothing. In a build with one,
+ * the inline part only tests whether a checker watches the arena (a->track_checkers), so the
+ * allocation paths of an arena nobody watches stay a load and a branch longer.
  *
- *  - AddressSanitizer (detected from the compiler: -fsanitize=address): free arena space is
- *    poisoned, each block unpoisoned when handed out, and poisoned again when a rollback, reset,
- *    wipe, free_last or shrinking resize_last gives it back. ASan's shadow has one byte per 8-byte
- *    granule and can only say "the first k bytes are addressable", so two blocks must never share
- *    a granule: under ASan every block starts on a granule (alignment at least 8). That also keeps
- *    threads that allocate at once from writing the same shadow byte. Shadow costs one byte per
- *    granule, so a big arena is not poisoned at creation (a 1 TiB reservation has 128 GiB of
- *    shadow): a poisoned "frontier" grows in steps of NA_TRACK_STEP just ahead of the blocks,
- *    under its own lock, before any block beyond it is unpoisoned. Shadow above the frontier
- *    was never written, so it reads as addressable and a block there needs no unpoisoning: the
- *    cost follows what is handed out, not the capacity. Only the first NA_TRACK_LIMIT bytes of an
- *    arena are watched, which bounds the shadow written per arena (512 MiB) even for a huge block
- *    that is never touched; stray reads more than a step past everything handed out, or beyond
- *    the limit, are missed. ASan keeps a range's poison after munmap, so destroy unpoisons what
- *    was poisoned.
- *
- *  - Valgrind (CMake option NALLOC_VALGRIND, Valgrind's client-request headers): while the process
- *    runs under Valgrind, the arena is a Memcheck mempool anchored at its header: each block a
- *    MEMPOOL_ALLOC chunk (Memcheck then reports "N bytes after a block of size M alloc'd" with
- *    the allocation's stack), rollback and reset trim the pool, everything else is NOACCESS.
- *    Outside Valgrind the client requests cost a few instructions and the layout is unchanged.
- *
- *  - Redzones (config.redzone): while a checker watches the arena, every block is followed by at
- *    least that many bytes that stay poisoned (rounded so the next block starts on a fresh
- *    granule), so an overflow into the very next block is reported too. Without a checker the
- *    setting is ignored: an unpoisoned gap catches nothing, it would only hide corruption and waste
- *    memory, and the layout then stays identical to a build that never asked for one.
- *
- * The contract arena.c relies on (host-accessible arenas only; device arenas are described to
+ * The contract arena code relies on (host-accessible arenas only; device arenas are described to
  * compute-sanitizer through NVTX instead):
  *   na_track_create(a)            after the backing reserved the memory: all of it is free space.
  *   na_track_extent(a, size, &n)  n: bytes to reserve for a block of `size` (redzone included).
@@ -88,130 +60,6 @@
 #define NA_TRACK_GRANULE ((size_t)1)
 #endif
 
-#if NA_TRACK
-
-static inline char *na_track_base(const nalloc_arena *a)
-{
-    return (char *)a->bump.base;
-}
-
-/* Usable bytes mapped from the base: the capacity, or the whole page-rounded middle of a host
- * mapping, whose tail past the capacity is poisoned too. */
-static inline size_t na_track_mapped(const nalloc_arena *a)
-{
-    size_t capacity = a->bump.capacity;
-    if (a->map_start != NULL && (uintptr_t)a->map_start + a->guard_size == a->bump.base &&
-        a->reserved / 2 >= a->guard_size && a->reserved - 2 * a->guard_size >= capacity)
-        return a->reserved - 2 * a->guard_size;
-    return capacity;
-}
-
-#endif /* NA_TRACK */
-
-#if NA_TRACK_ASAN
-
-static inline size_t na_track_min(size_t x, size_t y)
-{
-    return x < y ? x : y;
-}
-
-/* Move the frontier past `end` (so the byte after a block is poisoned too) for bytes [begin,
- * begin + size) about to be handed out, whose redzone ends at `end`. Free space between the old
- * and the new frontier is poisoned, the caller's own bytes are skipped (their shadow above the
- * old frontier was never written). Returns the offset below which the caller must still unpoison
- * its bytes. Rare: once per NA_TRACK_STEP. */
-static __attribute__((noinline, cold)) size_t na_track_extend(nalloc_arena *a, size_t begin,
-                                                              size_t size, size_t end)
-{
-    size_t limit = begin + size; /* another thread moved the frontier: it poisoned our bytes */
-    size_t cap = na_track_min(a->bump.capacity, NA_TRACK_LIMIT);
-    pthread_mutex_lock(&a->track_lock);
-    size_t frontier = a->track_frontier;
-    if (end >= frontier && frontier < cap) {
-        size_t to = end - end % NA_TRACK_STEP + NA_TRACK_STEP;
-        if (to > cap || to < end)
-            to = cap;
-        char *base = na_track_base(a);
-        size_t tail = begin + size > frontier ? begin + size : frontier;
-        if (tail < to) /* above the caller's bytes first, as in na_track_create */
-            ASAN_POISON_MEMORY_REGION(base + tail, to - tail);
-        size_t gap_end = na_track_min(to, begin > frontier ? begin : frontier);
-        ASAN_POISON_MEMORY_REGION(base + frontier, gap_end - frontier);
-        __atomic_store_n(&a->track_frontier, to, __ATOMIC_RELEASE);
-        limit = begin > frontier ? begin : frontier;
-    }
-    pthread_mutex_unlock(&a->track_lock);
-    return limit;
-}
-
-/* Bytes [begin, begin + size), with a redzone up to `end`, are being handed out: unpoison what
- * of them may hold poison. Blocks past the watched limit are left alone. */
-static inline void na_track_unpoison_block(nalloc_arena *a, size_t begin, size_t size, size_t end)
-{
-    if (na_unlikely(end > NA_TRACK_LIMIT)) {
-        if (begin >= NA_TRACK_LIMIT)
-            return;
-        end = NA_TRACK_LIMIT;
-        size = na_track_min(size, end - begin);
-    }
-    size_t limit = begin + size, frontier = __atomic_load_n(&a->track_frontier, __ATOMIC_ACQUIRE);
-    if (na_unlikely(end >= frontier) && frontier < na_track_min(a->bump.capacity, NA_TRACK_LIMIT))
-        limit = na_track_extend(a, begin, size, end);
-    if (limit > begin)
-        ASAN_UNPOISON_MEMORY_REGION(na_track_base(a) + begin, na_track_min(limit - begin, size));
-}
-
-/* Poison offsets [from, to) below the frontier: above it the shadow must stay unwritten. */
-static inline void na_track_poison(nalloc_arena *a, size_t from, size_t to)
-{
-    to = na_track_min(to, __atomic_load_n(&a->track_frontier, __ATOMIC_ACQUIRE));
-    if (from < to)
-        ASAN_POISON_MEMORY_REGION(na_track_base(a) + from, to - from);
-}
-
-#endif /* NA_TRACK_ASAN */
-
-static inline void na_track_create(nalloc_arena *a)
-{
-#if NA_TRACK
-    if (!a->backing->host_accessible)
-        return;
-    unsigned checkers = 0;
-#if NA_TRACK_ASAN
-    checkers |= NALLOC_CHECKER_ASAN;
-#endif
-#if NA_TRACK_VALGRIND
-    if (RUNNING_ON_VALGRIND)
-        checkers |= NALLOC_CHECKER_VALGRIND;
-#endif
-    a->track_checkers = checkers;
-    if (checkers == 0)
-        return;
-    a->track_redzone = a->config.redzone;
-    char *base = na_track_base(a);
-    size_t capacity = a->bump.capacity, mapped = na_track_mapped(a);
-#if NA_TRACK_ASAN
-    /* The tail first: a granule shared by the last usable bytes and the tail can only be marked
-     * "first k bytes addressable", so poisoning the head first would leave it addressable. */
-    size_t first = na_track_min(capacity, NA_TRACK_STEP);
-    ASAN_POISON_MEMORY_REGION(base + capacity, mapped - capacity); /* under a page */
-    ASAN_POISON_MEMORY_REGION(base, first);
-    a->track_frontier = first;
-#endif
-#if NA_TRACK_VALGRIND
-    if (checkers & NALLOC_CHECKER_VALGRIND) {
-        VALGRIND_CREATE_MEMPOOL(a, 0, 0); /* no redzone of Memcheck's own: ours are NOACCESS */
-        VALGRIND_MAKE_MEM_NOACCESS(base, mapped);
-    }
-#endif
-    (void)base;
-    (void)capacity;
-    (void)mapped;
-#else
-    (void)a;
-#endif
-}
-
 /* *extent = bytes to reserve for a block of `size`: the size, or with a redzone the size plus the
  * redzone rounded up to a granule. False if that wraps (the request cannot fit anyway). */
 static inline bool na_track_extent(const nalloc_arena *a, size_t size, size_t *extent)
@@ -219,7 +67,7 @@ static inline bool na_track_extent(const nalloc_arena *a, size_t size, size_t *e
 #if NA_TRACK
     size_t redzone = a->track_redzone;
     if (na_unlikely(redzone != 0) && size != 0)
-        return size <= SIZE_MAX - redzone && nalloc_round_up(size + redzone, NA_TRACK_GRANULE, extent);
+        return size <= SIZE_MAX - redzone && na_round_up(size + redzone, NA_TRACK_GRANULE, extent);
 #else
     (void)a;
 #endif
@@ -237,126 +85,42 @@ static inline size_t na_track_align(size_t align)
 #endif
 }
 
+#if NA_TRACK
+
+/* track.c; the _watched functions only while a checker watches the arena. */
+void na_track_create(nalloc_arena *a);
+void na_track_alloc_watched(nalloc_arena *a, void *ptr, size_t size, size_t extent);
+void na_track_resize_watched(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size);
+void na_track_resize_undo_watched(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size);
+void na_track_zeroed_watched(nalloc_arena *a, void *ptr, size_t size);
+void na_track_release_watched(nalloc_arena *a, size_t from, size_t to);
+void na_track_wipe_begin_watched(nalloc_arena *a, size_t end);
+void na_track_destroy_watched(nalloc_arena *a);
+
 static inline void na_track_alloc(nalloc_arena *a, void *ptr, size_t size, size_t extent)
 {
-#if NA_TRACK
-    if (na_likely(a->track_checkers == 0))
-        return;
-    if (extent > size)
-        __atomic_fetch_add(&a->track_redzone_bytes, extent - size, __ATOMIC_RELAXED);
-#if NA_TRACK_ASAN
-    size_t begin = (size_t)((char *)ptr - na_track_base(a));
-    na_track_unpoison_block(a, begin, size, begin + extent);
-#endif
-#if NA_TRACK_VALGRIND
-    if (a->track_checkers & NALLOC_CHECKER_VALGRIND)
-        VALGRIND_MEMPOOL_ALLOC(a, ptr, size);
-#endif
-#else
-    (void)a;
-    (void)ptr;
-    (void)size;
-    (void)extent;
-#endif
+    if (na_unlikely(a->track_checkers != 0))
+        na_track_alloc_watched(a, ptr, size, extent);
 }
 
 static inline void na_track_resize(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size)
 {
-#if NA_TRACK
-    if (na_likely(a->track_checkers == 0))
-        return;
-    char *p = ptr;
-    size_t begin = (size_t)(p - na_track_base(a));
-#if NA_TRACK_ASAN
-    /* The result does not depend on old_size being the true size (a wrong one that rounds to the
-     * same extent is accepted): [p, p + new_size) addressable, the rest up to the extent not. */
-    {
-        size_t old_extent = old_size, new_extent = new_size; /* the caller checked both fit */
-        (void)na_track_extent(a, old_size, &old_extent);
-        (void)na_track_extent(a, new_size, &new_extent);
-        size_t end = old_extent > new_extent ? old_extent : new_extent;
-        na_track_poison(a, begin + new_size, begin + end); /* above first, then the block */
-        if (new_size > 0)
-            na_track_unpoison_block(a, begin, new_size, begin + new_extent);
-    }
-#endif
-    if (old_size == new_size)
-        return;
-    if (new_size < old_size) {
-        /* Up to the old extent: its redzone is poisoned already, and a wrong but accepted
-         * old_size (one that rounds to the same extent) leaves nothing addressable behind. */
-        size_t extent = old_size;
-        (void)na_track_extent(a, old_size, &extent); /* the caller checked that it fits */
-#if NA_TRACK_VALGRIND
-        if (a->track_checkers & NALLOC_CHECKER_VALGRIND) {
-            if (new_size == 0)
-                VALGRIND_MEMPOOL_FREE(a, p);
-            else
-                VALGRIND_MEMPOOL_CHANGE(a, p, p, new_size);
-            VALGRIND_MAKE_MEM_NOACCESS(p + new_size, extent - new_size);
-        }
-#endif
-        (void)extent;
-    } else {
-#if NA_TRACK_VALGRIND
-        if (a->track_checkers & NALLOC_CHECKER_VALGRIND) {
-            if (old_size == 0) {
-                VALGRIND_MEMPOOL_ALLOC(a, p, new_size);
-            } else {
-                VALGRIND_MEMPOOL_CHANGE(a, p, p, new_size);
-                VALGRIND_MAKE_MEM_UNDEFINED(p + old_size, new_size - old_size);
-            }
-        }
-#endif
-    }
-    (void)begin;
-#else
-    (void)a;
-    (void)ptr;
-    (void)old_size;
-    (void)new_size;
-#endif
+    if (na_unlikely(a->track_checkers != 0))
+        na_track_resize_watched(a, ptr, old_size, new_size);
 }
 
-/* Only after a lost race, so Memcheck is told the restored bytes are defined: they hold the
- * caller's data, and a false "uninitialised" report would be worse than a missed one. */
 static inline void na_track_resize_undo(nalloc_arena *a, void *ptr, size_t old_size,
                                         size_t new_size)
 {
-#if NA_TRACK
-    if (na_likely(a->track_checkers == 0) || old_size <= new_size)
-        return;
-    char *p = ptr;
-#if NA_TRACK_ASAN
-    size_t begin = (size_t)(p - na_track_base(a));
-    size_t to = na_track_min(begin + old_size, __atomic_load_n(&a->track_frontier, __ATOMIC_ACQUIRE));
-    if (begin + new_size < to)
-        ASAN_UNPOISON_MEMORY_REGION(p + new_size, to - (begin + new_size));
-#endif
-#if NA_TRACK_VALGRIND
-    if (a->track_checkers & NALLOC_CHECKER_VALGRIND) {
-        if (new_size == 0)
-            VALGRIND_MEMPOOL_ALLOC(a, p, old_size);
-        else
-            VALGRIND_MEMPOOL_CHANGE(a, p, p, old_size);
-        VALGRIND_MAKE_MEM_DEFINED(p + new_size, old_size - new_size);
-    }
-#endif
-    (void)p;
-#else
-    (void)a;
-    (void)ptr;
-    (void)old_size;
-    (void)new_size;
-#endif
+    if (na_unlikely(a->track_checkers != 0) && old_size > new_size)
+        na_track_resize_undo_watched(a, ptr, old_size, new_size);
 }
 
 static inline void na_track_zeroed(nalloc_arena *a, void *ptr, size_t size)
 {
 #if NA_TRACK_VALGRIND
-    /* Fresh pages are zero without the library writing them, which Memcheck cannot know. */
     if (a->track_checkers & NALLOC_CHECKER_VALGRIND)
-        VALGRIND_MAKE_MEM_DEFINED(ptr, size);
+        na_track_zeroed_watched(a, ptr, size);
 #else
     (void)a;
     (void)ptr;
@@ -366,69 +130,79 @@ static inline void na_track_zeroed(nalloc_arena *a, void *ptr, size_t size)
 
 static inline void na_track_release(nalloc_arena *a, size_t from, size_t to)
 {
-#if NA_TRACK
-    if (na_likely(a->track_checkers == 0) || to <= from)
-        return;
-    char *base = na_track_base(a);
-#if NA_TRACK_ASAN
-    na_track_poison(a, from, to);
-#endif
-#if NA_TRACK_VALGRIND
-    if (a->track_checkers & NALLOC_CHECKER_VALGRIND) {
-        VALGRIND_MEMPOOL_TRIM(a, base, from); /* every chunk at or above `from` is freed */
-        VALGRIND_MAKE_MEM_NOACCESS(base + from, to - from);
-    }
-#endif
-    (void)base;
-#else
-    (void)a;
-    (void)from;
-    (void)to;
-#endif
+    if (na_unlikely(a->track_checkers != 0) && to > from)
+        na_track_release_watched(a, from, to);
 }
 
 static inline void na_track_wipe_begin(nalloc_arena *a, size_t end)
 {
-#if NA_TRACK
-    if (na_likely(a->track_checkers == 0) || end == 0)
-        return;
-#if NA_TRACK_ASAN
-    ASAN_UNPOISON_MEMORY_REGION(na_track_base(a), na_track_min(end, a->track_frontier));
-#endif
-#if NA_TRACK_VALGRIND
-    if (a->track_checkers & NALLOC_CHECKER_VALGRIND)
-        VALGRIND_MAKE_MEM_UNDEFINED(na_track_base(a), end);
-#endif
-#else
-    (void)a;
-    (void)end;
-#endif
+    if (na_unlikely(a->track_checkers != 0) && end != 0)
+        na_track_wipe_begin_watched(a, end);
 }
 
 static inline void na_track_destroy(nalloc_arena *a)
 {
-#if NA_TRACK
-    if (a->track_checkers == 0)
-        return;
-#if NA_TRACK_ASAN
-    /* Leave no poison behind: whoever maps these addresses next would inherit it. */
-    char *base = na_track_base(a);
-    size_t capacity = a->bump.capacity;
-    ASAN_UNPOISON_MEMORY_REGION(base, a->track_frontier);
-    ASAN_UNPOISON_MEMORY_REGION(base + capacity, na_track_mapped(a) - capacity);
-#endif
-#if NA_TRACK_VALGRIND
-    if (a->track_checkers & NALLOC_CHECKER_VALGRIND) {
-        VALGRIND_DESTROY_MEMPOOL(a);
-        /* As under ASan: a lane's memory goes back to its parent's block, which is allocated
-         * and holds what the lane left there; a mapping about to be unmapped does not care. */
-        VALGRIND_MAKE_MEM_DEFINED(na_track_base(a), na_track_mapped(a));
-    }
-#endif
-    a->track_checkers = 0;
-#else
-    (void)a;
-#endif
+    if (a->track_checkers != 0)
+        na_track_destroy_watched(a);
 }
+
+#else /* !NA_TRACK: nothing to tell */
+
+static inline void na_track_create(nalloc_arena *a)
+{
+    (void)a;
+}
+
+static inline void na_track_alloc(nalloc_arena *a, void *ptr, size_t size, size_t extent)
+{
+    (void)a;
+    (void)ptr;
+    (void)size;
+    (void)extent;
+}
+
+static inline void na_track_resize(nalloc_arena *a, void *ptr, size_t old_size, size_t new_size)
+{
+    (void)a;
+    (void)ptr;
+    (void)old_size;
+    (void)new_size;
+}
+
+static inline void na_track_resize_undo(nalloc_arena *a, void *ptr, size_t old_size,
+                                        size_t new_size)
+{
+    (void)a;
+    (void)ptr;
+    (void)old_size;
+    (void)new_size;
+}
+
+static inline void na_track_zeroed(nalloc_arena *a, void *ptr, size_t size)
+{
+    (void)a;
+    (void)ptr;
+    (void)size;
+}
+
+static inline void na_track_release(nalloc_arena *a, size_t from, size_t to)
+{
+    (void)a;
+    (void)from;
+    (void)to;
+}
+
+static inline void na_track_wipe_begin(nalloc_arena *a, size_t end)
+{
+    (void)a;
+    (void)end;
+}
+
+static inline void na_track_destroy(nalloc_arena *a)
+{
+    (void)a;
+}
+
+#endif /* NA_TRACK */
 
 #endif /* NALLOC_TRACK_H */

@@ -6,7 +6,7 @@
 
 #include <nalloc/bump.h>
 #include <nalloc/nalloc.h>
-#include <nalloc/warp.h>
+#include <nalloc/detail/warp.h>
 
 #include <stdio.h>
 

@@ -10,7 +10,8 @@
 #include <nalloc/bump.h>
 #include <nalloc/config.h>
 #include <nalloc/nalloc.h>
-#include <nalloc/warp.h>
+#include <nalloc/detail/shim.h>
+#include <nalloc/detail/warp.h>
 #if defined(NALLOC_TEST_CUDA_H)
 #include <nalloc/cuda.h>
 #endif
@@ -22,7 +23,7 @@ size_t headers_strict_sizes(void)
 {
     size_t total = sizeof(nalloc_arena_config) + sizeof(nalloc_stats) + sizeof(nalloc_mark) +
                    sizeof(nalloc_ctx_config) + sizeof(nalloc_profile) + sizeof(nalloc_bump) +
-                   sizeof(nalloc_warp_sum);
+                   sizeof(nalloc_detail_warp_sum);
 #if defined(NALLOC_TEST_CUDA_H)
     total += sizeof(nalloc_window) + sizeof(nalloc_window_state);
 #endif

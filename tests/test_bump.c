@@ -1,5 +1,6 @@
 /* tests/test_bump.c - the bump core (include/nalloc/bump.h) on its own: checked arithmetic at
- * the edges of the address space, CAS reservation, fetch-add reservation. The same functions run
+ * the edges of the address space (with nalloc/detail/shim.h's rounding and atomics, which it
+ * includes), CAS reservation, fetch-add reservation. The same functions run
  * on the device; tests/test_bump_cxx.cpp and tests/test_bump_cuda.cu compile this header as C++
  * and under nvcc and run a subset there. */
 #include "testutil.h"
@@ -25,15 +26,15 @@ static void test_round_up_refuses_to_wrap(void **state)
 {
     (void)state;
     size_t out = 0;
-    assert_true(nalloc_round_up(0, 64, &out));
+    assert_true(nalloc_detail_round_up(0, 64, &out));
     assert_int_equal(out, 0);
-    assert_true(nalloc_round_up(1, 64, &out));
+    assert_true(nalloc_detail_round_up(1, 64, &out));
     assert_int_equal(out, 64);
-    assert_true(nalloc_round_up(SIZE_MAX - 63, 64, &out));
+    assert_true(nalloc_detail_round_up(SIZE_MAX - 63, 64, &out));
     assert_int_equal(out, SIZE_MAX - 63);
-    assert_false(nalloc_round_up(SIZE_MAX - 62, 64, &out));
-    assert_false(nalloc_round_up(SIZE_MAX, 2, &out));
-    assert_true(nalloc_round_up(SIZE_MAX, 1, &out));
+    assert_false(nalloc_detail_round_up(SIZE_MAX - 62, 64, &out));
+    assert_false(nalloc_detail_round_up(SIZE_MAX, 2, &out));
+    assert_true(nalloc_detail_round_up(SIZE_MAX, 1, &out));
 }
 
 static void test_fit_places_blocks_aligned_and_in_bounds(void **state)
@@ -153,11 +154,11 @@ static void test_atomic_max_only_raises(void **state)
 {
     (void)state;
     size_t v = 10;
-    nalloc_atomic_max(&v, 5);
+    nalloc_detail_atomic_max(&v, 5);
     assert_int_equal(v, 10);
-    nalloc_atomic_max(&v, 11);
+    nalloc_detail_atomic_max(&v, 11);
     assert_int_equal(v, 11);
-    nalloc_atomic_max(&v, SIZE_MAX);
+    nalloc_detail_atomic_max(&v, SIZE_MAX);
     assert_int_equal(v, SIZE_MAX);
 }
 

@@ -1,6 +1,6 @@
 // tests/test_bump_cuda.cu - the bump core compiled by nvcc: the kernel below instantiates the
 // device path (atomicCAS/atomicAdd) for every target architecture, and main runs the host path of
-// the very same NALLOC_HD functions. Needs no GPU: nothing is launched.
+// the very same NALLOC_DETAIL_HD functions. Needs no GPU: nothing is launched.
 #include "bump_checks.h"
 
 __global__ void reserve_in_kernel(nalloc_bump *bump, size_t *counter, size_t *out)

@@ -346,7 +346,7 @@ static void test_window_overflows_mid_warp_and_resets_in_stream_order(void **sta
         bool overflowed;
         assert_int_equal(nalloc_window_usage(&w, s, &used, &overflowed), NALLOC_OK);
         for (int l = 0; l < 6; l++)
-            assert_int_equal(offsets[l], 16 * l); /* 96 of 100 bytes: lanes 0-5 */
+            assert_int_equal(offsets[l], 16 * l); /* 96 of 100 bytes: threads 0-5 */
         for (int l = 6; l < 32; l++)
             assert_int_equal(offsets[l], NONE);
         assert_true(overflowed);

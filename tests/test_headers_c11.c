@@ -3,7 +3,8 @@
 #include <nalloc/bump.h>
 #include <nalloc/config.h>
 #include <nalloc/nalloc.h>
-#include <nalloc/warp.h>
+#include <nalloc/detail/shim.h>
+#include <nalloc/detail/warp.h>
 
 int main(void)
 {

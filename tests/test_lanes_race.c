@@ -1,12 +1,12 @@
 /* tests/test_lanes_race.c - a parent's destroy, a lane's destroy and a new arena in the lane's
  * slot, made to meet every time.
  *
- * Destroying a parent destroys its live lanes (src/lane.c, na_lanes_destroy_all): it finds one
+ * Destroying a parent destroys its live lanes (src/arena.c, lanes_destroy_all): it finds one
  * under the handle lock, lets the lock go, then destroys what it found. In between, another
  * thread may destroy the lane, and a third create an arena that takes the lane's freed handle
  * slot; the parent's destroy must then leave that unrelated arena alone. Threads meet in that
  * window only by chance, so this test is built from the library's own sources with
- * NALLOC_TEST_SEAMS (src/internal.h) and does the other threads' work inside the window
+ * NALLOC_TEST_SEAMS (src/common.h) and does the other threads' work inside the window
  * (na_seam_lane_found): it destroys the lane, then creates arenas until one takes the lane's slot
  * (slots are reused oldest-first once the newest chunk's fresh ones are gone). Doing it on the
  * destroying thread changes nothing the parent can see: the parent holds only its own control

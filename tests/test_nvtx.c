@@ -8,11 +8,12 @@
  *
  * No device arena can exist on a machine without a GPU, so the memory hooks (cuda/nvtx.c,
  * compiled into this test) are driven through a host arena dressed as one: the hooks are
- * installed exactly as the device backing installs them (heap registered at creation, on_alloc
- * and on_release, heap unregistered at destroy), so arena.c's real allocation, free_last,
+ * installed exactly as the device backing installs them (heap registered at creation, which sets
+ * on_alloc and on_release, heap unregistered at destroy), so arena.c's real allocation, free_last,
  * resize, rollback, reset and wipe paths call them. The ranges come from the library itself.
  */
 #include "cuda_internal.h"
+#include "internal.h"
 #include "nvtx_recorder.h"
 
 #include <pthread.h>
@@ -39,25 +40,25 @@ static bool tool; /* a tool (the recorder) is attached in this run */
 static const na_backing *host_backing; /* the backing the arena really has */
 static na_backing emulated;            /* host memory, device-arena hooks */
 
-static void emulated_destroy(nalloc_arena *a)
+static void emulated_destroy(na_memory *m)
 {
-    na_nvtx_heap_unregister(a);
-    host_backing->destroy(a);
+    na_nvtx_heap_unregister(m);
+    host_backing->destroy(m);
 }
 
 static size_t zero_calls, zero_unseen; /* wipes, and wipes whose range the tool would flag */
 
 /* The wipe kernel's view: every byte it stores to must be accessible while it runs. */
-static nalloc_status emulated_zero(nalloc_arena *a, size_t offset, size_t length, void *stream)
+static nalloc_status emulated_zero(const na_memory *m, size_t offset, size_t length, void *stream)
 {
     zero_calls++;
-    const char *p = (const char *)a->bump.base + offset;
+    const char *p = (const char *)m->base + offset;
     for (size_t i = 0; i < length; i += 64)
         if (!rec_accessible(p + i)) {
             zero_unseen++;
             break;
         }
-    return host_backing->zero(a, offset, length, stream);
+    return host_backing->zero(m, offset, length, stream);
 }
 
 static nalloc_arena *device_like_arena(nalloc_kind kind, size_t capacity, const char *name)
@@ -68,18 +69,17 @@ static nalloc_arena *device_like_arena(nalloc_kind kind, size_t capacity, const 
     c.name = name;
     nalloc_arena *a = NULL;
     assert_int_equal(nalloc_arena_create(&c, &a), NALLOC_OK);
-    host_backing = a->backing;
-    emulated = *a->backing;
+    host_backing = a->memory.backing;
+    emulated = *host_backing;
     emulated.name = "device (emulated)";
     emulated.destroy = emulated_destroy;
     emulated.zero = emulated_zero;
-    emulated.on_alloc = NA_NVTX_ON_ALLOC;
-    emulated.on_release = NA_NVTX_ON_RELEASE;
-    a->backing = &emulated;
-    a->on_alloc = emulated.on_alloc;
-    na_nvtx_heap_register(a);
-    assert_true((a->nvtx != NULL) == tool);
+    a->memory.backing = &emulated;
+    na_nvtx_heap_register(&a->memory); /* as the device backing's create does */
+    a->on_alloc = a->memory.on_alloc;  /* as arena creation does after the backing's create */
+    assert_true((a->memory.tool != NULL) == tool);
     assert_true((a->on_alloc != NULL) == tool); /* no tool: the hook is off the allocation path */
+    assert_true((a->memory.on_release != NULL) == tool);
     return a;
 }
 
@@ -157,7 +157,7 @@ static void test_without_a_tool_nothing_is_kept_or_called(void **state)
     if (tool)
         skip();
     nalloc_arena *a = device_like_arena(NALLOC_KIND_POLY, 1 << 20, "quiet");
-    assert_null(a->nvtx);
+    assert_null(a->memory.tool);
     for (int i = 0; i < 100; i++)
         assert_non_null(nalloc_alloc(a, 1000));
     nalloc_mark m = nalloc_mark_get(a);
@@ -165,7 +165,7 @@ static void test_without_a_tool_nothing_is_kept_or_called(void **state)
     assert_int_equal(nalloc_resize_last(a, p, 5000, 9000), NALLOC_OK);
     assert_int_equal(nalloc_free_last(a, p, 9000), NALLOC_OK);
     assert_int_equal(nalloc_rollback(a, m), NALLOC_OK);
-    na_nvtx_window_register(a, base_of(a), 4096);
+    na_nvtx_window_register(&a->memory, base_of(a), 4096);
     assert_int_equal(nalloc_reset(a), NALLOC_OK);
     assert_int_equal(nalloc_wipe(a), NALLOC_OK);
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
@@ -326,14 +326,14 @@ static void test_a_window_is_one_named_region(void **state)
     nalloc_arena *a = device_like_arena(NALLOC_KIND_SCRATCH, 1 << 20, "scratch");
     char *x = nalloc_alloc(a, 100);
     char *window = nalloc_alloc(a, 64 << 10); /* the window's memory, a block like any other */
-    na_nvtx_window_register(a, window, 64 << 10);
+    na_nvtx_window_register(&a->memory, window, 64 << 10);
     expect_block(window, 64 << 10);
     EXPECT(rec_region_name(window) && strcmp(rec_region_name(window), "nalloc window") == 0);
     expect_block(x, 100);
     EXPECT(rec_live_regions() == 2);
     /* Ranges outside the arena are ignored, not registered. */
-    na_nvtx_window_register(a, base_of(a) + (1 << 20) - 16, 32);
-    na_nvtx_window_register(a, base_of(a) - 4096, 16);
+    na_nvtx_window_register(&a->memory, base_of(a) + (1 << 20) - 16, 32);
+    na_nvtx_window_register(&a->memory, base_of(a) - 4096, 16);
     EXPECT(rec_live_regions() == 2);
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
 }
@@ -346,21 +346,21 @@ static void test_a_release_racing_a_reallocation_keeps_the_new_block(void **stat
     nalloc_arena *a = device_like_arena(NALLOC_KIND_SCRATCH, 1 << 20, "scratch");
     char *x = nalloc_alloc(a, 256);
     size_t y = 256;
-    na_nvtx_region_alloc(a, y, 1000);       /* thread 1 holds [256, 1256) */
+    na_nvtx_region_alloc(&a->memory, y, 1000);       /* thread 1 holds [256, 1256) */
     a->bump.offset = y;                      /* thread 1's free_last: the CAS */
-    na_nvtx_region_alloc(a, y, 200);        /* thread 2 allocates [256, 456) */
+    na_nvtx_region_alloc(&a->memory, y, 200);        /* thread 2 allocates [256, 456) */
     a->bump.offset = y + 200;
-    na_nvtx_heap_release(a, y);              /* thread 1's release hook, late */
+    na_nvtx_heap_release(&a->memory, y);              /* thread 1's release hook, late */
     expect_block(base_of(a) + y, 200);
     expect_gone(base_of(a) + y + 200);
     expect_block(x, 256);
     /* The other order: the release hook runs between thread 3's reservation and its hook. */
-    na_nvtx_region_alloc(a, y + 256, 700);  /* thread 2 holds [512, 1212) */
+    na_nvtx_region_alloc(&a->memory, y + 256, 700);  /* thread 2 holds [512, 1212) */
     a->bump.offset = y + 256;                /* thread 2's free_last: the CAS */
     a->bump.offset = y + 256 + 64;           /* thread 3 reserves [512, 576) */
-    na_nvtx_heap_release(a, y + 256);        /* thread 2's release hook */
+    na_nvtx_heap_release(&a->memory, y + 256);        /* thread 2's release hook */
     expect_gone(base_of(a) + y + 256 + 64);  /* the dead tail is gone already */
-    na_nvtx_region_alloc(a, y + 256, 64);   /* thread 3's hook */
+    na_nvtx_region_alloc(&a->memory, y + 256, 64);   /* thread 3's hook */
     expect_block(base_of(a) + y + 256, 64);
     expect_block(base_of(a) + y, 200);
     EXPECT(rec_live_regions() == 3);

@@ -45,7 +45,7 @@ static int setup(void **state)
     arenas *t = test_calloc(1, sizeof *t);
     t->pinned = host_arena();
     t->pinned->config.memory = NALLOC_MEMORY_PINNED;
-    t->pinned->pinned = true;
+    t->pinned->memory.pinned = true;
     t->device = host_arena();
     t->device->config.memory = NALLOC_MEMORY_DEVICE;
     t->host = host_arena();
@@ -60,7 +60,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     arenas *t = *state;
-    t->pinned->pinned = false;
+    t->pinned->memory.pinned = false;
     t->pinned->config.memory = NALLOC_MEMORY_HOST;
     t->device->config.memory = NALLOC_MEMORY_HOST;
     assert_int_equal(nalloc_arena_destroy(t->pinned), NALLOC_OK);

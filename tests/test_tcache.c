@@ -49,7 +49,7 @@ static nalloc_arena *arena_of(size_t capacity, bool cache)
 /* The arena's offset: the end of everything handed out, cached or deferred (white box). */
 static size_t raw_offset(const nalloc_arena *a)
 {
-    return nalloc_atomic_load((size_t *)&a->bump.offset);
+    return na_atomic_load((size_t *)&a->bump.offset);
 }
 
 static size_t offset_of(const nalloc_arena *a, const void *p)

@@ -5,7 +5,7 @@
  * [base, base + capacity)". This header is the only implementation of that. It knows nothing of
  * the OS or of CUDA: a base address, a capacity and an offset. The same functions compile as C11,
  * as C++ and under nvcc for host and device, so the host tests exercise exactly the code a GPU
- * runs.
+ * runs. The atomics and checked rounding they share are nalloc/detail/shim.h (not API).
  *
  * Two ways to advance the offset:
  *
@@ -24,7 +24,7 @@
  *    the counter is rounded up to one power-of-two granule, so offsets stay aligned without
  *    padding. A request that loses a race for the last bytes still consumes what it asked for: the
  *    counter passes the capacity and every later request fails, the sticky overflow kernels want
- *    (a warp of 32 lanes retrying a CAS on one word is what this path exists to avoid).
+ *    (the 32 threads of a warp retrying a CAS on one word is what this path exists to avoid).
  *
  * Overflow: no input wraps. The region's end base + capacity must not wrap (nalloc_bump_init
  * checks), padding is computed as (-address) mod align, and every comparison is a subtraction
@@ -33,112 +33,24 @@
 #ifndef NALLOC_BUMP_H
 #define NALLOC_BUMP_H
 
-#include <stddef.h>
-#include <stdint.h>
-#ifndef __cplusplus
-#include <stdbool.h>
-#endif
-
-/* NALLOC_HD: a function compiled for both host and device, inlined everywhere. */
-#if defined(__CUDACC__)
-#define NALLOC_HD static __host__ __device__ __forceinline__
-#elif defined(__GNUC__)
-#define NALLOC_HD static inline __attribute__((always_inline))
-#else
-#define NALLOC_HD static inline
-#endif
-
-#if !defined(__CUDA_ARCH__) && !defined(__GNUC__)
-#error "nalloc/bump.h needs GCC-style __atomic builtins on the host (gcc, clang, or nvcc's host pass)"
-#endif
-
-/* size_t counters are updated with atomicCAS/atomicAdd on unsigned long long on the device. */
-#if defined(__cplusplus)
-static_assert(sizeof(size_t) == sizeof(unsigned long long), "nalloc needs a 64-bit size_t");
-#else
-_Static_assert(sizeof(size_t) == sizeof(unsigned long long), "nalloc needs a 64-bit size_t");
-#endif
+#include "nalloc/detail/shim.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* ---- The atomic shim: relaxed ordering throughout. Disjointness of blocks needs only the single
- * total order of successful updates of one word; publishing a block's contents to another thread
- * is the caller's synchronization, as with malloc. ---- */
-
-NALLOC_HD size_t nalloc_atomic_load(const size_t *p)
-{
-#if defined(__CUDA_ARCH__)
-    return *(const volatile size_t *)p;
-#else
-    return __atomic_load_n(p, __ATOMIC_RELAXED);
-#endif
-}
-
-NALLOC_HD void nalloc_atomic_store(size_t *p, size_t v)
-{
-#if defined(__CUDA_ARCH__)
-    *(volatile size_t *)p = v;
-#else
-    __atomic_store_n(p, v, __ATOMIC_RELAXED);
-#endif
-}
-
-/* If *p == *expected, store desired and return true; otherwise load *p into *expected. */
-NALLOC_HD bool nalloc_atomic_cas(size_t *p, size_t *expected, size_t desired)
-{
-#if defined(__CUDA_ARCH__)
-    unsigned long long seen =
-        atomicCAS((unsigned long long *)p, (unsigned long long)*expected, (unsigned long long)desired);
-    bool ok = seen == (unsigned long long)*expected;
-    *expected = (size_t)seen;
-    return ok;
-#else
-    return __atomic_compare_exchange_n(p, expected, desired, true, __ATOMIC_RELAXED,
-                                       __ATOMIC_RELAXED);
-#endif
-}
-
-NALLOC_HD size_t nalloc_atomic_fetch_add(size_t *p, size_t v)
-{
-#if defined(__CUDA_ARCH__)
-    return (size_t)atomicAdd((unsigned long long *)p, (unsigned long long)v);
-#else
-    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
-#endif
-}
-
-/* Raise *p to at least v. */
-NALLOC_HD void nalloc_atomic_max(size_t *p, size_t v)
-{
-    size_t seen = nalloc_atomic_load(p);
-    while (seen < v && !nalloc_atomic_cas(p, &seen, v)) {
-    }
-}
-
 /* ---- Checked arithmetic ---- */
 
-NALLOC_HD bool nalloc_is_pow2(size_t x)
+NALLOC_DETAIL_HD bool nalloc_is_pow2(size_t x)
 {
     return x != 0 && (x & (x - 1)) == 0;
-}
-
-/* *out = x rounded up to a multiple of `align` (a power of two); false if that wraps. */
-NALLOC_HD bool nalloc_round_up(size_t x, size_t align, size_t *out)
-{
-    size_t mask = align - 1;
-    if (x > SIZE_MAX - mask)
-        return false;
-    *out = (x + mask) & ~mask;
-    return true;
 }
 
 /* Where would `size` bytes at `align` go if the region [base, base + capacity) had `offset` bytes
  * in use? True, with [*begin, *end) the block's offsets, if it fits; false otherwise, including
  * for align not a power of two and offset > capacity. Pure: touches nothing. */
-NALLOC_HD bool nalloc_bump_fit(uintptr_t base, size_t capacity, size_t offset, size_t size,
-                               size_t align, size_t *begin, size_t *end)
+NALLOC_DETAIL_HD bool nalloc_bump_fit(uintptr_t base, size_t capacity, size_t offset, size_t size,
+                                      size_t align, size_t *begin, size_t *end)
 {
     if (!nalloc_is_pow2(align) || offset > capacity)
         return false;
@@ -161,7 +73,7 @@ typedef struct nalloc_bump {
 } nalloc_bump;
 
 /* Set up an empty region. False (and *b untouched) if base + capacity would wrap. */
-NALLOC_HD bool nalloc_bump_init(nalloc_bump *b, uintptr_t base, size_t capacity)
+NALLOC_DETAIL_HD bool nalloc_bump_init(nalloc_bump *b, uintptr_t base, size_t capacity)
 {
     if (base > UINTPTR_MAX - capacity)
         return false;
@@ -174,16 +86,16 @@ NALLOC_HD bool nalloc_bump_init(nalloc_bump *b, uintptr_t base, size_t capacity)
 /* Reserve `size` bytes at `align` (a power of two) with compare-and-swap. On success returns true,
  * *begin is the block's offset and *pad the alignment bytes skipped in front of it. On failure
  * returns false and the region is unchanged. Safe from any number of threads at once. */
-NALLOC_HD bool nalloc_bump_reserve(nalloc_bump *b, size_t size, size_t align, size_t *begin,
-                                   size_t *pad)
+NALLOC_DETAIL_HD bool nalloc_bump_reserve(nalloc_bump *b, size_t size, size_t align,
+                                          size_t *begin, size_t *pad)
 {
-    size_t offset = nalloc_atomic_load(&b->offset);
+    size_t offset = nalloc_detail_atomic_load(&b->offset);
     for (;;) {
         size_t first, end;
         if (!nalloc_bump_fit(b->base, b->capacity, offset, size, align, &first, &end))
             return false;
 #if defined(__CUDA_ARCH__)
-        if (nalloc_atomic_cas(&b->offset, &offset, end)) {
+        if (nalloc_detail_atomic_cas(&b->offset, &offset, end)) {
 #else
         /* Acquire on the host: bytes another thread gave back with nalloc_free_last (a release
          * CAS) are reused only after everything it did with them, as malloc after free. The
@@ -206,15 +118,16 @@ NALLOC_HD bool nalloc_bump_reserve(nalloc_bump *b, size_t size, size_t align, si
  * capacity, so every later request fails too: the sticky overflow kernels observe. Each add is of
  * at most `capacity` bytes and only made while the counter is at most `capacity`, so the counter
  * stays below capacity * (1 + number of threads racing), far from wrapping. */
-NALLOC_HD bool nalloc_bump_reserve_add(size_t *counter, size_t capacity, size_t size,
-                                       size_t granule, size_t *begin)
+NALLOC_DETAIL_HD bool nalloc_bump_reserve_add(size_t *counter, size_t capacity, size_t size,
+                                              size_t granule, size_t *begin)
 {
     size_t rounded;
-    if (!nalloc_is_pow2(granule) || !nalloc_round_up(size, granule, &rounded) || rounded > capacity)
+    if (!nalloc_is_pow2(granule) || !nalloc_detail_round_up(size, granule, &rounded) ||
+        rounded > capacity)
         return false;
-    if (nalloc_atomic_load(counter) > capacity - rounded)
+    if (nalloc_detail_atomic_load(counter) > capacity - rounded)
         return false;
-    size_t first = nalloc_atomic_fetch_add(counter, rounded);
+    size_t first = nalloc_detail_atomic_fetch_add(counter, rounded);
     if (first > capacity - rounded)
         return false;
     *begin = first;

@@ -4,8 +4,8 @@
  * the nalloc_window to kernels by value. Inside a kernel:
  *
  *   nalloc_window_alloc(w, size)        one atomicAdd per calling thread;
- *   nalloc_window_alloc_warp(w, size)   one atomicAdd per warp, for any per-lane sizes and any set
- *                                       of active lanes, divergent calls included;
+ *   nalloc_window_alloc_warp(w, size)   one atomicAdd per warp, for any size per thread and any
+ *                                       set of active threads, divergent calls included;
  *   nalloc_window_alloc_block(w, size)  one block shared by the whole thread block.
  *
  * Each returns a pointer into the window aligned to its granule (16 bytes by default), or NULL:
@@ -16,8 +16,8 @@
  * than the whole window fails alone: it raises the flag but leaves the room to others.)
  *
  * All paths reserve through the one bump core (nalloc/bump.h); the plain and warp paths'
- * arithmetic is in nalloc/warp.h (nalloc_window_reserve, the warp sums), where the host tests
- * exercise it. Blocks are disjoint and inside the window for
+ * arithmetic is in nalloc/detail/warp.h (not API: nalloc_detail_window_reserve, the warp sums),
+ * where the host tests exercise it. Blocks are disjoint and inside the window for
  * any sizes and any interleaving; their contents are not zeroed. Memory ordering is relaxed, as
  * with malloc: a block written by one thread and read by another needs the caller's own
  * synchronization.
@@ -31,19 +31,21 @@
 
 #include "nalloc/bump.h"
 #include "nalloc/cuda.h"
-#include "nalloc/warp.h"
+#include "nalloc/detail/warp.h"
 
-/* Raise the window's overflow flag. Every writer stores the same value, so a plain store will do. */
-static __device__ __forceinline__ void nalloc_window_note_overflow(nalloc_window w)
+/* Not API: raise the window's overflow flag. Every writer stores the same value, so a plain store
+ * will do. */
+static __device__ __forceinline__ void nalloc_detail_window_note_overflow(nalloc_window w)
 {
-    nalloc_atomic_store(&w.state->overflow, 1);
+    nalloc_detail_atomic_store(&w.state->overflow, 1);
 }
 
-static __device__ __forceinline__ unsigned nalloc_lane_id(void)
+/* Not API: the calling thread's index in its warp, 0..31 (the %laneid register). */
+static __device__ __forceinline__ unsigned nalloc_detail_warp_index(void)
 {
-    unsigned lane;
-    asm("mov.u32 %0, %%laneid;" : "=r"(lane));
-    return lane;
+    unsigned index;
+    asm("mov.u32 %0, %%laneid;" : "=r"(index));
+    return index;
 }
 
 /* `size` bytes from the window with one atomicAdd; NULL for size 0 or when the window is full. */
@@ -52,41 +54,41 @@ static __device__ __forceinline__ void *nalloc_window_alloc(nalloc_window w, siz
     size_t begin;
     if (size == 0)
         return NULL;
-    if (nalloc_window_reserve(&w.state->used, w.capacity, size, w.granule, &begin))
+    if (nalloc_detail_window_reserve(&w.state->used, w.capacity, size, w.granule, &begin))
         return (char *)w.base + begin;
-    nalloc_window_note_overflow(w);
+    nalloc_detail_window_note_overflow(w);
     return NULL;
 }
 
-/* As nalloc_window_alloc, but the lanes of a warp that call it together share one atomicAdd.
- * Every lane may ask for a different size (0 included); any subset of lanes may call, from any
- * branch. Lanes are served in lane order: if the window fills up in the middle of the warp, the
- * lower lanes get their blocks and the others NULL. */
+/* As nalloc_window_alloc, but the threads of a warp that call it together share one atomicAdd.
+ * Every thread may ask for a different size (0 included); any subset of a warp's threads may
+ * call, from any branch. They are served in the order of their index in the warp: if the window
+ * fills up in the middle of the warp, the lower ones get their blocks and the others NULL. */
 static __device__ __forceinline__ void *nalloc_window_alloc_warp(nalloc_window w, size_t size)
 {
     const unsigned mask = __activemask();
-    const unsigned lane = nalloc_lane_id();
-    const size_t granules = nalloc_lane_granules(size, w.granule, w.capacity);
+    const unsigned index = nalloc_detail_warp_index();
+    const size_t granules = nalloc_detail_window_granules(size, w.granule, w.capacity);
 
-    nalloc_warp_sum sum = {0, 0};
+    nalloc_detail_warp_sum sum = {0, 0};
     for (unsigned bit = 0; bit < 8 * sizeof(size_t); bit++) {
         const size_t rest = granules >> bit;
         if (!__any_sync(mask, rest != 0))
             break;
-        nalloc_warp_sum_plane(&sum, __ballot_sync(mask, (unsigned)(rest & 1)), bit, lane);
+        nalloc_detail_warp_sum_plane(&sum, __ballot_sync(mask, (unsigned)(rest & 1)), bit, index);
     }
 
-    const unsigned leader = nalloc_lane_lowest(mask);
-    unsigned long long old = NALLOC_WARP_NO_ROOM;
-    if (lane == leader)
-        old = nalloc_warp_reserve(&w.state->used, w.capacity, sum.total * w.granule);
+    const unsigned leader = nalloc_detail_warp_leader(mask);
+    unsigned long long old = NALLOC_DETAIL_WARP_NO_ROOM;
+    if (index == leader)
+        old = nalloc_detail_warp_reserve(&w.state->used, w.capacity, sum.total * w.granule);
     old = __shfl_sync(mask, old, (int)leader);
 
     const size_t bytes = granules * w.granule;
-    if (nalloc_warp_lane_fits((size_t)old, sum.prefix * w.granule, bytes, w.capacity))
+    if (nalloc_detail_warp_fits((size_t)old, sum.prefix * w.granule, bytes, w.capacity))
         return (char *)w.base + (size_t)old + sum.prefix * w.granule;
     if (size != 0)
-        nalloc_window_note_overflow(w);
+        nalloc_detail_window_note_overflow(w);
     return NULL;
 }
 

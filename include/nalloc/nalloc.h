@@ -556,10 +556,10 @@ NALLOC_API size_t nalloc_route_depth(void);
 typedef size_t nalloc_route_scope;
 NALLOC_API nalloc_route_scope nalloc_route_scope_begin(nalloc_arena *arena);
 NALLOC_API void nalloc_route_scope_end(const nalloc_route_scope *scope);
-#define NALLOC_ROUTE_CONCAT_(a, b) a##b
-#define NALLOC_ROUTE_CONCAT(a, b) NALLOC_ROUTE_CONCAT_(a, b)
+#define NALLOC_DETAIL_CONCAT_(a, b) a##b /* not API: a name unique to the line */
+#define NALLOC_DETAIL_CONCAT(a, b) NALLOC_DETAIL_CONCAT_(a, b)
 #define NALLOC_ROUTE_SCOPE(arena)                                                                \
-    __attribute__((cleanup(nalloc_route_scope_end))) nalloc_route_scope NALLOC_ROUTE_CONCAT(     \
+    __attribute__((cleanup(nalloc_route_scope_end))) nalloc_route_scope NALLOC_DETAIL_CONCAT(    \
         nalloc_route_scope_, __LINE__) = nalloc_route_scope_begin(arena)
 
 /* malloc, calloc, aligned_alloc, posix_memalign and free, routed. With a route pushed (or a

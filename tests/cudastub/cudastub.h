@@ -33,7 +33,7 @@
  *    an unregistration of what was never registered, are refused and counted as misuse.
  *  - Kernels: nvcc's host stubs register each kernel with the runtime (__cudaRegisterFunction,
  *    by host-stub address and device name); a launch of a kernel runs its host twin, a C function
- *    that runs the kernel's body (the same NALLOC_HD functions) for every thread of the grid
+ *    that runs the kernel's body (the same NALLOC_DETAIL_HD functions) for every thread of the grid
  *    (cudastub_kernels.c for nalloc's own). A launch of a kernel without a twin is a misuse.
  *
  * Fault injection: cudastub_fail(fn, n, err) makes the nth call of fn from now fail with err,

@@ -1,9 +1,9 @@
 /* tests/cudastub/cudastub_kernels.c - host twins of nalloc's kernels, for the CUDA stand-in.
  *
  * A twin runs a kernel's body on the host for every thread of the launch's grid, through the same
- * NALLOC_HD function the kernel calls, so a "device" wipe in a stand-in test really zeroes the
- * bytes, with the kernel's own division of the range among threads. The stand-in finds a twin by
- * the device function's mangled name, which also encodes the parameter types: a kernel whose
+ * NALLOC_DETAIL_HD function the kernel calls, so a "device" wipe in a stand-in test really zeroes
+ * the bytes, with the kernel's own division of the range among threads. The stand-in finds a twin
+ * by the device function's mangled name, which also encodes the parameter types: a kernel whose
  * signature changes no longer matches its twin, and launching it then fails as a misuse instead
  * of running the old body with misread arguments.
  *
