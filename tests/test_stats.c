@@ -105,7 +105,7 @@ static void test_statistics_stay_exact_when_a_signal_handler_allocates(void **st
     c.flags |= NALLOC_FLAG_NORESERVE; /* address space: the blocks are never touched */
     signalled_arena = make_arena_with(&c);
     if (stats_of(signalled_arena).checkers != 0) {
-        /* A memory checker's bookkeeping takes a lock on the allocation path (src/track.h): the
+        /* A memory checker's bookkeeping takes a lock on the allocation path (src/track.c): the
          * promise is for arenas no checker watches (nalloc.h, "Signals"). */
         assert_int_equal(nalloc_arena_destroy(signalled_arena), NALLOC_OK);
         skip();
