@@ -273,6 +273,7 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     a->large_align = config->large_align;
     a->uid = na_next_uid();
     a->check_salt = na_layout_mix(a->uid, 0, UINT64_C(0x636865636b)); /* blocks.h */
+    a->block_align = config->default_align < 16 ? 16 : config->default_align; /* blocks.h */
     a->pid = (int)getpid();
     a->parent = parent;
     na_memory *m = &a->memory;

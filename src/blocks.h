@@ -102,18 +102,23 @@ static inline void na_blocks_freed(nalloc_arena *a)
  * ------------------------------------------------------------------------------------------- */
 
 /* A block of `size` bytes at `align` (0: policy) from the chunk of slot `s` (the calling thread's
- * in `a`), or NULL: use na_block_alloc. The arena is alive and host-accessible. */
+ * in `a`), or NULL: use na_block_alloc. The arena is alive and host-accessible. The slow path
+ * catches everything unusual: no chunk (end 0, so nothing fits), the shared slot (it never holds
+ * a chunk), a retired chunk, a block too big for a chunk. Blocks other threads freed are popped
+ * by the slow path (chunk_reclaim) when the chunk is full, and below the top by the owner's own
+ * frees: not looked for here, where it would cost a read of the chunk header's line, which those
+ * threads write. */
 static inline void *na_block_alloc_fast(nalloc_arena *a, na_stat_slot *s, size_t size, size_t align)
 {
     na_chunk *c = &s->blocks;
-    size_t end = na_atomic_load(&c->end), cursor = na_atomic_load(&c->cursor);
-    size_t begin = na_atomic_load(&c->begin), extent;
-    align = block_align(a, size, align);
-    /* Blocks other threads freed are popped by the slow path (chunk_reclaim) when the chunk is
-     * full, and below the top by the owner's own frees: not looked for here, where it would cost
-     * a read of the chunk header's line, which those threads write. */
-    if (na_unlikely(end == 0 || !chunk_current(a, c) || !block_extent(a, size, &extent) ||
-                    extent > NA_BLOCKS_BYPASS || s == &a->shared_slot))
+    size_t end = na_atomic_load(&c->end), cursor = na_atomic_load(&c->cursor), extent;
+    if (align == 0 && na_likely(size < a->large_threshold))
+        align = na_track_align(a->block_align);
+    else
+        align = block_align(a, size, align);
+    if (na_unlikely(!block_extent(a, size, &extent) || extent > NA_BLOCKS_BYPASS ||
+                    __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) !=
+                        __atomic_load_n(&a->epoch, __ATOMIC_RELAXED)))
         return NULL;
     /* The block's first byte: aligned, with room for its header between the cursor and it. */
     uintptr_t user = (a->bump.base + cursor + NA_BLOCK_HEADER + align - 1) & ~(uintptr_t)(align - 1);
@@ -124,7 +129,7 @@ static inline void *na_block_alloc_fast(nalloc_arena *a, na_stat_slot *s, size_t
     na_block *h = header_at(a, hoff);
     na_track_alloc(a, h, NA_BLOCK_HEADER + size, extent);
     h->link = na_atomic_load(&c->top);
-    h->chunk = begin;
+    h->chunk = na_atomic_load(&c->begin);
     h->check = na_check(a, hoff, 1);
     __atomic_store_n(&h->size, size, __ATOMIC_RELAXED);
     na_atomic_store(&c->top, hoff + 1);
@@ -136,35 +141,36 @@ static inline void *na_block_alloc_fast(nalloc_arena *a, na_stat_slot *s, size_t
 
 /* Free `ptr` if it is the calling thread's newest block in its current chunk, with no freed
  * block below it to pop and nothing waiting for the chunk; false (nothing done): use
- * na_block_free. */
+ * na_block_free. The chunk's top names the newest block's header, so a pointer that matches it is
+ * that block (the check word still catches a header the caller overwrote); any other pointer, a
+ * system one included, fails the first comparison. */
 static inline bool na_block_free_fast(nalloc_arena *a, na_stat_slot *s, void *ptr)
 {
-    size_t at = (size_t)((uintptr_t)ptr - a->bump.base);
-    if (na_unlikely(at < NA_BLOCK_HEADER || at > a->bump.capacity))
-        return false;
-    size_t hoff = at - NA_BLOCK_HEADER;
-    na_block *h = header_at(a, hoff);
     na_chunk *c = &s->blocks;
-    if (na_unlikely(na_atomic_load(&c->top) != hoff + 1 || h->check != na_check(a, hoff, 1) ||
-                    s == &a->shared_slot || !chunk_current(a, c) ||
-                    h->chunk != na_atomic_load(&c->begin)))
+    size_t hoff = (size_t)((uintptr_t)ptr - a->bump.base) - NA_BLOCK_HEADER;
+    size_t top = na_atomic_load(&c->top);
+    if (na_likely(top != hoff + 1) || na_unlikely(top == 0)) /* 0: no block (ptr - base was 31) */
         return false;
-    size_t size = __atomic_load_n(&h->size, __ATOMIC_RELAXED), below;
-    if (h->link == 0) {
+    na_block *h = header_at(a, hoff);
+    if (na_unlikely(h->check != na_check(a, hoff, 1) || na_atomic_load(&c->end) == 0 ||
+                    __atomic_load_n(&c->epoch, __ATOMIC_RELAXED) !=
+                        __atomic_load_n(&a->epoch, __ATOMIC_RELAXED)))
+        return false;
+    size_t size = __atomic_load_n(&h->size, __ATOMIC_RELAXED), link = h->link, below;
+    if (link == 0) {
         below = h->chunk + NA_CHUNK_HEADER;
         if (__atomic_load_n(&a->stretch_count, __ATOMIC_RELAXED) > 0)
             return false; /* the chunk empties: it may have to go back whole */
     } else {
-        const na_block *prev = header_at(a, h->link - 1);
+        const na_block *prev = header_at(a, link - 1);
         size_t prev_size = __atomic_load_n(&prev->size, __ATOMIC_ACQUIRE), prev_extent;
         if (na_unlikely((prev_size & NA_BLOCK_FREED) ||
                         !block_extent(a, prev_size, &prev_extent)))
             return false; /* a freed block to pop after it */
-        below = h->link - 1 + prev_extent;
+        below = link - 1 + prev_extent;
     }
     if (na_unlikely(size & NA_BLOCK_FREED))
         return false;
-    size_t link = h->link;
     h->check = 0;
     na_track_resize(a, h, NA_BLOCK_HEADER + size, 0);
     na_atomic_store(&c->own, na_atomic_load(&c->own) - 1);
@@ -174,6 +180,5 @@ static inline bool na_block_free_fast(nalloc_arena *a, na_stat_slot *s, void *pt
     na_blocks_freed(a);
     return true;
 }
-
 
 #endif /* NALLOC_BLOCKS_H */

@@ -107,6 +107,8 @@ struct nalloc_arena {
                                 the line every allocation reads */
     bool thread_cache;       /* NALLOC_FLAG_THREAD_CACHE: nalloc_alloc bumps in thread chunks */
     uint64_t check_salt;     /* mixed into malloc-family header checks (blocks.h): per arena */
+    size_t block_align;      /* bytes: malloc-family blocks below large_threshold are aligned to
+                                this (default_align, at least 16; blocks.h) */
 
     /* -- Bookkeeping, touched outside the allocation path. Fields without a lock note are
      *    accessed atomically. -- */

@@ -32,10 +32,13 @@
 typedef struct route_stack {
     nalloc_arena *top;    /* the innermost route's arena; NULL: the system allocator, or none */
     na_stat_slot *slot;   /* this thread's slot in `top` (claimed at the push), or NULL */
+    uint64_t uid;         /* top's uid at the push: a handle reused by a newer arena since is
+                             not the routed arena, and slot is not this thread's there */
     unsigned depth;       /* routes pushed */
     unsigned pad;
     nalloc_arena *arenas[NALLOC_ROUTE_DEPTH];
     na_stat_slot *slots[NALLOC_ROUTE_DEPTH];
+    uint64_t uids[NALLOC_ROUTE_DEPTH];
 } route_stack;
 
 static NA_THREAD_LOCAL route_stack routes;
@@ -137,9 +140,11 @@ nalloc_status nalloc_route_push(nalloc_arena *arena)
                                                "can have", (unsigned)NALLOC_ROUTE_DEPTH);
     routes.arenas[routes.depth] = arena;
     routes.slots[routes.depth] = slot;
+    routes.uids[routes.depth] = arena != NULL ? arena->uid : 0;
     routes.depth++;
     routes.top = arena;
     routes.slot = slot;
+    routes.uid = arena != NULL ? arena->uid : 0;
     return NALLOC_OK;
 }
 
@@ -150,12 +155,26 @@ nalloc_status nalloc_route_pop(void)
     routes.depth--;
     routes.top = routes.depth > 0 ? routes.arenas[routes.depth - 1] : NULL;
     routes.slot = routes.depth > 0 ? routes.slots[routes.depth - 1] : NULL;
+    routes.uid = routes.depth > 0 ? routes.uids[routes.depth - 1] : 0;
     return NALLOC_OK;
 }
 
 size_t nalloc_route_depth(void)
 {
     return routes.depth;
+}
+
+/* Is `a` the innermost route's arena, alive and still the one that was pushed? Then routes.slot
+ * is this thread's slot in it. */
+static inline bool is_route_arena(const nalloc_arena *a)
+{
+    return a == routes.top && na_likely(na_arena_alive(a)) && na_likely(a->uid == routes.uid);
+}
+
+/* This thread's slot in `a` (alive). */
+static inline na_stat_slot *slot_in(nalloc_arena *a)
+{
+    return is_route_arena(a) ? routes.slot : na_stat_slot_of(a);
 }
 
 /* The arena this thread's allocations go to now, or NULL for the system allocator. */
@@ -232,8 +251,7 @@ void *nalloc_arena_malloc(nalloc_arena *arena, size_t size, size_t align)
 static void *arena_or_system(nalloc_arena *a, size_t size, size_t align)
 {
     if (na_likely(a != NULL && na_arena_alive(a))) {
-        na_stat_slot *s = a == routes.top && routes.slot != NULL ? routes.slot : na_stat_slot_of(a);
-        void *p = na_block_alloc_fast(a, s, size, align);
+        void *p = na_block_alloc_fast(a, slot_in(a), size, align);
         if (na_likely(p != NULL))
             return p;
         p = na_block_alloc(a, size, align);
@@ -258,8 +276,7 @@ static __attribute__((noinline)) void *routed_only(nalloc_arena *a, size_t size,
 {
     if (!na_arena_alive(a))
         return NULL;
-    na_stat_slot *s = a == routes.top && routes.slot != NULL ? routes.slot : na_stat_slot_of(a);
-    void *p = na_block_alloc_fast(a, s, size, align);
+    void *p = na_block_alloc_fast(a, slot_in(a), size, align);
     if (p == NULL && (p = na_block_alloc(a, size, align)) == NULL) {
         __atomic_fetch_add(&a->fallbacks, 1, __ATOMIC_RELAXED);
         return NULL;
@@ -275,7 +292,7 @@ void *nalloc_routed_alloc(size_t size, size_t align)
     if (na_likely(a == NULL) || (align != 0 && !nalloc_is_pow2(align)))
         return NULL;
     /* The innermost route's own chunk first, inline: the whole cost of a routed allocation. */
-    if (na_likely(a == routes.top && routes.slot != NULL && na_arena_alive(a))) {
+    if (na_likely(is_route_arena(a))) {
         void *p = na_block_alloc_fast(a, routes.slot, size, align);
         if (na_likely(p != NULL))
             return p;
@@ -293,10 +310,20 @@ void *nalloc_routed_alloc_zeroed(size_t size, size_t align)
 
 void *nalloc_malloc(size_t size)
 {
-    nalloc_arena *a = route_target();
-    if (na_likely(a == NULL))
-        return sys_malloc(size);
-    return routed_malloc(a, size);
+    /* Routed: the innermost route's chunk, inline (the arena alive: its memory is mapped). */
+    nalloc_arena *a = routes.top;
+    if (na_likely(a != NULL)) {
+        if (na_likely(is_route_arena(a))) {
+            void *p = na_block_alloc_fast(a, routes.slot, size, 0);
+            if (na_likely(p != NULL))
+                return p;
+        }
+        return routed_malloc(a, size);
+    }
+    /* Unrouted (or a NULL route): the default route, else the system allocator. */
+    if (routes.depth == 0 && (a = __atomic_load_n(&default_route, __ATOMIC_RELAXED)) != NULL)
+        return routed_malloc(a, size);
+    return sys_malloc(size);
 }
 
 void *nalloc_aligned_alloc(size_t align, size_t size)
@@ -356,8 +383,7 @@ static nalloc_status block_refused(nalloc_status st, const char *call, const nal
 /* Free `ptr`, a block of arena `a`, or say why not (never passing it on). */
 static void arena_free(nalloc_arena *a, void *ptr)
 {
-    na_stat_slot *s = a == routes.top && routes.slot != NULL ? routes.slot : na_stat_slot_of(a);
-    if (na_likely(na_block_free_fast(a, s, ptr)))
+    if (na_likely(na_block_free_fast(a, slot_in(a), ptr)))
         return;
     nalloc_status st = na_block_free(a, ptr);
     if (st == NALLOC_OK)
@@ -366,24 +392,10 @@ static void arena_free(nalloc_arena *a, void *ptr)
         block_refused(st, "nalloc_free", a, ptr);
 }
 
-/* Is `ptr` inside the thread's current chunk of its innermost route's arena? That block's free
- * then needs no ownership lookup: the common case of a routed free. */
-static inline bool in_route_chunk(const void *ptr)
-{
-    const nalloc_arena *a = routes.top;
-    if (a == NULL || routes.slot == NULL)
-        return false;
-    const na_chunk *c = &routes.slot->blocks;
-    size_t at = (size_t)((uintptr_t)ptr - a->bump.base), begin = na_atomic_load((size_t *)&c->begin);
-    return at - begin < na_atomic_load((size_t *)&c->end) - begin && na_arena_alive(a);
-}
-
-/* The arena half of nalloc_free, out of line for the same reason as routed_malloc: the block of
- * arena `entry` names in the ownership table (or NA_OWNER_MIXED). */
+/* The arena half of nalloc_free, out of line so that freeing a system pointer stays a jump to the
+ * system allocator with nothing saved on the way. */
 static __attribute__((noinline)) bool free_in_arena(void *ptr)
 {
-    if (in_route_chunk(ptr) && na_block_free_fast(routes.top, routes.slot, ptr))
-        return true;
     nalloc_arena *a = na_owner_in_table(ptr);
     if (a == NULL)
         return false;
@@ -391,13 +403,37 @@ static __attribute__((noinline)) bool free_in_arena(void *ptr)
     return true;
 }
 
+/* The common routed free: the newest block of this thread's chunk in its innermost route's
+ * arena, freed without an ownership lookup (any other pointer fails the first comparison). */
+static inline bool route_free_fast(void *ptr)
+{
+    nalloc_arena *a = routes.top;
+    return a != NULL && is_route_arena(a) && na_block_free_fast(a, routes.slot, ptr);
+}
+
 bool nalloc_free_if_owned(void *ptr)
 {
+    if (route_free_fast(ptr))
+        return true;
     return na_owner_maybe(ptr) && free_in_arena(ptr);
+}
+
+/* nalloc_free with a route pushed: out of line, so that the unrouted free keeps its two loads and
+ * a jump to the system allocator. */
+static __attribute__((noinline)) void routed_free(void *ptr)
+{
+    if (na_likely(route_free_fast(ptr)))
+        return;
+    if (!na_owner_maybe(ptr) || !free_in_arena(ptr))
+        sys_free(ptr);
 }
 
 void nalloc_free(void *ptr)
 {
+    if (na_unlikely(routes.top != NULL)) {
+        routed_free(ptr);
+        return;
+    }
     if (na_likely(!na_owner_maybe(ptr)) || !free_in_arena(ptr))
         sys_free(ptr); /* NULL included */
 }
