@@ -285,8 +285,9 @@ void na_handle_exclusive(void (*fn)(void *handle), void *handle);
 
 /* What a thread's exit does, step by step in this order. */
 typedef enum na_thread_exit_step {
-    NA_THREAD_EXIT_SLOTS, /* arena.c: the thread's chunks go back, its slots are freed */
-    NA_THREAD_EXIT_TEXT,  /* status.c: the page of its error text is unmapped */
+    NA_THREAD_EXIT_ROUTES, /* route.c: the route stack forgets the thread's slots */
+    NA_THREAD_EXIT_SLOTS,  /* arena.c: the thread's chunks go back, its slots are freed */
+    NA_THREAD_EXIT_TEXT,   /* status.c: the page of its error text is unmapped */
     NA_THREAD_EXIT_STEPS
 } na_thread_exit_step;
 

@@ -32,17 +32,19 @@
 typedef struct route_stack {
     nalloc_arena *top;    /* the innermost route's arena; NULL: the system allocator, or none */
     na_stat_slot *slot;   /* this thread's slot in `top` (claimed at the push), or NULL */
-    uint64_t uid;         /* top's uid at the push: a handle reused by a newer arena since is
-                             not the routed arena, and slot is not this thread's there */
+    uint64_t uid;         /* top's uid at the push while `slot` is this thread's there, else 0:
+                             the inline paths use `slot` only while top->uid matches it (a
+                             handle reused by a newer arena is another arena) */
     unsigned depth;       /* routes pushed */
     unsigned pad;
     nalloc_arena *arenas[NALLOC_ROUTE_DEPTH];
-    na_stat_slot *slots[NALLOC_ROUTE_DEPTH];
-    uint64_t uids[NALLOC_ROUTE_DEPTH];
+    na_stat_slot *slots[NALLOC_ROUTE_DEPTH]; /* NULL once the thread's exit freed its slots */
+    uint64_t uids[NALLOC_ROUTE_DEPTH];       /* each arena's uid at its push; 0: a NULL route */
 } route_stack;
 
 static NA_THREAD_LOCAL route_stack routes;
 static nalloc_arena *default_route; /* atomic; NULL: the system allocator */
+static uint64_t default_uid;        /* atomic; default_route's uid when it was set */
 
 /* ---------------------------------------------------------------------------------------------
  * The system allocator
@@ -123,6 +125,26 @@ static size_t sys_usable_size(void *ptr)
  * Routes
  * ------------------------------------------------------------------------------------------- */
 
+/* Cache the innermost route (top, slot, uid) from the stack. */
+static void load_top(void)
+{
+    unsigned d = routes.depth;
+    routes.top = d > 0 ? routes.arenas[d - 1] : NULL;
+    routes.slot = d > 0 ? routes.slots[d - 1] : NULL;
+    routes.uid = routes.slot != NULL ? routes.uids[d - 1] : 0;
+}
+
+/* The thread's exit (thread.c), just before its slots are freed for other threads to claim: the
+ * route stack stops naming them. A route left pushed (a thread-local destructor that runs after
+ * ours may still allocate) serves on through the slot that allocation claims afresh. */
+static void forget_slots(size_t token)
+{
+    (void)token;
+    for (unsigned i = 0; i < routes.depth; i++)
+        routes.slots[i] = NULL;
+    load_top();
+}
+
 nalloc_status nalloc_route_push(nalloc_arena *arena)
 {
     static const char call[] = "nalloc_route_push";
@@ -133,6 +155,7 @@ nalloc_status nalloc_route_push(nalloc_arena *arena)
         if (!arena->memory.backing->host_accessible) /* blocks carry headers: host or pinned only */
             return na_fail(NALLOC_ERR_INVALID, call,
                            "arena \"%s\" is a device arena: routes serve host memory", arena->name);
+        na_thread_at_exit(NA_THREAD_EXIT_ROUTES, forget_slots);
         slot = na_stat_slot_of(arena); /* claimed now, not on the first allocation */
     }
     if (routes.depth == NALLOC_ROUTE_DEPTH)
@@ -142,9 +165,7 @@ nalloc_status nalloc_route_push(nalloc_arena *arena)
     routes.slots[routes.depth] = slot;
     routes.uids[routes.depth] = arena != NULL ? arena->uid : 0;
     routes.depth++;
-    routes.top = arena;
-    routes.slot = slot;
-    routes.uid = arena != NULL ? arena->uid : 0;
+    load_top();
     return NALLOC_OK;
 }
 
@@ -153,9 +174,7 @@ nalloc_status nalloc_route_pop(void)
     if (routes.depth == 0)
         return na_fail(NALLOC_ERR_STATE, "nalloc_route_pop", "no route is pushed on this thread");
     routes.depth--;
-    routes.top = routes.depth > 0 ? routes.arenas[routes.depth - 1] : NULL;
-    routes.slot = routes.depth > 0 ? routes.slots[routes.depth - 1] : NULL;
-    routes.uid = routes.depth > 0 ? routes.uids[routes.depth - 1] : 0;
+    load_top();
     return NALLOC_OK;
 }
 
@@ -164,8 +183,8 @@ size_t nalloc_route_depth(void)
     return routes.depth;
 }
 
-/* Is `a` the innermost route's arena, alive and still the one that was pushed? Then routes.slot
- * is this thread's slot in it. */
+/* Is `a` the innermost route's arena, alive, still the one that was pushed, and with this thread's
+ * slot in it at hand (routes.slot)? The inline paths' test. */
 static inline bool is_route_arena(const nalloc_arena *a)
 {
     return a == routes.top && na_likely(na_arena_alive(a)) && na_likely(a->uid == routes.uid);
@@ -177,12 +196,21 @@ static inline na_stat_slot *slot_in(nalloc_arena *a)
     return is_route_arena(a) ? routes.slot : na_stat_slot_of(a);
 }
 
-/* The arena this thread's allocations go to now, or NULL for the system allocator. */
+/* The arena this thread's allocations go to now: the innermost route's (with none pushed, the
+ * default route's) while it is alive and still the arena routed to (a destroyed arena's handle
+ * may hold a newer one by now); NULL for the system allocator. */
 static inline nalloc_arena *route_target(void)
 {
-    if (na_likely(routes.depth > 0))
-        return routes.top;
-    return __atomic_load_n(&default_route, __ATOMIC_RELAXED);
+    nalloc_arena *a;
+    uint64_t uid;
+    if (na_likely(routes.depth > 0)) {
+        a = routes.top;
+        uid = routes.uids[routes.depth - 1];
+    } else {
+        a = __atomic_load_n(&default_route, __ATOMIC_ACQUIRE);
+        uid = __atomic_load_n(&default_uid, __ATOMIC_RELAXED);
+    }
+    return a != NULL && na_arena_alive(a) && a->uid == uid ? a : NULL;
 }
 
 nalloc_arena *nalloc_route_current(void)
@@ -200,6 +228,9 @@ nalloc_status nalloc_route_set_default(nalloc_arena *arena)
             return na_fail(NALLOC_ERR_INVALID, call,
                            "arena \"%s\" is a device arena: routes serve host memory", arena->name);
     }
+    /* A reader that sees the new arena sees its uid; one that pairs the old arena with the new
+     * uid (a set racing its malloc) serves that call from the system allocator. */
+    __atomic_store_n(&default_uid, arena != NULL ? arena->uid : 0, __ATOMIC_RELAXED);
     __atomic_store_n(&default_route, arena, __ATOMIC_RELEASE);
     return NALLOC_OK;
 }
@@ -246,11 +277,11 @@ void *nalloc_arena_malloc(nalloc_arena *arena, size_t size, size_t align)
     return p;
 }
 
-/* `size` bytes at `align` (0: the arena's policy) from arena `a` (the route's), or, when it has
- * no room (counted) or is gone, from the system allocator. */
+/* `size` bytes at `align` (0: the arena's policy) from arena `a` (route_target()'s), or, when it
+ * has no room (counted) or there is none, from the system allocator. */
 static void *arena_or_system(nalloc_arena *a, size_t size, size_t align)
 {
-    if (na_likely(a != NULL && na_arena_alive(a))) {
+    if (na_likely(a != NULL)) {
         void *p = na_block_alloc_fast(a, slot_in(a), size, align);
         if (na_likely(p != NULL))
             return p;
@@ -264,9 +295,9 @@ static void *arena_or_system(nalloc_arena *a, size_t size, size_t align)
 
 /* The routed half of nalloc_malloc, out of line so that the unrouted call stays a jump to the
  * system allocator with nothing saved on the way. */
-static __attribute__((noinline)) void *routed_malloc(nalloc_arena *a, size_t size)
+static __attribute__((noinline)) void *routed_malloc(size_t size)
 {
-    return arena_or_system(a, size, 0);
+    return arena_or_system(route_target(), size, 0);
 }
 
 /* A block from arena `a` for the caller's own fallback logic: NULL (counted as a fallback when
@@ -274,8 +305,6 @@ static __attribute__((noinline)) void *routed_malloc(nalloc_arena *a, size_t siz
 static __attribute__((noinline)) void *routed_only(nalloc_arena *a, size_t size, size_t align,
                                                    bool zeroed)
 {
-    if (!na_arena_alive(a))
-        return NULL;
     void *p = na_block_alloc_fast(a, slot_in(a), size, align);
     if (p == NULL && (p = na_block_alloc(a, size, align)) == NULL) {
         __atomic_fetch_add(&a->fallbacks, 1, __ATOMIC_RELAXED);
@@ -318,11 +347,11 @@ void *nalloc_malloc(size_t size)
             if (na_likely(p != NULL))
                 return p;
         }
-        return routed_malloc(a, size);
+        return routed_malloc(size);
     }
     /* Unrouted (or a NULL route): the default route, else the system allocator. */
-    if (routes.depth == 0 && (a = __atomic_load_n(&default_route, __ATOMIC_RELAXED)) != NULL)
-        return routed_malloc(a, size);
+    if (routes.depth == 0 && __atomic_load_n(&default_route, __ATOMIC_RELAXED) != NULL)
+        return routed_malloc(size);
     return sys_malloc(size);
 }
 
@@ -356,7 +385,7 @@ void *nalloc_calloc(size_t count, size_t size)
         return NULL;
     }
     nalloc_arena *a = route_target();
-    if (a != NULL && na_likely(na_arena_alive(a))) {
+    if (a != NULL) {
         void *p = na_block_alloc(a, bytes, 0);
         if (p != NULL) {
             na_block_zero(a, p, bytes);

@@ -21,11 +21,14 @@
  *
  * The multi-threaded stress of one arena is tests/test_route_threads.c.
  */
+#include "internal.h" /* a thread's statistics slot, for the route that outlives its exit */
+
 #include "child.h"
 
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 
 /* Impossible sizes must come back NULL with ENOMEM from the system allocator too, which under a
@@ -235,6 +238,71 @@ static void test_routes_into_destroyed_arenas_are_refused(void **state)
     assert_int_equal(nalloc_route_pop(), NALLOC_OK);
 }
 
+/* Create arenas until one takes the handle of `dead` (destroyed: the handle slab reuses its slot);
+ * every arena made on the way is in others[0..*n). */
+static nalloc_arena *take_handle_of(const nalloc_arena *dead, nalloc_arena **others, size_t *n)
+{
+    for (*n = 0; *n < 64;) {
+        nalloc_arena *x = scratch(MiB);
+        others[(*n)++] = x;
+        if (x == dead)
+            return x;
+    }
+    fail_msg("64 new arenas and none took the destroyed arena's handle");
+    return NULL;
+}
+
+/* No block of `p`, `q` and `r` (freed here) came from `b`, which holds no live block. */
+static void assert_none_from(const nalloc_arena *b, void *p, void *q, void *r)
+{
+    assert_non_null(p);
+    assert_non_null(q);
+    assert_non_null(r);
+    assert_ptr_not_equal(nalloc_owner(p), b);
+    assert_ptr_not_equal(nalloc_owner(q), b);
+    assert_ptr_not_equal(nalloc_owner(r), b);
+    assert_int_equal(stats_of(b).live_blocks, 0);
+    nalloc_free(p);
+    nalloc_free(q);
+    nalloc_free(r);
+}
+
+/* A destroyed arena's handle may hold a newer arena by now: a route to the old one (pushed, or
+ * the default route) serves from the system allocator, never from the newer arena, which this
+ * thread never routed into (its live blocks would make its reset refuse). */
+static void test_a_route_to_a_destroyed_arena_does_not_follow_its_handle(void **state)
+{
+    (void)state;
+    nalloc_arena *others[2][64];
+    size_t n[2];
+    nalloc_arena *a = scratch(MiB);
+    assert_int_equal(nalloc_route_push(a), NALLOC_OK);
+    nalloc_free(nalloc_malloc(64)); /* this thread's slot and chunk in `a` in use */
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
+    nalloc_arena *b = take_handle_of(a, others[0], &n[0]);
+    assert_null(nalloc_route_current());
+    assert_null(nalloc_routed_alloc(64, 0));
+    assert_null(nalloc_routed_alloc_zeroed(64, 0));
+    void *m = NULL;
+    assert_int_equal(nalloc_posix_memalign(&m, 64, 64), 0);
+    nalloc_free(m);
+    assert_none_from(b, nalloc_malloc(64), nalloc_calloc(4, 16), nalloc_aligned_alloc(64, 64));
+    assert_int_equal(nalloc_route_pop(), NALLOC_OK);
+
+    nalloc_arena *d = scratch(MiB);
+    assert_int_equal(nalloc_route_set_default(d), NALLOC_OK);
+    void *p = nalloc_malloc(64);
+    assert_ptr_equal(nalloc_owner(p), d);
+    nalloc_free(p);
+    assert_int_equal(nalloc_arena_destroy(d), NALLOC_OK);
+    nalloc_arena *e = take_handle_of(d, others[1], &n[1]);
+    assert_null(nalloc_route_current());
+    assert_none_from(e, nalloc_malloc(64), nalloc_calloc(4, 16), nalloc_aligned_alloc(64, 64));
+    for (size_t k = 0; k < 2; k++)
+        for (size_t i = 0; i < n[k]; i++)
+            assert_int_equal(nalloc_arena_destroy(others[k][i]), NALLOC_OK);
+}
+
 /* A function with several ways out, each of which must leave the route depth as it found it. */
 static int scoped(nalloc_arena *a, int way, size_t *depth_inside)
 {
@@ -374,6 +442,103 @@ static void test_routes_belong_to_their_thread(void **state)
     assert_reclaimed(b);
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
     assert_int_equal(nalloc_arena_destroy(b), NALLOC_OK);
+}
+
+/* A route left pushed when its thread exits, used by a thread-local destructor that runs after
+ * nalloc's own: the thread's slot in the arena was freed at its exit, and another thread (here
+ * the test's main thread) has claimed it and allocates from its chunk. The late allocation must
+ * not bump that chunk or count in that slot: it takes a slot of its own. (White box: the slot
+ * and its counts are internal.h's.) */
+static struct {
+    nalloc_arena *arena;
+    pthread_key_t key;
+    na_stat_slot *slot;          /* the exiting thread's slot, claimed again by main */
+    sem_t released, claimed, done;
+    size_t mallocs_before, mallocs_after, cursor_before, cursor_after;
+    void *block;                 /* the late allocation, freed by main */
+} late;
+
+static void late_allocation(void *value)
+{
+    (void)value;
+    if (__atomic_load_n(&late.slot->owner, __ATOMIC_ACQUIRE) != 0) {
+        /* nalloc's destructor has not run yet: come back in the next round */
+        (void)pthread_setspecific(late.key, (void *)1);
+        return;
+    }
+    sem_post(&late.released);
+    while (sem_wait(&late.claimed) != 0)
+        continue;
+    late.mallocs_before = __atomic_load_n(&late.slot->mallocs, __ATOMIC_RELAXED);
+    late.cursor_before = na_atomic_load(&late.slot->blocks.cursor);
+    late.block = nalloc_malloc(64); /* the route is still pushed */
+    late.mallocs_after = __atomic_load_n(&late.slot->mallocs, __ATOMIC_RELAXED);
+    late.cursor_after = na_atomic_load(&late.slot->blocks.cursor);
+    sem_post(&late.done);
+}
+
+static void *exit_with_a_route(void *arg)
+{
+    (void)arg;
+    if (nalloc_route_push(late.arena) != NALLOC_OK) { /* main fails: late.slot is NULL */
+        sem_post(&late.released);
+        return NULL;
+    }
+    nalloc_free(nalloc_malloc(64));
+    for (unsigned i = 0; i < NA_STAT_SLOTS; i++) /* the one slot in use: this thread's */
+        if (__atomic_load_n(&late.arena->slots[i].owner, __ATOMIC_RELAXED) != 0)
+            late.slot = &late.arena->slots[i];
+    (void)pthread_setspecific(late.key, (void *)1);
+    return NULL; /* the route stays pushed */
+}
+
+static void test_a_route_outliving_its_thread_takes_no_slot_of_another(void **state)
+{
+    (void)state;
+    nalloc_arena *a = scratch(MiB), *armed = scratch(MiB);
+    /* This thread's exit handling exists before the test's key, so nalloc's destructor comes
+     * first (late_allocation waits for it either way). */
+    nalloc_free(nalloc_arena_malloc(armed, 64, 0));
+    late.arena = a;
+    assert_int_equal(pthread_key_create(&late.key, late_allocation), 0);
+    assert_int_equal(sem_init(&late.released, 0, 0), 0);
+    assert_int_equal(sem_init(&late.claimed, 0, 0), 0);
+    assert_int_equal(sem_init(&late.done, 0, 0), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, exit_with_a_route, NULL), 0);
+    while (sem_wait(&late.released) != 0)
+        continue;
+    assert_non_null(late.slot);
+    /* Every other slot taken (as by other threads), so that main's claim is the freed one. */
+    size_t fake = SIZE_MAX / 2;
+    for (unsigned i = 0; i < NA_STAT_SLOTS; i++)
+        if (&a->slots[i] != late.slot)
+            assert_true(__atomic_compare_exchange_n(&a->slots[i].owner, &(size_t){0}, fake + i,
+                                                    false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED));
+    void *mine = nalloc_arena_malloc(a, 64, 0);
+    assert_non_null(mine);
+    assert_true(__atomic_load_n(&late.slot->owner, __ATOMIC_RELAXED) != 0); /* main's now */
+    sem_post(&late.claimed);
+    while (sem_wait(&late.done) != 0)
+        continue;
+    assert_int_equal(pthread_join(t, NULL), 0);
+
+    assert_non_null(late.block);
+    assert_ptr_equal(nalloc_owner(late.block), a); /* still routed */
+    assert_int_equal(late.mallocs_after, late.mallocs_before);
+    assert_int_equal(late.cursor_after, late.cursor_before);
+    nalloc_free(late.block);
+    nalloc_free(mine);
+    for (unsigned i = 0; i < NA_STAT_SLOTS; i++)
+        if (__atomic_load_n(&a->slots[i].owner, __ATOMIC_RELAXED) == fake + i)
+            __atomic_store_n(&a->slots[i].owner, 0, __ATOMIC_RELEASE);
+    assert_reclaimed(a);
+    assert_int_equal(pthread_key_delete(late.key), 0);
+    sem_destroy(&late.released);
+    sem_destroy(&late.claimed);
+    sem_destroy(&late.done);
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
+    assert_int_equal(nalloc_arena_destroy(armed), NALLOC_OK);
 }
 
 static void test_the_default_route_serves_threads_without_a_route(void **state)
@@ -2007,9 +2172,11 @@ int main(void)
         cmocka_unit_test_teardown(test_a_seventeenth_route_is_refused_and_routes_nothing, no_routes_left),
         cmocka_unit_test_teardown(test_a_pop_without_a_route_is_refused, no_routes_left),
         cmocka_unit_test_teardown(test_routes_into_destroyed_arenas_are_refused, no_routes_left),
+        cmocka_unit_test_teardown(test_a_route_to_a_destroyed_arena_does_not_follow_its_handle, no_routes_left),
         cmocka_unit_test_teardown(test_the_scope_macro_pops_on_every_return_path, no_routes_left),
         cmocka_unit_test_teardown(test_a_refused_scope_pops_nothing, no_routes_left),
         cmocka_unit_test_teardown(test_routes_belong_to_their_thread, no_routes_left),
+        cmocka_unit_test_teardown(test_a_route_outliving_its_thread_takes_no_slot_of_another, no_routes_left),
         cmocka_unit_test_teardown(test_the_default_route_serves_threads_without_a_route, no_routes_left),
         cmocka_unit_test_teardown(test_zero_sizes_return_unique_pointers, no_routes_left),
         cmocka_unit_test_teardown(test_impossible_sizes_fail_with_enomem, no_routes_left),

@@ -536,12 +536,13 @@ NALLOC_API nalloc_status nalloc_route_pop(void);
 
 /* The arena this thread's malloc-family allocations go to now: the innermost route's, or (no
  * route pushed) the process's default route (NALLOC_ROUTE, override library); NULL for the system
- * allocator. */
+ * allocator, which also serves a route whose arena was destroyed. */
 NALLOC_API nalloc_arena *nalloc_route_current(void);
 
 /* The process-wide default route: threads with no route pushed allocate from `arena` (NULL: the
- * system allocator, the default). The override library sets it from NALLOC_ROUTE. The arena must
- * outlive every thread that may allocate through it. */
+ * system allocator, the default). The override library sets it from NALLOC_ROUTE. Destroying the
+ * arena must not race allocations through it; afterwards the system allocator serves them until
+ * another default is set. */
 NALLOC_API nalloc_status nalloc_route_set_default(nalloc_arena *arena);
 
 /* Routes pushed on this thread and not popped. */
@@ -619,7 +620,10 @@ NALLOC_NODISCARD NALLOC_API void *nalloc_arena_malloc(nalloc_arena *arena, size_
 
 /* Destroy `arena` now if no malloc-family block of it is alive, or else as soon as the last one is
  * freed (by the thread that frees it). From this call on the arena serves nothing and every call
- * but a free of its blocks (and nalloc_owner) treats it as destroyed. NALLOC_ERR_UNSUPPORTED (the
+ * but a free of its blocks (and nalloc_owner) treats it as destroyed. Frees may race the call;
+ * allocations from the arena may not, as with nalloc_arena_destroy: a thread routed into it may
+ * keep its route pushed (what it allocates afterwards comes from the system allocator), but none
+ * may be allocating from the arena during the call. NALLOC_ERR_UNSUPPORTED (the
  * arena left as it was) when the kernel lacks membarrier(2), which makes the handshake exact;
  * NALLOC_ERR_STATE when lanes split from it have live blocks (free those first). */
 NALLOC_API nalloc_status nalloc_arena_destroy_deferred(nalloc_arena *arena);
