@@ -694,10 +694,14 @@ void *nalloc_alloc_zeroed(nalloc_arena *a, size_t count, size_t size, size_t ali
 
 /* move_last_end for a block in the calling thread's current chunk (NALLOC_FLAG_THREAD_CACHE): the
  * chunk's cursor is the thread's own offset, so no atomic is needed unless the block grows past
- * the chunk, which it can only do while the chunk is the last thing in the arena. Marks of other
- * threads do not pin it: their rollback never reaches below their own offset. */
+ * the chunk, which it can only do while the chunk is the last thing in the arena. Inside the
+ * chunk, marks of other threads do not pin the block: their rollback never reaches below their
+ * own offset, which is at or above the chunk's end. Past the chunk they do: a rollback to a mark
+ * taken after the block would release the part above the mark while the block lives. On refusal
+ * *why says why. */
 static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t old_size,
-                                            size_t new_size, size_t old_end, size_t new_end)
+                                            size_t new_size, size_t old_end, size_t new_end,
+                                            const char **why)
 {
     na_stat_slot *s = na_stat_slot_of(a);
     na_chunk *c = &s->plain;
@@ -709,8 +713,10 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
      * when the chunk is the last thing in it), is no block of this thread's: a wrong size.
      * Without this, the end of the chunk passes the offset test below, and the offset would move
      * under a remainder the chunk still hands out. */
-    if (cursor != old_end)
+    if (cursor != old_end) {
+        *why = "not the newest block of this thread's chunk (or not its size)";
         return old_end > cursor && old_end <= end ? NALLOC_ERR_STATE : NALLOC_ERR_NOT_IN_CHUNK;
+    }
     if (begin < na_atomic_load(&c->begin)) {
         /* The block ends where the thread's chunk begins, and the chunk is empty (the block was
          * too big for a chunk, or the chunk began at a mark): the block is the thread's newest
@@ -721,13 +727,19 @@ static nalloc_status move_last_end_in_chunk(nalloc_arena *a, void *ptr, size_t o
         return NALLOC_ERR_NOT_IN_CHUNK;
     }
     if (new_end > end) { /* grow the chunk with it, if nothing lies above the chunk */
+        if (begin < na_atomic_load(&a->mark_floor)) {
+            *why = "a mark was taken after the block, and it would grow past the mark";
+            return NALLOC_ERR_STATE;
+        }
         size_t seen = end;
         /* The caller checked that the arena has room: a failure here means something lies
          * after the chunk, so the block is not the arena's last (NALLOC_ERR_STATE, as
          * nalloc_resize_last says), not an arena out of room. */
         if (!__atomic_compare_exchange_n(&a->bump.offset, &seen, new_end, false, __ATOMIC_ACQUIRE,
-                                         __ATOMIC_RELAXED))
+                                         __ATOMIC_RELAXED)) {
+            *why = "something lies after this thread's chunk: the block cannot grow past it";
             return NALLOC_ERR_STATE;
+        }
         na_atomic_store(&c->end, new_end);
     }
     if (new_end < old_end)
@@ -765,12 +777,10 @@ move_last_end_inline(nalloc_arena *a, void *ptr, size_t old_size, size_t new_siz
     }
     size_t old_end = begin + old_extent, new_end = begin + new_extent;
     if (a->thread_cache) {
-        nalloc_status cached = move_last_end_in_chunk(a, ptr, old_size, new_size, old_end, new_end);
-        if (cached != NALLOC_ERR_NOT_IN_CHUNK) {
-            if (cached != NALLOC_OK)
-                *why = "not the newest block of this thread's chunk (or not its size)";
+        nalloc_status cached =
+            move_last_end_in_chunk(a, ptr, old_size, new_size, old_end, new_end, why);
+        if (cached != NALLOC_ERR_NOT_IN_CHUNK)
             return cached;
-        }
         /* The arena's offset may be the end of another thread's chunk: a range reaching into its
          * remainder is no block (a wrong size), and moving the offset under it would let that
          * thread hand out bytes the offset no longer covers. */

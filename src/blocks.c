@@ -131,14 +131,20 @@ static void chunk_release(nalloc_arena *a, size_t offset)
  * those freed so far), and whichever addition brings it to exactly NA_CHUNK_ABANDONED (every
  * block freed) releases the chunk, once. */
 
-/* The owner leaves its chunk (c: its na_chunk, current): the last free releases it. */
+/* The owner leaves its chunk (c: its na_chunk, current): the last free releases it. The unused
+ * remainder above the cursor holds no block, so it goes now (back to the offset, or a free
+ * stretch) and the chunk keeps only what its blocks took: a thread that exits, or moves on to a
+ * new chunk, leaving one small block behind does not pin the rest until that block is freed. */
 static void chunk_abandon(nalloc_arena *a, na_chunk *c)
 {
     size_t offset = na_atomic_load(&c->begin), own = na_atomic_load(&c->own);
+    size_t cursor = na_atomic_load(&c->cursor), end = na_atomic_load(&c->end);
     na_chunk_header *ch = chunk_at(a, offset);
     ch->top = na_atomic_load(&c->top);
-    ch->end = na_atomic_load(&c->end);
+    ch->end = cursor;
     na_atomic_store(&c->end, 0);
+    if (cursor < end) /* before anyone can release the chunk below it */
+        shared_free(a, cursor, end);
     __atomic_store_n(&ch->state, NA_CHUNK_ABANDONED | own, __ATOMIC_RELAXED); /* for debuggers */
     if (__atomic_add_fetch(&ch->remote, NA_CHUNK_ABANDONED - own, __ATOMIC_ACQ_REL) ==
         NA_CHUNK_ABANDONED)
@@ -226,6 +232,16 @@ static bool chunk_refill(nalloc_arena *a, na_chunk *c, size_t extent, size_t ali
                 return true;
             }
         }
+        /* A fresh chunk begins at best where this one's remainder does (when the chunk is the
+         * arena's last stretch, its remainder goes back to the offset), else at the offset. No
+         * room there for even this block, and no free stretch to take: fail, keeping the chunk
+         * (a failed request takes nothing). */
+        size_t offset = na_atomic_load(&a->bump.offset), from = offset == end ? cursor : offset;
+        size_t fresh;
+        if (__atomic_load_n(&a->stretch_count, __ATOMIC_RELAXED) == 0 &&
+            (__builtin_add_overflow(NA_CHUNK_HEADER + extent, align, &fresh) || from > a->bump.capacity ||
+             fresh > a->bump.capacity - from))
+            return false;
         chunk_abandon(a, c);
     }
     na_atomic_store(&c->end, 0);

@@ -196,6 +196,14 @@ nalloc_status nalloc_arena_split(nalloc_arena *p, size_t count, size_t lane_capa
          * the split, which the caller has ruled out (a phase boundary). */
         block = na_alloc_block(p, plan.block, plan.align);
         st = block != NULL ? NALLOC_OK : NALLOC_ERR_NOMEM;
+        /* A block small enough may have come from a new chunk of this thread: that chunk goes
+         * too, so that the block is nobody's newest and nalloc_free_last cannot reach it (the
+         * mark floor the lending raises guards it from then on, as without the cache). */
+        if (block != NULL && p->thread_cache) {
+            na_stat_slot *s = na_stat_slot_of(p);
+            if (s != &p->shared_slot)
+                na_tcache_give_back(p, &s->plain);
+        }
     }
     size_t begin = block != NULL ? (size_t)((uintptr_t)block - p->bump.base) : 0;
     if (st == NALLOC_OK)

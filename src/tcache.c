@@ -102,13 +102,24 @@ bool na_tcache_refill(nalloc_arena *a, na_chunk *c, size_t size, size_t align, s
             return true;
         }
     }
+    /* A new chunk: a free stretch that fits, or a stretch of the offset: `want` bytes if there
+     * is room, or just what this request needs, or nothing at all (a failed request takes
+     * nothing, and the thread keeps its chunk). Not a stretch below the newest mark: what is
+     * allocated after a mark must lie above it, or a rollback to it would not release it. The
+     * old chunk's remainder goes once the new chunk is secured: back to the offset when it is
+     * still the last thing there (the offset then moves down to the cursor, and the new chunk
+     * starts there, where the block would land without the cache), else as a free stretch. */
+    if (current && __atomic_load_n(&a->stretch_count, __ATOMIC_RELAXED) == 0) {
+        /* Where a new chunk could begin at best: the cursor, when the chunk goes back to the
+         * offset; else the offset. No room there and no free stretch: fail, keeping the chunk. */
+        size_t offset = na_atomic_load(&a->bump.offset);
+        size_t from = offset == end ? na_atomic_load(&c->cursor) : offset;
+        if (!nalloc_bump_fit(a->bump.base, a->bump.capacity, from, size, align, &first, &last))
+            return false;
+    }
     if (current)
         na_tcache_give_back(a, c);
 
-    /* A new chunk: a free stretch that fits, or a stretch of the offset: `want` bytes if there
-     * is room, or just what this request needs, or nothing at all (a failed request takes
-     * nothing). Not a stretch below the newest mark: what is allocated after a mark must lie
-     * above it, or a rollback to it would not release it. */
     na_range r;
     if (__atomic_load_n(&a->stretch_count, __ATOMIC_RELAXED) > 0 &&
         na_stretch_take_above(a, na_atomic_load(&a->mark_floor), size, align, want, &r)) {

@@ -1498,6 +1498,62 @@ static void test_blocks_freed_after_their_owner_exited_are_reclaimed(void **stat
     cross_thread(false, true);
 }
 
+static void *leave_one_block(void *arg)
+{
+    return nalloc_arena_malloc(arg, 100, 0);
+}
+
+/* A thread that exits leaving one small block behind keeps only what its blocks took: the rest of
+ * its chunk goes back at once, so hundreds of such threads fit in an arena that holds a few dozen
+ * chunks, and used counts the blocks, not the chunks. */
+static void test_a_thread_that_exits_leaving_a_block_does_not_pin_its_chunk(void **state)
+{
+    (void)state;
+    enum { THREADS = 256 };
+    nalloc_arena *a = scratch(2 * MiB); /* 32 first chunks of 64 KiB */
+    void *blocks[THREADS];
+    for (unsigned i = 0; i < THREADS; i++) {
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, leave_one_block, a), 0);
+        assert_int_equal(pthread_join(t, &blocks[i]), 0);
+        assert_non_null(blocks[i]);
+        fill(blocks[i], 100, i);
+    }
+    nalloc_stats s = stats_of(a);
+    assert_int_equal(s.live_blocks, THREADS);
+    assert_true(s.used <= (size_t)THREADS * 512); /* block, its header, a chunk header, padding */
+    for (unsigned i = 0; i < THREADS; i++) {
+        assert_true(holds(blocks[i], 100, i));
+        nalloc_free(blocks[i]);
+    }
+    assert_reclaimed(a);
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
+}
+
+/* A request that fails (no room, or an alignment the arena cannot give) takes nothing: the
+ * thread keeps its chunk, and what fitted before fits after. */
+static void test_a_failed_request_keeps_the_threads_chunk(void **state)
+{
+    (void)state;
+    nalloc_arena *a = scratch(64 * KiB);
+    void *p = nalloc_arena_malloc(a, 100, 0);
+    assert_non_null(p);
+    snapshot before = snap(a);
+    assert_true(before.cached > 0);
+    assert_null(nalloc_arena_malloc(a, 64 * KiB, 0));
+    assert_null(nalloc_arena_malloc(a, 16, (size_t)1 << 40));
+    snapshot after = snap(a);
+    assert_int_equal(after.used, before.used);
+    assert_int_equal(after.cached, before.cached);
+    assert_int_equal(after.deferred, before.deferred);
+    void *q = nalloc_arena_malloc(a, 100, 0);
+    assert_non_null(q);
+    nalloc_free(q);
+    nalloc_free(p);
+    assert_reclaimed(a);
+    assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
+}
+
 static void test_blocks_freed_after_the_route_ended_are_reclaimed(void **state)
 {
     (void)state;
@@ -2207,6 +2263,8 @@ int main(void)
         cmocka_unit_test_teardown(test_blocks_freed_by_another_thread_while_their_owner_lives_are_reclaimed, no_routes_left),
         cmocka_unit_test_teardown(test_blocks_freed_after_their_owner_exited_are_reclaimed, no_routes_left),
         cmocka_unit_test_teardown(test_blocks_freed_after_the_route_ended_are_reclaimed, no_routes_left),
+        cmocka_unit_test_teardown(test_a_thread_that_exits_leaving_a_block_does_not_pin_its_chunk, no_routes_left),
+        cmocka_unit_test_teardown(test_a_failed_request_keeps_the_threads_chunk, no_routes_left),
         cmocka_unit_test_teardown(test_big_blocks_bypass_chunks_and_come_back_in_any_order, no_routes_left),
         cmocka_unit_test_teardown(test_big_blocks_reuse_the_room_of_older_ones_freed_below_them, no_routes_left),
         cmocka_unit_test_teardown(test_calloc_zeroes_reused_memory, no_routes_left),

@@ -604,6 +604,107 @@ static void test_what_a_thread_allocates_after_its_mark_lies_above_it(void **sta
     nalloc_arena_destroy(a);
 }
 
+/* A mark taken by a thread with no chunk of its own in `a` (one made for it), as a coordinator
+ * thread takes marks while the workers allocate. */
+static void *take_mark(void *arg)
+{
+    nalloc_arena **a = arg;
+    nalloc_mark *m = malloc(sizeof *m);
+    if (m != NULL)
+        *m = nalloc_mark_get(*a);
+    return m;
+}
+
+static nalloc_mark mark_elsewhere(nalloc_arena *a)
+{
+    pthread_t t;
+    void *m = NULL;
+    assert_int_equal(pthread_create(&t, NULL, take_mark, &a), 0);
+    assert_int_equal(pthread_join(t, &m), 0);
+    assert_non_null(m);
+    nalloc_mark copy = *(nalloc_mark *)m;
+    free(m);
+    return copy;
+}
+
+/* Another thread's mark does not pin the newest block inside its thread's chunk (a rollback to
+ * it never reaches below the chunk's end), but the block may not grow past the chunk over that
+ * mark: a rollback would release the block's tail while it lives, as without the cache. */
+static void test_a_block_does_not_grow_past_another_threads_mark(void **state)
+{
+    (void)state;
+    nalloc_arena *a = arena_of(64 * MiB, true);
+    char *x = nalloc_alloc(a, 100);
+    assert_non_null(x);
+    size_t chunk_end = raw_offset(a);
+    nalloc_mark m = mark_elsewhere(a);
+    assert_int_equal(m.offset, chunk_end);
+
+    assert_int_equal(nalloc_resize_last(a, x, 100, 200), NALLOC_OK); /* inside the chunk */
+    size_t past = chunk_end + 4096 - offset_of(a, x);
+    assert_int_equal(nalloc_resize_last(a, x, 200, past), NALLOC_ERR_STATE);
+    assert_int_equal(raw_offset(a), chunk_end);
+    memset(x, 0x5a, 200);
+    char *moved = nalloc_realloc(a, x, 200, past, 0); /* moves instead */
+    assert_non_null(moved);
+    assert_true(moved != x);
+    for (size_t i = 0; i < 200; i++)
+        assert_int_equal((unsigned char)moved[i], 0x5a);
+
+    assert_int_equal(nalloc_rollback(a, m), NALLOC_OK);
+    char *y = nalloc_alloc(a, 4096);
+    assert_non_null(y);
+    assert_true(offset_of(a, y) >= offset_of(a, x) + 200); /* x (still live) is not handed out */
+    nalloc_arena_destroy(a);
+}
+
+/* The block a split lends to lanes is out of the parent's reach while they live (nalloc.h), even
+ * when it came from the splitting thread's chunk: free_last and resize_last refuse it. */
+static void test_free_last_cannot_reach_the_block_lent_to_lanes(void **state)
+{
+    (void)state;
+    nalloc_arena *p = arena_of(64 * MiB, true), *lanes[2];
+    assert_non_null(nalloc_alloc(p, 64)); /* this thread has a chunk */
+    assert_int_equal(nalloc_arena_split(p, 2, 4096, lanes), NALLOC_OK);
+    nalloc_stats first = stats_of(lanes[0]), second = stats_of(lanes[1]);
+    char *block = (char *)first.base;
+    size_t size = second.base + second.capacity - first.base;
+    assert_int_equal(nalloc_free_last(p, block, size), NALLOC_ERR_STATE);
+    assert_int_equal(nalloc_resize_last(p, block, size, size + 64), NALLOC_ERR_STATE);
+    char *after = nalloc_alloc(p, 64);
+    assert_non_null(after);
+    assert_true((uintptr_t)after >= second.base + second.capacity);
+    char *l = nalloc_alloc(lanes[0], 64);
+    assert_non_null(l);
+    memset(l, 0x11, 64);
+    memset(after, 0x22, 64);
+    assert_int_equal((unsigned char)l[0], 0x11);
+    assert_int_equal(nalloc_arena_destroy(lanes[0]), NALLOC_OK);
+    assert_int_equal(nalloc_arena_destroy(lanes[1]), NALLOC_OK);
+    nalloc_arena_destroy(p);
+}
+
+/* A request that fails keeps the thread's chunk, whatever the reason (no room, an alignment the
+ * arena cannot give), so a request that fitted before it fits after it, even with another
+ * thread's mark above the chunk (a remainder given back there could not be reused). */
+static void test_a_failed_request_keeps_the_threads_chunk(void **state)
+{
+    (void)state;
+    nalloc_arena *a = arena_of(64 * KiB, true);
+    assert_non_null(nalloc_alloc(a, 100));
+    (void)mark_elsewhere(a);
+    nalloc_stats before = stats_of(a);
+    assert_true(before.cached > 0);
+    assert_null(nalloc_alloc_aligned(a, 16, (size_t)1 << 40));
+    assert_null(nalloc_alloc(a, 64 * KiB));
+    nalloc_stats after = stats_of(a);
+    assert_int_equal(after.cached, before.cached);
+    assert_int_equal(after.deferred, before.deferred);
+    assert_int_equal(after.used, before.used);
+    assert_non_null(nalloc_alloc(a, 100));
+    nalloc_arena_destroy(a);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Statistics at quiescence
  * ------------------------------------------------------------------------------------------- */
@@ -1274,6 +1375,9 @@ int main(void)
         cmocka_unit_test(test_a_wrong_size_reaching_into_another_threads_remainder_is_refused),
         cmocka_unit_test(test_a_mark_gives_the_threads_chunk_back),
         cmocka_unit_test(test_what_a_thread_allocates_after_its_mark_lies_above_it),
+        cmocka_unit_test(test_a_block_does_not_grow_past_another_threads_mark),
+        cmocka_unit_test(test_free_last_cannot_reach_the_block_lent_to_lanes),
+        cmocka_unit_test(test_a_failed_request_keeps_the_threads_chunk),
         cmocka_unit_test(test_statistics_are_exact_when_every_thread_is_parked),
         cmocka_unit_test(test_two_threads_allocate_in_phases_while_another_takes_marks),
         cmocka_unit_test(test_eight_threads_allocate_in_phases_while_another_takes_marks),

@@ -222,7 +222,8 @@ static size_t grown_chunk(const model *m, size_t from, size_t last, size_t want)
 
 /* With the cache: where the thread's chunk puts a block of `extent` bytes at `align` (a power of
  * two, at least a granule), and what becomes of the chunk (tcache.c). Called once per request
- * that reaches the allocation path; changes the chunk even when the request fails. */
+ * that reaches the allocation path; a request too big for a chunk gives the remainder back even
+ * when it fails, any other failure leaves the chunk as it was. */
 static nalloc_status chunk_fit(model *m, size_t extent, size_t align, size_t *begin)
 {
     size_t last;
@@ -240,7 +241,8 @@ static nalloc_status chunk_fit(model *m, size_t extent, size_t align, size_t *be
         m->chunk_next = next;
         return NALLOC_OK;
     }
-    CHECK(give_back(m));
+    if (m->chunk_end != 0)
+        return NALLOC_ERR_NOMEM; /* no room even at the cursor: the request fails, the chunk stays */
     if (!fit_from(m, m->offset, m->cap, extent, align, begin, &last))
         return NALLOC_ERR_NOMEM;
     m->chunk_begin = m->offset;
