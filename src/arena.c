@@ -150,10 +150,26 @@ static void wipe_one_at_exit(void *handle, void *pid)
     }
 }
 
+/* Does an arena the exit wipe will zero hold live malloc-family blocks? They may be stdio's
+ * buffers and FILEs (a route was pushed when they were first used). */
+static void find_live_blocks_at_exit(void *handle, void *arg)
+{
+    nalloc_arena *a = handle;
+    int *pid = arg;
+    if (na_arena_mapped(a) && (a->config.flags & NALLOC_FLAG_WIPE_AT_EXIT) &&
+        a->memory.backing->host_accessible && a->pid == pid[0] && na_blocks_live(a) > 0)
+        pid[1] = 1;
+}
+
 static void wipe_all_at_exit(void)
 {
-    int pid = (int)getpid();
-    na_handle_foreach(wipe_one_at_exit, &pid);
+    int pid[2] = {(int)getpid(), 0};
+    /* The C library flushes stdio after the atexit handlers, this one included: output still
+     * buffered in memory this wipe zeroes would be lost, so it is flushed first. */
+    na_handle_foreach(find_live_blocks_at_exit, pid);
+    if (pid[1])
+        fflush(NULL);
+    na_handle_foreach(wipe_one_at_exit, pid);
 }
 
 /* In a forked child, for every handle slot: an arena whose memory the child has no mapping of
@@ -172,11 +188,34 @@ static void child_after_fork(void)
     na_handle_foreach(retire_after_fork, NULL);
 }
 
+/* Across fork, under the handle lock (handle.c): each arena's stretch lock, so that a child
+ * forked while another thread was reusing or giving back free space (routed malloc and free do)
+ * does not inherit it locked and hang in its first such call. Contexts and free slots are skipped:
+ * only a mapped arena's slot holds these fields. */
+static void lock_stretches_for_fork(void *handle)
+{
+    nalloc_arena *a = handle;
+    if (!na_arena_mapped(a))
+        return;
+    pthread_mutex_lock(&a->chunk_lock);
+    a->fork_locked = true;
+}
+
+static void unlock_stretches_after_fork(void *handle)
+{
+    nalloc_arena *a = handle;
+    if (!na_arena_mapped(a) || !a->fork_locked)
+        return;
+    a->fork_locked = false;
+    pthread_mutex_unlock(&a->chunk_lock);
+}
+
 /* Installed after the first handle slot was taken, so after handle.c's own handlers: in the
  * child, the handle lock is released before this runs (child handlers run in the order they were
  * installed). */
 static void install_fork_handler(void)
 {
+    na_handle_fork_slots(lock_stretches_for_fork, unlock_stretches_after_fork);
     (void)pthread_atfork(NULL, NULL, child_after_fork);
 }
 

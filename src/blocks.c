@@ -605,6 +605,11 @@ void na_blocks_thread_exit(nalloc_arena *a, na_stat_slot *s)
     na_atomic_store(&c->next, 0);
 }
 
+bool na_blocks_doom_supported(void)
+{
+    return na_prim_membarrier_ready() == 0;
+}
+
 nalloc_status na_blocks_doom(nalloc_arena *a)
 {
     /* The heavy side of an asymmetric fence: after the barrier, every thread's count of a free

@@ -192,3 +192,46 @@ nalloc_status nalloc_ctx_destroy(nalloc_ctx *ctx)
     na_handle_free(ctx);
     return st;
 }
+
+nalloc_status nalloc_ctx_destroy_deferred(nalloc_ctx *ctx)
+{
+    static const char call[] = "nalloc_ctx_destroy_deferred";
+    if (ctx == NULL)
+        return na_fail(NALLOC_ERR_INVALID, call, "ctx is NULL");
+    if (!ctx_alive(ctx))
+        return na_fail(NALLOC_ERR_STATE, call, "context already destroyed");
+    /* Everything that could refuse, checked before anything is done: lanes' blocks (they would
+     * die with their parent), and the membarrier handshake a doomed arena needs. */
+    bool doomed = false;
+    for (int k = 0; k < NALLOC_KIND_COUNT; k++) {
+        nalloc_arena *a = ctx->arenas[k];
+        if (a == NULL)
+            continue;
+        if (na_arena_lane_blocks_live(a))
+            return na_fail(NALLOC_ERR_STATE, call,
+                           "arena \"%s\" has lanes with malloc-family blocks alive", a->name);
+        doomed |= na_blocks_live(a) > 0;
+    }
+    if (doomed && !na_blocks_doom_supported())
+        return na_fail(NALLOC_ERR_UNSUPPORTED, call,
+                       "the kernel lacks membarrier(2), which makes the handshake with the last "
+                       "free exact; the context is left as it was");
+    uint64_t live = NA_MAGIC_CTX;
+    if (!__atomic_compare_exchange_n(&ctx->magic, &live, NA_MAGIC_DEAD, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
+        return na_fail(NALLOC_ERR_STATE, call, "context already destroyed");
+    nalloc_status first = NALLOC_OK;
+    for (int k = 0; k < NALLOC_KIND_COUNT; k++) {
+        nalloc_arena *a = ctx->arenas[k];
+        if (a == NULL)
+            continue;
+        a->owner = NULL; /* its own from here on, destroyed as any arena */
+        ctx->arenas[k] = NULL;
+        nalloc_status st = na_blocks_live(a) > 0 ? nalloc_arena_destroy_deferred(a)
+                                                 : na_arena_destroy(a, a->uid);
+        if (first == NALLOC_OK)
+            first = st;
+    }
+    na_handle_free(ctx);
+    return first;
+}

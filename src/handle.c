@@ -15,6 +15,14 @@
  * installed by the first na_handle_alloc, so they run before any that code above installs after
  * taking a slot: arena.c's child handler then looks at every slot and retires the arenas the
  * child did not inherit.
+ *
+ * Other locks that a forked child may need (each arena's stretch lock, which routed malloc and
+ * free take; the ownership registry's) are held across fork the same way, by hooks code above
+ * sets (na_handle_fork_slots, na_handle_fork_global), taken after the handle lock and released
+ * before it: the order in which the rest of the library nests them (an arena is retired under the
+ * handle lock, and its retirement takes both). Handlers installed separately would run before
+ * this one (prepare handlers run in the reverse order of installation) and take them the other
+ * way round.
  */
 #include "internal.h"
 
@@ -47,13 +55,45 @@ static void *slot_at(chunk *c, unsigned i)
     return (char *)(c + 1) + (size_t)i * NA_HANDLE_SIZE;
 }
 
+/* The fork hooks (atomic loads and stores): per slot, then once. */
+static void (*fork_lock_slot)(void *handle), (*fork_unlock_slot)(void *handle);
+static void (*fork_lock_global)(void), (*fork_unlock_global)(void);
+
+void na_handle_fork_slots(void (*lock_slot)(void *handle), void (*unlock_slot)(void *handle))
+{
+    __atomic_store_n(&fork_unlock_slot, unlock_slot, __ATOMIC_RELAXED);
+    __atomic_store_n(&fork_lock_slot, lock_slot, __ATOMIC_RELAXED);
+}
+
+void na_handle_fork_global(void (*lock_global)(void), void (*unlock_global)(void))
+{
+    __atomic_store_n(&fork_unlock_global, unlock_global, __ATOMIC_RELAXED);
+    __atomic_store_n(&fork_lock_global, lock_global, __ATOMIC_RELAXED);
+}
+
 static void lock_for_fork(void)
 {
     pthread_mutex_lock(&lock);
+    void (*each)(void *) = __atomic_load_n(&fork_lock_slot, __ATOMIC_RELAXED);
+    for (chunk *c = chunks; each != NULL && c != NULL; c = c->next)
+        for (unsigned i = 0; i < c->used; i++)
+            each(slot_at(c, i));
+    void (*global)(void) = __atomic_load_n(&fork_lock_global, __ATOMIC_RELAXED);
+    if (global != NULL)
+        global();
 }
 
+/* In the parent and in the child (the forking thread holds every lock, in both). A hook that was
+ * set after the prepare ran is told about slots it did not lock: each unlock hook checks. */
 static void unlock_after_fork(void)
 {
+    void (*global)(void) = __atomic_load_n(&fork_unlock_global, __ATOMIC_RELAXED);
+    if (global != NULL)
+        global();
+    void (*each)(void *) = __atomic_load_n(&fork_unlock_slot, __ATOMIC_RELAXED);
+    for (chunk *c = chunks; each != NULL && c != NULL; c = c->next)
+        for (unsigned i = 0; i < c->used; i++)
+            each(slot_at(c, i));
     pthread_mutex_unlock(&lock);
 }
 

@@ -171,6 +171,7 @@ struct nalloc_arena {
                                 served because this arena had no room (atomic) */
     size_t forgotten;        /* live blocks an unchecked reset or wipe forgot (atomic) */
     pthread_mutex_t chunk_lock; /* guards the free stretches */
+    bool fork_locked;           /* chunk_lock is held by a fork under way (handle lock held) */
     size_t stretch_count;    /* free stretches below the offset (atomic; changed under chunk_lock) */
     size_t stretch_bytes;    /* bytes they cover (atomic; changed under chunk_lock) */
     size_t freed_bytes;      /* bytes of blocks marked freed inside chunks, not popped yet (atomic) */
@@ -280,6 +281,13 @@ void na_handle_foreach(void (*fn)(void *handle, void *arg), void *arg);
 /* Call fn(handle) under the handle lock, so that no na_handle_foreach callback runs meanwhile: an
  * arena is retired this way, so the exit-time wipe never zeroes memory being unmapped. */
 void na_handle_exclusive(void (*fn)(void *handle), void *handle);
+/* Locks held across fork besides the handle lock: lock_slot(handle) on every slot ever handed out,
+ * then lock_global(), after the handle lock is taken; unlock_global(), then unlock_slot(handle)
+ * on every slot, before it is released, in the parent and in the child. An unlock hook must
+ * unlock only what its lock hook locked (a hook set while a fork is under way sees a slot it did
+ * not lock). Set before handing out what they guard; setting them again is harmless. */
+void na_handle_fork_slots(void (*lock_slot)(void *handle), void (*unlock_slot)(void *handle));
+void na_handle_fork_global(void (*lock_global)(void), void (*unlock_global)(void));
 
 /* ---- Threads (thread.c) ---- */
 
@@ -464,8 +472,11 @@ size_t na_blocks_cached(const nalloc_arena *a);
 void na_blocks_boundary(nalloc_arena *a, size_t target);
 /* The thread owning slot `s` exits (control lock held): its chunk is abandoned. */
 void na_blocks_thread_exit(nalloc_arena *a, na_stat_slot *s);
-/* Mark `a` doomed (NA_MAGIC_DOOMED), with the barrier that makes frees see it. */
+/* Mark `a` doomed (NA_MAGIC_DOOMED), with the barrier that makes frees see it;
+ * NALLOC_ERR_UNSUPPORTED (nothing done) where the kernel lacks that barrier, which
+ * na_blocks_doom_supported tells beforehand. */
 nalloc_status na_blocks_doom(nalloc_arena *a);
+bool na_blocks_doom_supported(void);
 
 /* ---- Free stretches below the offset (stretch.c; chunk_lock taken inside) ---- */
 

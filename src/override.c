@@ -185,9 +185,11 @@ __attribute__((constructor)) static void route_from_environment(void)
     nalloc_arena_config config;
     nalloc_arena_config_init(&config, kind, NALLOC_MEMORY_HOST, size);
     config.name = "NALLOC_ROUTE";
-    /* Not at exit: stdio's buffers may live in the arena, and exit flushes them after the
-     * exit-time wipe would have run. The memory dies with the process. */
-    config.flags &= ~(unsigned)NALLOC_FLAG_WIPE_AT_EXIT;
+    /* Not at exit: stdio's buffers may live in the arena, and exit handlers registered before
+     * ours may still use the heap after the exit-time wipe would have run. The memory dies with
+     * the process. Not on fork either (a witness arena's default): a forked child (a shell's
+     * command substitution, a subprocess) goes on using its copy of the heap. */
+    config.flags &= ~(unsigned)(NALLOC_FLAG_WIPE_AT_EXIT | NALLOC_FLAG_WIPEONFORK);
     nalloc_status st = nalloc_arena_create(&config, &process_route);
     if (st != NALLOC_OK) {
         fprintf(stderr, "nalloc: NALLOC_ROUTE=%s: cannot create the arena (%s); not routing\n",

@@ -201,11 +201,31 @@ static void store_range(size_t i, owner_range r)
     __atomic_store_n(&ranges[i].arena, r.arena, __ATOMIC_RELAXED);
 }
 
+/* Held across fork, after the handle lock (handle.c): a child forked while another thread
+ * changed the registry must not inherit the lock held, nor the sequence odd (its frees would spin
+ * in search() for ever). */
+static bool fork_locked;
+
+static void lock_for_fork(void)
+{
+    pthread_mutex_lock(&lock);
+    fork_locked = true;
+}
+
+static void unlock_after_fork(void)
+{
+    if (!fork_locked)
+        return; /* the hooks were set while the fork was under way */
+    fork_locked = false;
+    pthread_mutex_unlock(&lock);
+}
+
 nalloc_status na_owner_register(nalloc_arena *a)
 {
     owner_range r = {a->bump.base, a->bump.base + a->bump.capacity, a};
     if (r.end == r.base)
         return NALLOC_OK;
+    na_handle_fork_global(lock_for_fork, unlock_after_fork);
     nalloc_status st = NALLOC_OK;
     pthread_mutex_lock(&lock);
     if (ranges == NULL) {

@@ -115,6 +115,15 @@ static void find_sys_usable_size(void)
     }
 }
 
+/* Looked up while the library loads, not on the first call: a first call from a thread racing a
+ * dlopen would wait for the loader's lock while holding the once-guard, and a constructor of the
+ * library being opened that asks for a usable size would wait for the guard: a deadlock, even
+ * with nothing routed. (The loader's lock is recursive, so the lookup is safe in a constructor.) */
+__attribute__((constructor)) static void find_sys_usable_size_at_load(void)
+{
+    pthread_once(&sys_usable_once, find_sys_usable_size);
+}
+
 static size_t sys_usable_size(void *ptr)
 {
     pthread_once(&sys_usable_once, find_sys_usable_size);

@@ -541,6 +541,65 @@ static void test_a_route_outliving_its_thread_takes_no_slot_of_another(void **st
     assert_int_equal(nalloc_arena_destroy(armed), NALLOC_OK);
 }
 
+/* A fork while another thread holds an arena's stretch lock (it is reusing or giving back free
+ * space, as routed malloc and free do) waits for it, so the child does not inherit it held and
+ * hang in its first such call. The other thread holds the lock for a while after the fork began;
+ * the child's calls take it, under an alarm that turns a hang into a failure. */
+static struct {
+    nalloc_arena *arena;
+    sem_t locked, done;
+} held;
+
+static void *hold_the_stretch_lock(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&held.arena->chunk_lock);
+    sem_post(&held.locked);
+    struct timespec pause = {0, 100 * 1000 * 1000};
+    nanosleep(&pause, NULL); /* long enough for the fork to start; any length passes */
+    pthread_mutex_unlock(&held.arena->chunk_lock);
+    sem_post(&held.done);
+    return NULL;
+}
+
+static void use_the_stretches(void *arg)
+{
+    nalloc_arena *a = arg;
+    alarm(30);
+    void *p = nalloc_arena_malloc(a, 2 * MiB, 0), *q = nalloc_arena_malloc(a, 2 * MiB, 0);
+    CHILD_CHECK(p != NULL && q != NULL);
+    nalloc_free(p); /* below q: a free stretch (the lock) */
+    void *r = nalloc_arena_malloc(a, 2 * MiB, 0); /* looks at the stretches (the lock) */
+    CHILD_CHECK(r != NULL);
+    nalloc_free(r);
+    nalloc_free(q);
+}
+
+static void test_a_fork_waits_for_the_stretch_lock(void **state)
+{
+    (void)state;
+    held.arena = scratch(64 * MiB);
+    assert_int_equal(sem_init(&held.locked, 0, 0), 0);
+    assert_int_equal(sem_init(&held.done, 0, 0), 0);
+    /* Detached, and waited for by its semaphore: the child's copy of the process must not see a
+     * thread it could join (ThreadSanitizer reports those as leaked at the child's exit). */
+    pthread_attr_t detached;
+    pthread_attr_init(&detached);
+    pthread_attr_setdetachstate(&detached, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, &detached, hold_the_stretch_lock, NULL), 0);
+    pthread_attr_destroy(&detached);
+    while (sem_wait(&held.locked) != 0)
+        continue;
+    int status = run_in_child(use_the_stretches, held.arena);
+    while (sem_wait(&held.done) != 0)
+        continue;
+    assert_true(exited_ok(status));
+    sem_destroy(&held.locked);
+    sem_destroy(&held.done);
+    assert_int_equal(nalloc_arena_destroy(held.arena), NALLOC_OK);
+}
+
 static void test_the_default_route_serves_threads_without_a_route(void **state)
 {
     (void)state;
@@ -1252,6 +1311,38 @@ static void test_a_parent_is_not_destroyed_while_a_doomed_lane_waits_for_its_blo
     nalloc_free(b); /* the lane goes */
     assert_ptr_equal(nalloc_owner(b), p);
     assert_int_equal(nalloc_arena_destroy(p), NALLOC_OK);
+}
+
+/* nalloc_ctx_destroy refuses a context whose arenas have live blocks; the deferred form destroys
+ * the context now and each arena with its last block (at once when it has none). */
+static void test_a_context_destroyed_deferred_goes_with_its_last_block(void **state)
+{
+    (void)state;
+    nalloc_ctx_config config;
+    nalloc_ctx_config_init(&config, NALLOC_MEMORY_HOST, MiB, MiB, MiB);
+    nalloc_ctx *ctx = NULL;
+    assert_int_equal(nalloc_ctx_create(&config, &ctx), NALLOC_OK);
+    nalloc_arena *w = nalloc_ctx_arena(ctx, NALLOC_KIND_WITNESS);
+    nalloc_arena *s = nalloc_ctx_arena(ctx, NALLOC_KIND_SCRATCH);
+    assert_int_equal(nalloc_route_push(w), NALLOC_OK);
+    char *p = nalloc_malloc(64);
+    assert_int_equal(nalloc_route_pop(), NALLOC_OK);
+    assert_ptr_equal(nalloc_owner(p), w);
+    fill(p, 64, 7);
+    char *in_scratch = nalloc_alloc(s, 64);
+    assert_non_null(in_scratch);
+
+    assert_int_equal(nalloc_ctx_destroy(ctx), NALLOC_ERR_STATE); /* refused, nothing done */
+    assert_ptr_equal(nalloc_ctx_arena(ctx, NALLOC_KIND_WITNESS), w);
+    assert_int_equal(nalloc_ctx_destroy_deferred(ctx), NALLOC_OK);
+    assert_null(nalloc_ctx_arena(ctx, NALLOC_KIND_POLY)); /* the context is gone */
+    assert_null(nalloc_owner(in_scratch));                /* so is the arena without blocks */
+    assert_ptr_equal(nalloc_owner(p), w);                 /* not the one with a live block */
+    assert_true(holds(p, 64, 7));
+    nalloc_free(p);
+    assert_null(nalloc_owner(p)); /* destroyed with its last block */
+    assert_int_equal(nalloc_ctx_destroy_deferred(ctx), NALLOC_ERR_STATE);
+    assert_int_equal(nalloc_ctx_destroy_deferred(NULL), NALLOC_ERR_INVALID);
 }
 
 static void test_a_context_is_not_destroyed_while_its_lanes_have_live_blocks(void **state)
@@ -2232,6 +2323,7 @@ int main(void)
         cmocka_unit_test_teardown(test_the_scope_macro_pops_on_every_return_path, no_routes_left),
         cmocka_unit_test_teardown(test_a_refused_scope_pops_nothing, no_routes_left),
         cmocka_unit_test_teardown(test_routes_belong_to_their_thread, no_routes_left),
+        cmocka_unit_test_teardown(test_a_fork_waits_for_the_stretch_lock, no_routes_left),
         cmocka_unit_test_teardown(test_a_route_outliving_its_thread_takes_no_slot_of_another, no_routes_left),
         cmocka_unit_test_teardown(test_the_default_route_serves_threads_without_a_route, no_routes_left),
         cmocka_unit_test_teardown(test_zero_sizes_return_unique_pointers, no_routes_left),
@@ -2254,6 +2346,7 @@ int main(void)
         cmocka_unit_test_teardown(test_a_parent_is_not_destroyed_while_a_lane_has_live_blocks, no_routes_left),
         cmocka_unit_test_teardown(test_a_parent_is_not_destroyed_while_a_doomed_lane_waits_for_its_blocks, no_routes_left),
         cmocka_unit_test_teardown(test_a_context_is_not_destroyed_while_its_lanes_have_live_blocks, no_routes_left),
+        cmocka_unit_test_teardown(test_a_context_destroyed_deferred_goes_with_its_last_block, no_routes_left),
         cmocka_unit_test_teardown(test_frees_in_allocation_order_reclaim_everything, no_routes_left),
         cmocka_unit_test_teardown(test_frees_in_reverse_order_reclaim_everything, no_routes_left),
         cmocka_unit_test_teardown(test_frees_in_random_order_reclaim_everything, no_routes_left),

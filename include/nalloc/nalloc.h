@@ -671,8 +671,16 @@ NALLOC_NODISCARD NALLOC_API nalloc_status nalloc_ctx_create(const nalloc_ctx_con
  * omitted, NALLOC_ERR_STATE for a destroyed context. */
 NALLOC_NODISCARD NALLOC_API nalloc_arena *nalloc_ctx_arena(nalloc_ctx *ctx, nalloc_kind kind);
 
-/* Destroy the context's arenas (the witness arena is wiped first) and the context. */
+/* Destroy the context's arenas (the witness arena is wiped first) and the context.
+ * NALLOC_ERR_STATE, nothing destroyed, while malloc-family blocks of one of them are alive. */
 NALLOC_API nalloc_status nalloc_ctx_destroy(nalloc_ctx *ctx);
+
+/* nalloc_ctx_destroy for a context whose arenas may still have malloc-family blocks alive: the
+ * context is destroyed now, and each arena as nalloc_arena_destroy_deferred does (now, or by the
+ * free of its last block; the witness arena is wiped first either way). NALLOC_ERR_STATE, nothing
+ * destroyed, while lanes split from one of them have blocks alive; NALLOC_ERR_UNSUPPORTED, nothing
+ * destroyed, where the kernel lacks membarrier(2) and a block is alive. */
+NALLOC_API nalloc_status nalloc_ctx_destroy_deferred(nalloc_ctx *ctx);
 
 /* ---------------------------------------------------------------------------------------------
  * Sizing from a dry run

@@ -253,6 +253,16 @@ else
   skipped=1
 fi
 
+# ---- a shell that forks, routed into a witness arena ----------------------------------------------
+# A witness arena's pages read as zeros in a forked child (wipe-on-fork); the process-wide route
+# keeps its heap across fork, or every command substitution and subshell would crash.
+got=$(NALLOC_ROUTE=witness:256m LD_PRELOAD=$lib bash -c 'x=$(echo hi); echo "got $x"; (echo sub)' 2>&1)
+if [ "$got" = "$(printf 'got hi\nsub')" ]; then
+  echo "ok: bash forks under NALLOC_ROUTE=witness:256m"
+else
+  fail "bash under NALLOC_ROUTE=witness:256m printed: $got"
+fi
+
 [ $failed -eq 0 ] || exit 1
 [ $skipped -eq 0 ] || exit 77
 exit 0

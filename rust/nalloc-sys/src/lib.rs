@@ -539,6 +539,9 @@ extern "C" {
     pub fn nalloc_ctx_arena(ctx: *mut nalloc_ctx, kind: nalloc_kind) -> *mut nalloc_arena;
     /// Destroy the three arenas (the witness arena is wiped first) and the context.
     pub fn nalloc_ctx_destroy(ctx: *mut nalloc_ctx) -> nalloc_status;
+    /// `nalloc_ctx_destroy` for arenas that may still have malloc-family blocks alive: each is
+    /// destroyed as `nalloc_arena_destroy_deferred` does (now, or by the free of its last block).
+    pub fn nalloc_ctx_destroy_deferred(ctx: *mut nalloc_ctx) -> nalloc_status;
 
     /// Fill `config` for a dry run of a context whose arenas will live in `memory`.
     pub fn nalloc_ctx_config_init_dry_run(

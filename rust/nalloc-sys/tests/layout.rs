@@ -283,6 +283,7 @@ fn rust_functions() -> BTreeMap<&'static str, usize> {
         nalloc_ctx_create,
         nalloc_ctx_arena,
         nalloc_ctx_destroy,
+        nalloc_ctx_destroy_deferred,
         nalloc_ctx_config_init_dry_run,
         nalloc_ctx_profile_sized,
         nalloc_ctx_profile,

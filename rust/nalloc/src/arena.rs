@@ -103,7 +103,7 @@ impl Mark {
 /// [`Flags::WIPE_ON_DESTROY`](crate::Flags::WIPE_ON_DESTROY)) is zeroed first, by the C library.
 /// Blocks [routed](crate::route) into it that are still alive keep it: it is released (and
 /// wiped) when the last of them is dropped, wherever that happens. (An arena of a [`Context`](crate::Context)
-/// goes with its context, which is kept whole while any of its arenas has routed blocks alive.)
+/// goes with its context, and one with routed blocks alive goes with the free of the last.)
 ///
 /// Values allocated in an arena are never dropped: their destructors do not run when the arena
 /// is reset, wiped, rolled back or dropped. Allocate plain data in it, or accept the leak of
@@ -552,6 +552,13 @@ impl Arena {
     /// arena for a lifetime of its own, so nothing it returns can refer to the phase's memory;
     /// `&mut self` keeps other threads from allocating during the phase (their blocks would be
     /// released with it). The rollback also runs when `f` panics.
+    ///
+    /// The release is the C library's rollback, which refuses while blocks [routed](crate::route)
+    /// into the arena are alive ([`Stats::live_blocks`]: made inside the phase or before it, on
+    /// any thread), as [`rollback`](Self::rollback) would: the phase's memory then stays
+    /// allocated until a [`reset`](Self::reset) after those blocks are gone, and nothing reports
+    /// it. Where routed blocks may outlive a phase, take a [`mark`](Self::mark) and
+    /// [`rollback`](Self::rollback) yourself, which say so.
     ///
     /// ```
     /// let mut arena = nalloc::Arena::new(nalloc::Kind::Scratch, 1 << 20)?;

@@ -37,6 +37,7 @@ pub struct ArenaConfig {
     raw: sys::nalloc_arena_config, // name is NULL here; see to_raw
     name: Option<CString>,
     bad_name: bool,
+    exit_wipe_promised: bool, // WIPE_AT_EXIT came through the unsafe wipe_at_exit
 }
 
 // SAFETY: the raw struct's pointers are a hint (fixed_address, never dereferenced by Rust) and
@@ -46,7 +47,8 @@ unsafe impl Sync for ArenaConfig {}
 
 impl ArenaConfig {
     /// The defaults for `kind` in `memory`, with `capacity` bytes
-    /// (`nalloc_arena_config_init`).
+    /// (`nalloc_arena_config_init`), but for [`Flags::WIPE_AT_EXIT`], which C sets for witness
+    /// arenas and which only the `unsafe` [`ArenaConfig::wipe_at_exit`] turns on here.
     ///
     /// ```
     /// use nalloc::{ArenaConfig, Flags, Kind, Memory};
@@ -64,14 +66,44 @@ impl ArenaConfig {
         ArenaConfig::from_raw(raw)
     }
 
-    /// A configuration C filled in (a context's), its name dropped.
+    /// A configuration C filled in (a context's), its name dropped, and the exit-time wipe
+    /// off (see [`ArenaConfig::wipe_at_exit`]).
     pub(crate) fn from_raw(mut raw: sys::nalloc_arena_config) -> ArenaConfig {
         raw.name = std::ptr::null();
+        raw.flags &= !sys::NALLOC_FLAG_WIPE_AT_EXIT;
         ArenaConfig {
             raw,
             name: None,
             bad_name: false,
+            exit_wipe_promised: false,
         }
+    }
+
+    /// Zero the arena at process exit if it is still alive then ([`Flags::WIPE_AT_EXIT`]), as C
+    /// does for witness arenas by default: for secrets in an arena that may outlive `main` (a
+    /// leaked or `static` one, or a `std::process::exit` while it lives).
+    ///
+    /// # Safety
+    ///
+    /// The C library zeroes the arena's memory in an exit handler, while the process's other
+    /// threads still run. From the moment the process starts to exit (`std::process::exit`,
+    /// or `main` returning while other threads run), no thread may read or write the arena's
+    /// memory through a reference or a routed block: a `&T` it handed out would change under
+    /// the reader (a `Box` or `Vec` in it would dangle).
+    ///
+    /// ```
+    /// use nalloc::{ArenaConfig, Flags, Kind, Memory};
+    /// let mut c = ArenaConfig::new(Kind::Witness, Memory::Host, 1 << 20);
+    /// assert!(!c.flags_set().contains(Flags::WIPE_AT_EXIT));
+    /// // SAFETY: no other thread touches the arena's memory while the process exits.
+    /// let arena = unsafe { c.wipe_at_exit() }.build()?;
+    /// assert!(arena.stats().requested.contains(Flags::WIPE_AT_EXIT));
+    /// # Ok::<(), nalloc::Error>(())
+    /// ```
+    pub unsafe fn wipe_at_exit(&mut self) -> &mut Self {
+        self.raw.flags |= sys::NALLOC_FLAG_WIPE_AT_EXIT;
+        self.exit_wipe_promised = true;
+        self
     }
 
     /// The kind the configuration was made for.
@@ -341,11 +373,20 @@ impl ArenaConfig {
         raw
     }
 
-    pub(crate) fn check_name(&self) -> Result<(), Error> {
+    /// What `build` refuses before asking C: a name with a NUL byte, and [`Flags::WIPE_AT_EXIT`]
+    /// set through the safe flag setters (only [`ArenaConfig::wipe_at_exit`] may set it).
+    pub(crate) fn check(&self) -> Result<(), Error> {
         if self.bad_name {
             return Err(Error::new(
                 Status::Invalid,
                 "an arena name cannot contain a NUL byte",
+            ));
+        }
+        if self.raw.flags & sys::NALLOC_FLAG_WIPE_AT_EXIT != 0 && !self.exit_wipe_promised {
+            return Err(Error::new(
+                Status::Invalid,
+                "Flags::WIPE_AT_EXIT zeroes the arena while other threads may still use it: \
+                 turn it on with the unsafe ArenaConfig::wipe_at_exit",
             ));
         }
         Ok(())
@@ -374,7 +415,7 @@ impl ArenaConfig {
         if self.memory() == Memory::Device {
             return Err(device_refused());
         }
-        self.check_name()?;
+        self.check()?;
         Ok(Arena::from_handle(handle::create(&self.as_raw())?))
     }
 }

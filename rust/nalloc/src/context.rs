@@ -239,7 +239,7 @@ impl ContextConfig {
                     ),
                 ));
             }
-            a.check_name()?;
+            a.check()?;
         }
         let raw = sys::nalloc_ctx_config {
             arenas: [0, 1, 2].map(|k| self.arenas[k].as_raw()),

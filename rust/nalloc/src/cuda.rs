@@ -192,7 +192,7 @@ impl ArenaConfig {
                 "build_device needs Memory::Device; host memory is an Arena",
             ));
         }
-        self.check_name()?;
+        self.check()?;
         Ok(DeviceArena {
             h: handle::create(&self.as_raw())?,
         })

@@ -54,7 +54,9 @@ impl Flags {
     pub const WIPEONFORK: Flags = Flags(sys::NALLOC_FLAG_WIPEONFORK);
     /// Wiped before the memory is released (witness).
     pub const WIPE_ON_DESTROY: Flags = Flags(sys::NALLOC_FLAG_WIPE_ON_DESTROY);
-    /// Wiped at process exit if still alive (witness).
+    /// Wiped at process exit if still alive (witness, in C). Set only through the `unsafe`
+    /// [`ArenaConfig::wipe_at_exit`](crate::ArenaConfig::wipe_at_exit): `build` refuses it
+    /// otherwise.
     pub const WIPE_AT_EXIT: Flags = Flags(sys::NALLOC_FLAG_WIPE_AT_EXIT);
     /// memfd_secret backing: out of the kernel's direct map; host memory only.
     pub const SECRET: Flags = Flags(sys::NALLOC_FLAG_SECRET);

@@ -30,10 +30,13 @@ unsafe impl Sync for CtxHandle {}
 
 impl Drop for CtxHandle {
     fn drop(&mut self) {
-        // SAFETY: the handle is live and nothing else will use it. A failure (a device wipe
-        // that could not run) cannot be reported from a drop; the memory is released anyway.
+        // SAFETY: the handle is live and nothing else will use it. An arena with routed blocks
+        // still alive is destroyed (its witness memory wiped) by the free of the last one, as a
+        // dropped `Arena` is. A failure (a device wipe that could not run, a kernel without
+        // membarrier(2) while blocks live) cannot be reported from a drop: the context is then
+        // released as far as C could, or kept whole, which is safe for the live blocks.
         unsafe {
-            sys::nalloc_ctx_destroy(self.0.as_ptr());
+            sys::nalloc_ctx_destroy_deferred(self.0.as_ptr());
         }
     }
 }

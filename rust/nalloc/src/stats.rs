@@ -43,7 +43,9 @@ pub struct Stats {
     pub high_water: usize,
     /// Successful allocations since creation.
     pub allocations: usize,
-    /// Requests that failed (or were refused), whatever the reason.
+    /// Allocation requests that failed, whatever the reason (allocations that returned nothing,
+    /// refused resizes). Other refusals (rollbacks, resets, wipes, splits) are not counted: they
+    /// return an [`Error`](crate::Error).
     pub failures: usize,
     /// Alignment bytes skipped by successful allocations since creation.
     pub padding: usize,

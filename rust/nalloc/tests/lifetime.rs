@@ -179,3 +179,36 @@ fn dropping_an_arena_wipes_a_witness_and_only_a_witness() {
     assert!(witness.contains("wipes 1  wiped 12345 bytes"), "{witness}");
     assert!(scratch.contains("wipes 0  wiped 0 bytes"), "{scratch}");
 }
+
+/// The exit-time wipe zeroes an arena while other threads may still read it through references,
+/// so the safe API never turns it on: not by a witness arena's defaults (alone or in a context),
+/// not through the flag setters. Only the `unsafe` `wipe_at_exit` does.
+#[test]
+fn the_exit_time_wipe_is_off_unless_asked_for_unsafely() {
+    use nalloc::{ContextConfig, Flags};
+    let witness = Arena::new(Kind::Witness, 1 << 20).unwrap();
+    assert!(!witness.stats().requested.contains(Flags::WIPE_AT_EXIT));
+    assert!(witness.stats().requested.contains(Flags::WIPE_ON_DESTROY));
+    let ctx = ContextConfig::new(Memory::Host, 1 << 20, 1 << 20, 1 << 20)
+        .build()
+        .unwrap();
+    let arena = ctx.arena(Kind::Witness).unwrap();
+    assert!(!arena.stats().requested.contains(Flags::WIPE_AT_EXIT));
+
+    let err = ArenaConfig::new(Kind::Witness, Memory::Host, 1 << 20)
+        .enable(Flags::WIPE_AT_EXIT)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.status(), Status::Invalid);
+    assert!(err.to_string().contains("wipe_at_exit"));
+    let mut in_context = ContextConfig::new(Memory::Host, 1 << 20, 1 << 20, 1 << 20);
+    in_context
+        .arena_mut(Kind::Witness)
+        .enable(Flags::WIPE_AT_EXIT);
+    assert_eq!(in_context.build().unwrap_err().status(), Status::Invalid);
+
+    let mut c = ArenaConfig::new(Kind::Witness, Memory::Host, 1 << 20);
+    // SAFETY: no thread touches this arena's memory while the process exits (the test drops it).
+    let promised = unsafe { c.wipe_at_exit() }.build().unwrap();
+    assert!(promised.stats().requested.contains(Flags::WIPE_AT_EXIT));
+}
