@@ -161,14 +161,28 @@ static void find_live_blocks_at_exit(void *handle, void *arg)
         pid[1] = 1;
 }
 
+/* Flush `f` if its lock is free now: another thread may hold it for ever (blocked reading
+ * stdin, or writing to a full pipe), and exit must not wait for that thread. */
+static void flush_unless_busy(FILE *f)
+{
+    if (ftrylockfile(f) != 0)
+        return;
+    (void)fflush_unlocked(f);
+    funlockfile(f);
+}
+
 static void wipe_all_at_exit(void)
 {
     int pid[2] = {(int)getpid(), 0};
     /* The C library flushes stdio after the atexit handlers, this one included: output still
-     * buffered in memory this wipe zeroes would be lost, so it is flushed first. */
+     * buffered in memory this wipe zeroes would be lost, so stdout and stderr are flushed first.
+     * (Not every stream: the C library has no way to try each one's lock, and fflush(NULL) would
+     * wait for a stream another thread holds. Streams a program opened itself are its to close.) */
     na_handle_foreach(find_live_blocks_at_exit, pid);
-    if (pid[1])
-        fflush(NULL);
+    if (pid[1]) {
+        flush_unless_busy(stdout);
+        flush_unless_busy(stderr);
+    }
     na_handle_foreach(wipe_one_at_exit, pid);
 }
 
@@ -197,7 +211,7 @@ static void lock_stretches_for_fork(void *handle)
     nalloc_arena *a = handle;
     if (!na_arena_mapped(a))
         return;
-    pthread_mutex_lock(&a->chunk_lock);
+    na_stretch_lock(a);
     a->fork_locked = true;
 }
 
@@ -207,7 +221,7 @@ static void unlock_stretches_after_fork(void *handle)
     if (!na_arena_mapped(a) || !a->fork_locked)
         return;
     a->fork_locked = false;
-    pthread_mutex_unlock(&a->chunk_lock);
+    na_stretch_unlock(a);
 }
 
 /* Installed after the first handle slot was taken, so after handle.c's own handlers: in the
@@ -334,6 +348,8 @@ nalloc_status na_arena_create_from(const nalloc_arena_config *config, const na_b
     pthread_mutex_init(&a->control, NULL);
     pthread_mutex_init(&a->track_lock, NULL);
     pthread_mutex_init(&a->chunk_lock, NULL);
+    a->chunk_owner = 0;
+    a->chunk_depth = 0;
     /* Device arenas are fed by one host thread at a time: no cache (docs/performance.md). */
     a->thread_cache = (config->flags & NALLOC_FLAG_THREAD_CACHE) != 0 && backing->host_accessible;
 

@@ -170,7 +170,9 @@ struct nalloc_arena {
     size_t fallbacks;        /* malloc-family requests routed here that the system allocator
                                 served because this arena had no room (atomic) */
     size_t forgotten;        /* live blocks an unchecked reset or wipe forgot (atomic) */
-    pthread_mutex_t chunk_lock; /* guards the free stretches */
+    pthread_mutex_t chunk_lock; /* guards the free stretches; taken through na_stretch_lock */
+    size_t chunk_owner;         /* thread token of chunk_lock's holder, 0 when free (atomic) */
+    unsigned chunk_depth;       /* times the holder took it (its own to read and write) */
     bool fork_locked;           /* chunk_lock is held by a fork under way (handle lock held) */
     size_t stretch_count;    /* free stretches below the offset (atomic; changed under chunk_lock) */
     size_t stretch_bytes;    /* bytes they cover (atomic; changed under chunk_lock) */
@@ -479,6 +481,14 @@ nalloc_status na_blocks_doom(nalloc_arena *a);
 bool na_blocks_doom_supported(void);
 
 /* ---- Free stretches below the offset (stretch.c; chunk_lock taken inside) ---- */
+
+/* Take and release an arena's chunk_lock, recursively: a fork holds it (from its prepare handler
+ * to its parent and child handlers, arena.c) on the forking thread, and fork handlers installed
+ * before nalloc's run theirs first, on that thread, where a routed malloc or free takes it again.
+ * The holder is known by its thread token, which a forked child's thread keeps (a pthread
+ * recursive mutex knows it by thread id, which the child's thread does not keep). */
+void na_stretch_lock(nalloc_arena *a);
+void na_stretch_unlock(nalloc_arena *a);
 
 /* [begin, end) is free: merged with its neighbours, given back if it reaches the offset, else kept
  * for chunks to reuse. _locked: chunk_lock held. */

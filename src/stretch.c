@@ -206,25 +206,48 @@ void na_stretch_free_locked(nalloc_arena *a, size_t begin, size_t end)
     drain(a);
 }
 
+void na_stretch_lock(nalloc_arena *a)
+{
+    size_t me = na_thread_token();
+    /* Only the holder can read its own token here: a stale read of another's is never ours. */
+    if (__atomic_load_n(&a->chunk_owner, __ATOMIC_RELAXED) == me) {
+        a->chunk_depth++;
+        return;
+    }
+    pthread_mutex_lock(&a->chunk_lock);
+    __atomic_store_n(&a->chunk_owner, me, __ATOMIC_RELAXED);
+    a->chunk_depth = 1;
+}
+
+void na_stretch_unlock(nalloc_arena *a)
+{
+    if (--a->chunk_depth > 0)
+        return;
+    __atomic_store_n(&a->chunk_owner, 0, __ATOMIC_RELAXED);
+    /* In a forked child, the parent's forking thread locked it: the child's copy of that thread
+     * releases it (a default mutex does not check who unlocks it). */
+    pthread_mutex_unlock(&a->chunk_lock);
+}
+
 void na_stretch_free(nalloc_arena *a, size_t begin, size_t end)
 {
-    pthread_mutex_lock(&a->chunk_lock);
+    na_stretch_lock(a);
     na_stretch_free_locked(a, begin, end);
-    pthread_mutex_unlock(&a->chunk_lock);
+    na_stretch_unlock(a);
 }
 
 void na_stretch_drain(nalloc_arena *a)
 {
-    pthread_mutex_lock(&a->chunk_lock);
+    na_stretch_lock(a);
     drain(a);
-    pthread_mutex_unlock(&a->chunk_lock);
+    na_stretch_unlock(a);
 }
 
 bool na_stretch_take_above(nalloc_arena *a, size_t floor, size_t size, size_t align, size_t want,
                            na_range *out)
 {
     bool found = false;
-    pthread_mutex_lock(&a->chunk_lock);
+    na_stretch_lock(a);
     na_stretch_map *m = a->stretches;
     for (size_t i = 0; m != NULL && i <= m->by_end.mask; i++) {
         stretch_entry *e = &m->by_end.entries[i];
@@ -244,7 +267,7 @@ bool na_stretch_take_above(nalloc_arena *a, size_t floor, size_t size, size_t al
         found = true;
         break;
     }
-    pthread_mutex_unlock(&a->chunk_lock);
+    na_stretch_unlock(a);
     return found;
 }
 
@@ -255,7 +278,7 @@ bool na_stretch_take(nalloc_arena *a, size_t size, size_t align, size_t want, na
 
 void na_stretch_boundary(nalloc_arena *a, size_t target)
 {
-    pthread_mutex_lock(&a->chunk_lock);
+    na_stretch_lock(a);
     na_stretch_map *m = a->stretches;
     if (m != NULL && target == 0) {
         memset(m->by_end.entries, 0, 2 * (m->by_end.mask + 1) * sizeof(stretch_entry));
@@ -274,7 +297,7 @@ void na_stretch_boundary(nalloc_arena *a, size_t target)
             add(a, begin, target);
         i = (size_t)-1; /* entries moved: start over (phase boundaries are rare) */
     }
-    pthread_mutex_unlock(&a->chunk_lock);
+    na_stretch_unlock(a);
 }
 
 void na_stretch_destroy(nalloc_arena *a)

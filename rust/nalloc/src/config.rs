@@ -206,6 +206,7 @@ impl ArenaConfig {
     /// ```
     pub fn flags(&mut self, flags: Flags) -> &mut Self {
         self.raw.flags = flags.bits();
+        self.exit_wipe_promised &= flags.contains(Flags::WIPE_AT_EXIT);
         self
     }
 
@@ -235,6 +236,7 @@ impl ArenaConfig {
     /// ```
     pub fn disable(&mut self, flags: Flags) -> &mut Self {
         self.raw.flags &= !flags.bits();
+        self.exit_wipe_promised &= !flags.contains(Flags::WIPE_AT_EXIT);
         self
     }
 

@@ -211,4 +211,7 @@ fn the_exit_time_wipe_is_off_unless_asked_for_unsafely() {
     // SAFETY: no thread touches this arena's memory while the process exits (the test drops it).
     let promised = unsafe { c.wipe_at_exit() }.build().unwrap();
     assert!(promised.stats().requested.contains(Flags::WIPE_AT_EXIT));
+    // Cleared by the safe setters, the promise goes with the flag.
+    c.disable(Flags::WIPE_AT_EXIT).enable(Flags::WIPE_AT_EXIT);
+    assert_eq!(c.build().unwrap_err().status(), Status::Invalid);
 }
