@@ -674,6 +674,8 @@ static int fork_handler_allocates_role(void)
 static void test_exit_does_not_wait_for_a_stream_another_thread_holds(void **state)
 {
     (void)state;
+    if (under_valgrind())
+        skip(); /* /proc/self/exe is Valgrind there: no fresh process of this test */
     char out[64];
     assert_int_equal(child_exec_self("busy-stream-at-exit", out, sizeof out), 0);
     assert_string_equal(out, "exiting\n");
@@ -682,6 +684,8 @@ static void test_exit_does_not_wait_for_a_stream_another_thread_holds(void **sta
 static void test_a_fork_handler_may_use_the_malloc_family(void **state)
 {
     (void)state;
+    if (under_valgrind())
+        skip(); /* /proc/self/exe is Valgrind there: no fresh process of this test */
     char out[64];
     assert_int_equal(child_exec_self("fork-handler-allocates", out, sizeof out), 0);
 }
