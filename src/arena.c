@@ -532,15 +532,25 @@ nalloc_status na_arena_refuse(const nalloc_arena *a, const char *call)
     return na_fail(NALLOC_ERR_STATE, call, "arena already destroyed");
 }
 
-nalloc_status nalloc_arena_destroy(nalloc_arena *a)
+/* What both destroys refuse before anything else: no arena, a destroyed one, and one that
+ * belongs to a context (destroyed with it). */
+static nalloc_status destroy_refused(const nalloc_arena *a, const char *call)
 {
-    static const char call[] = "nalloc_arena_destroy";
     if (na_arena_check(a) != NALLOC_OK)
         return na_arena_refuse(a, call);
     if (a->owner != NULL)
         return na_fail(NALLOC_ERR_STATE, call,
                        "arena \"%s\" belongs to a context: nalloc_ctx_destroy releases it",
                        a->name);
+    return NALLOC_OK;
+}
+
+nalloc_status nalloc_arena_destroy(nalloc_arena *a)
+{
+    static const char call[] = "nalloc_arena_destroy";
+    nalloc_status refused = destroy_refused(a, call);
+    if (refused != NALLOC_OK)
+        return refused;
     size_t live = na_blocks_live(a);
     if (live > 0 || na_arena_lane_blocks_live(a)) /* in it, or in a lane it would destroy with it */
         return na_fail(NALLOC_ERR_STATE, call,
@@ -562,12 +572,9 @@ void na_arena_doomed_free(nalloc_arena *a)
 nalloc_status nalloc_arena_destroy_deferred(nalloc_arena *a)
 {
     static const char call[] = "nalloc_arena_destroy_deferred";
-    if (na_arena_check(a) != NALLOC_OK)
-        return na_arena_refuse(a, call);
-    if (a->owner != NULL)
-        return na_fail(NALLOC_ERR_STATE, call,
-                       "arena \"%s\" belongs to a context: nalloc_ctx_destroy releases it",
-                       a->name);
+    nalloc_status refused = destroy_refused(a, call);
+    if (refused != NALLOC_OK)
+        return refused;
     if (na_arena_lane_blocks_live(a)) /* they would die with it: their lanes are destroyed first */
         return na_fail(NALLOC_ERR_STATE, call,
                        "arena \"%s\" has lanes with malloc-family blocks alive", a->name);

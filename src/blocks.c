@@ -359,16 +359,7 @@ void *na_block_alloc(nalloc_arena *a, size_t size, size_t align)
         if (!fits) {
             p = shared_alloc(a, s, size, extent, align); /* no chunk at all fits: exact bytes */
         } else {
-            size_t hoff = first - NA_BLOCK_HEADER;
-            na_block *h = header_at(a, hoff);
-            na_track_alloc(a, h, NA_BLOCK_HEADER + size, extent);
-            h->link = na_atomic_load(&c->top);
-            h->chunk = na_atomic_load(&c->begin);
-            h->check = na_check(a, hoff, 1);
-            __atomic_store_n(&h->size, size, __ATOMIC_RELAXED);
-            na_atomic_store(&c->top, hoff + 1);
-            na_atomic_store(&c->cursor, last);
-            na_atomic_store(&c->own, na_atomic_load(&c->own) + 1);
+            na_chunk_push(a, c, first - NA_BLOCK_HEADER, size, extent, last);
             p = (void *)(a->bump.base + first);
         }
     }
@@ -393,6 +384,23 @@ static na_block *block_find(nalloc_arena *a, const void *ptr, size_t *offset)
         return NULL;
     *offset = hoff;
     return h;
+}
+
+/* A live block: its header, the header's offset, the size it was asked for. */
+typedef struct live_block {
+    na_block *h;
+    size_t offset, size;
+} live_block;
+
+/* The live block at `ptr` in *b, or why there is none: NALLOC_ERR_INVALID (no block starts
+ * there), NALLOC_ERR_STATE (freed already). */
+static nalloc_status find_live(nalloc_arena *a, const void *ptr, live_block *b)
+{
+    b->h = block_find(a, ptr, &b->offset);
+    if (b->h == NULL)
+        return NALLOC_ERR_INVALID;
+    b->size = __atomic_load_n(&b->h->size, __ATOMIC_ACQUIRE);
+    return b->size & NA_BLOCK_FREED ? NALLOC_ERR_STATE : NALLOC_OK;
 }
 
 void na_block_zero(nalloc_arena *a, void *ptr, size_t size)
@@ -429,15 +437,11 @@ static void count_free(nalloc_arena *a, na_stat_slot *s)
 
 nalloc_status na_block_free(nalloc_arena *a, const void *ptr)
 {
-    struct {
-        size_t offset, size;
-    } v;
-    na_block *h = block_find(a, ptr, &v.offset);
-    if (h == NULL)
-        return NALLOC_ERR_INVALID;
-    v.size = __atomic_load_n(&h->size, __ATOMIC_ACQUIRE);
-    if (v.size & NA_BLOCK_FREED)
-        return NALLOC_ERR_STATE;
+    live_block v;
+    nalloc_status found = find_live(a, ptr, &v);
+    if (found != NALLOC_OK)
+        return found;
+    na_block *h = v.h;
     size_t size = v.size, extent = 0;
     (void)block_extent(a, size, &extent);
     na_stat_slot *s = na_stat_slot_of(a);
@@ -493,15 +497,11 @@ nalloc_status na_block_free(nalloc_arena *a, const void *ptr)
 
 nalloc_status na_block_resize(nalloc_arena *a, void *ptr, size_t new_size)
 {
-    struct {
-        size_t offset, size;
-    } v;
-    na_block *h = block_find(a, ptr, &v.offset);
-    if (h == NULL)
-        return NALLOC_ERR_INVALID;
-    v.size = __atomic_load_n(&h->size, __ATOMIC_ACQUIRE);
-    if (v.size & NA_BLOCK_FREED)
-        return NALLOC_ERR_STATE;
+    live_block v;
+    nalloc_status found = find_live(a, ptr, &v);
+    if (found != NALLOC_OK)
+        return found;
+    na_block *h = v.h;
     size_t old_extent = 0, new_extent;
     (void)block_extent(a, v.size, &old_extent);
     if (!block_extent(a, new_size, &new_extent))

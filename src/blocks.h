@@ -101,6 +101,23 @@ static inline void na_blocks_freed(nalloc_arena *a)
  * bypass, another thread's block, a block below the top) takes the full paths in blocks.c.
  * ------------------------------------------------------------------------------------------- */
 
+/* Push a block of `size` bytes (`extent` with its header and any redzone), its header at `hoff`,
+ * on the calling thread's chunk `c`, whose cursor moves to `last`, the block's end: plain stores,
+ * the owner's alone. Both allocation paths end here (na_block_alloc_fast, na_block_alloc). */
+static inline void na_chunk_push(nalloc_arena *a, na_chunk *c, size_t hoff, size_t size,
+                                 size_t extent, size_t last)
+{
+    na_block *h = header_at(a, hoff);
+    na_track_alloc(a, h, NA_BLOCK_HEADER + size, extent);
+    h->link = na_atomic_load(&c->top);
+    h->chunk = na_atomic_load(&c->begin);
+    h->check = na_check(a, hoff, 1);
+    __atomic_store_n(&h->size, size, __ATOMIC_RELAXED);
+    na_atomic_store(&c->top, hoff + 1);
+    na_atomic_store(&c->cursor, last);
+    na_atomic_store(&c->own, na_atomic_load(&c->own) + 1);
+}
+
 /* A block of `size` bytes at `align` (0: policy) from the chunk of slot `s` (the calling thread's
  * in `a`), or NULL: use na_block_alloc. The arena is alive and host-accessible. The slow path
  * catches everything unusual: no chunk (end 0, so nothing fits), the shared slot (it never holds
@@ -125,16 +142,7 @@ static inline void *na_block_alloc_fast(nalloc_arena *a, na_stat_slot *s, size_t
     size_t first = (size_t)(user - a->bump.base);
     if (na_unlikely(first > end || end - first < extent - NA_BLOCK_HEADER))
         return NULL;
-    size_t hoff = first - NA_BLOCK_HEADER;
-    na_block *h = header_at(a, hoff);
-    na_track_alloc(a, h, NA_BLOCK_HEADER + size, extent);
-    h->link = na_atomic_load(&c->top);
-    h->chunk = na_atomic_load(&c->begin);
-    h->check = na_check(a, hoff, 1);
-    __atomic_store_n(&h->size, size, __ATOMIC_RELAXED);
-    na_atomic_store(&c->top, hoff + 1);
-    na_atomic_store(&c->cursor, first + extent - NA_BLOCK_HEADER);
-    na_atomic_store(&c->own, na_atomic_load(&c->own) + 1);
+    na_chunk_push(a, c, first - NA_BLOCK_HEADER, size, extent, first + extent - NA_BLOCK_HEADER);
     na_slot_add(&s->mallocs, 1, false);
     return (void *)user;
 }

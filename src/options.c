@@ -11,8 +11,8 @@
  * override them.
  */
 #include "internal.h"
+#include "parse_size.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,38 +56,6 @@ static option_desc options[NA_OPTION_COUNT] = {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
-/* Parse "123", "64k", "1M", "2g". False on anything else or on overflow. A digit first: strtoull
- * would skip blanks and take " -1" as 2^64 - 1. */
-static bool parse_size(const char *text, size_t *out)
-{
-    if (!isdigit((unsigned char)text[0]))
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (errno != 0)
-        return false;
-    unsigned shift = 0;
-    switch (tolower((unsigned char)*end)) { /* either case: the warning would only annoy */
-    case 'k':
-        shift = 10;
-        end++;
-        break;
-    case 'm':
-        shift = 20;
-        end++;
-        break;
-    case 'g':
-        shift = 30;
-        end++;
-        break;
-    }
-    if (*end != '\0' || (shift && v > (SIZE_MAX >> shift)))
-        return false;
-    *out = (size_t)v << shift;
-    return true;
-}
-
 /* "a power of two from 1 to 4096 bytes", "0 or 1", "a size from 0 to 1099511627776 bytes". */
 static void describe_range(const option_desc *o, char *buf, size_t len)
 {
@@ -111,7 +79,7 @@ static void read_environment(void)
         size_t v;
         if (text == NULL)
             continue;
-        if (parse_size(text, &v) && v >= o->min && v <= o->max &&
+        if (na_parse_size(text, 30, &v) && v >= o->min && v <= o->max &&
             (!o->power_of_two || nalloc_is_pow2(v))) {
             o->value = v;
             continue;

@@ -19,7 +19,8 @@
  */
 #include <nalloc/nalloc.h>
 
-#include <ctype.h>
+#include "parse_size.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -125,36 +126,6 @@ static bool parse_kind(const char *text, size_t len, nalloc_kind *kind)
     return false;
 }
 
-static bool parse_size(const char *text, size_t *out)
-{
-    if (!isdigit((unsigned char)text[0]))
-        return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(text, &end, 10);
-    unsigned shift = 0;
-    switch (tolower((unsigned char)*end)) {
-    case 'k':
-        shift = 10;
-        break;
-    case 'm':
-        shift = 20;
-        break;
-    case 'g':
-        shift = 30;
-        break;
-    case 't':
-        shift = 40;
-        break;
-    }
-    if (shift != 0)
-        end++;
-    if (errno != 0 || *end != '\0' || v == 0 || v > (SIZE_MAX >> shift))
-        return false;
-    *out = (size_t)v << shift;
-    return true;
-}
-
 static void report_fallbacks(void)
 {
     nalloc_stats s;
@@ -177,7 +148,7 @@ __attribute__((constructor)) static void route_from_environment(void)
     nalloc_kind kind;
     size_t size;
     if (colon == NULL || !parse_kind(spec, (size_t)(colon - spec), &kind) ||
-        !parse_size(colon + 1, &size)) {
+        !na_parse_size(colon + 1, 40, &size) || size == 0) {
         fprintf(stderr, "nalloc: ignoring NALLOC_ROUTE=%s (expected <poly|witness|scratch>:<size>, "
                         "e.g. scratch:4g)\n", route_spec);
         return;
