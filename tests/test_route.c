@@ -1527,32 +1527,36 @@ static void free_in_order(enum order order, uint64_t seed, size_t n)
     assert_int_equal(nalloc_arena_destroy(a), NALLOC_OK);
 }
 
+/* free_in_order over seeds 1 to `seeds` (one seed and fewer blocks under Valgrind, whose pools
+ * are slow). */
+static void free_in_order_seeds(enum order order, uint64_t seeds)
+{
+    for (uint64_t seed = 1; seed <= (under_valgrind() ? 1 : seeds); seed++)
+        free_in_order(order, seed, under_valgrind() ? 2000 : 5000);
+}
+
 static void test_frees_in_allocation_order_reclaim_everything(void **state)
 {
     (void)state;
-    for (uint64_t seed = 1; seed <= (under_valgrind() ? 1 : 4); seed++)
-        free_in_order(ALLOCATION_ORDER, seed, under_valgrind() ? 2000 : 5000); /* Valgrind: slow pools */
+    free_in_order_seeds(ALLOCATION_ORDER, 4);
 }
 
 static void test_frees_in_reverse_order_reclaim_everything(void **state)
 {
     (void)state;
-    for (uint64_t seed = 1; seed <= (under_valgrind() ? 1 : 4); seed++)
-        free_in_order(REVERSE_ORDER, seed, under_valgrind() ? 2000 : 5000); /* Valgrind: slow pools */
+    free_in_order_seeds(REVERSE_ORDER, 4);
 }
 
 static void test_frees_in_random_order_reclaim_everything(void **state)
 {
     (void)state;
-    for (uint64_t seed = 1; seed <= (under_valgrind() ? 1 : 8); seed++)
-        free_in_order(RANDOM_ORDER, seed, under_valgrind() ? 2000 : 5000); /* Valgrind: slow pools */
+    free_in_order_seeds(RANDOM_ORDER, 8);
 }
 
 static void test_frees_between_allocations_reclaim_everything(void **state)
 {
     (void)state;
-    for (uint64_t seed = 1; seed <= (under_valgrind() ? 1 : 8); seed++)
-        free_in_order(INTERLEAVED, seed, under_valgrind() ? 2000 : 5000); /* Valgrind: slow pools */
+    free_in_order_seeds(INTERLEAVED, 8);
 }
 
 static void test_allocation_order_frees_give_memory_back_as_they_go(void **state)
